@@ -1,0 +1,192 @@
+"""Anny (PyPI `anny`, CC0 assets) driven by SMPL-X-convention parameters.
+
+Retarget. We build Anny with its SOMA rig (`anny.Anny(rig="soma")`) and the
+`local-ref` pose parameterisation. In that setting Anny already performs the
+change of axes and the per-bone rest alignment: the zero pose is a T-pose with
+y up, the subject facing +z and the subject's left at +x, and each bone's
+rotation acts about world-aligned axes relative to its parent
+(G_child = G_parent @ D_child), which is exactly SMPL-X's forward kinematics.
+An SMPL-X axis-angle is therefore copied unchanged onto the mapped SOMA bone
+(`SMPLX_TO_SOMA`). `tests/test_body_anny.py` checks this against an
+independent FK of the SMPL-X tree.
+
+Bones Anny has and SMPL-X lacks stay at identity: `Hips` (between the root and
+the spine/legs), `Neck2`, the finger metacarpals (`Hand*1` except the thumb),
+`HeadEnd`/`*End` tips and the eyes. Identity is the right share for them
+because SMPL-X's own joint already carries the whole rotation of that chain.
+
+Shape: the 6 Anny phenotypes (gender, age, muscle, weight, height,
+proportions) through a sigmoid of an unconstrained `shape` (B, 6); zero shape
+is a young adult of average build (age 2/3 = Anny's "young" anchor), not
+Anny's 0.5 teenager.
+
+Translation: `transl` is the pelvis position (Anny puts the pelvis at the
+origin in the zero pose), so `transl` plays the same role as in SMPL-X up to
+SMPL-X's shape-dependent pelvis offset.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from body.keypoint_sets import COCO23, HAND21_POINTS
+from body.output import BodyOutput
+from body.points import PointDef, PointTable
+from body.rotations import axis_angle_to_matrix
+from body.skeleton import HAND_JOINT_NAMES, SMPLX_JOINT_NAMES
+
+_SOMA_BODY = (
+    "Root", "LeftLeg", "RightLeg", "Spine1", "LeftShin", "RightShin", "Spine2",
+    "LeftFoot", "RightFoot", "Chest", "LeftToeBase", "RightToeBase", "Neck1",
+    "LeftShoulder", "RightShoulder", "Head", "LeftArm", "RightArm",
+    "LeftForeArm", "RightForeArm", "LeftHand", "RightHand",
+)
+_FINGER = {"index": "Index", "middle": "Middle", "pinky": "Pinky", "ring": "Ring", "thumb": "Thumb"}
+
+
+def _soma_finger(side: str, joint: str) -> str:
+    """SMPL-X finger joint (e.g. 'index2') -> SOMA bone; SOMA's Hand{F}1 is the metacarpal."""
+    finger, i = joint[:-1], int(joint[-1])
+    return f"{side}Hand{_FINGER[finger]}{i if finger == 'thumb' else i + 1}"
+
+
+# SMPL-X joint order (55) -> SOMA bone names.
+SMPLX_TO_SOMA: tuple[str, ...] = (
+    _SOMA_BODY
+    + ("Jaw", "LeftEye", "RightEye")
+    + tuple(_soma_finger("Left", j) for j in HAND_JOINT_NAMES)
+    + tuple(_soma_finger("Right", j) for j in HAND_JOINT_NAMES)
+)
+assert len(SMPLX_TO_SOMA) == len(SMPLX_JOINT_NAMES)
+# Fingertips, appended after the 55 SMPL-X joints in `BodyOutput.joints`.
+FINGERTIP_BONES: tuple[str, ...] = tuple(f"{s}Hand{f}End" for s in ("Left", "Right") for f in _FINGER.values())
+OUTPUT_BONES = SMPLX_TO_SOMA + FINGERTIP_BONES
+
+# Zero `shape` maps to these phenotypes: an adult of average build.
+DEFAULT_PHENOTYPES = {"gender": 0.5, "age": 2.0 / 3.0, "muscle": 0.5, "weight": 0.5, "height": 0.5, "proportions": 0.5}
+
+
+class AnnyBody(torch.nn.Module):
+    """Anny body model with the SMPL-X parameter interface (see module docstring)."""
+
+    num_shape = 6
+    has_hands = True
+    has_face = False
+
+    def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        import anny
+
+        model = anny.Anny(rig="soma")
+        self.model = model.to(device=device, dtype=dtype)
+        labels = list(model.bone_labels)
+        self.shape_names = list(model.phenotype_labels)
+        self.joint_names = list(SMPLX_JOINT_NAMES) + [b.lower() for b in FINGERTIP_BONES]
+        self.register_buffer("pose_bones", torch.tensor([labels.index(b) for b in SMPLX_TO_SOMA]), persistent=False)
+        self.register_buffer("output_bones", torch.tensor([labels.index(b) for b in OUTPUT_BONES]), persistent=False)
+        offset = [math.log(p / (1 - p)) for p in (DEFAULT_PHENOTYPES[n] for n in self.shape_names)]
+        self.register_buffer("shape_offset", torch.tensor(offset, dtype=dtype, device=device), persistent=False)
+        self.faces = model.get_triangular_faces().to(device)
+        self.num_bones = len(labels)
+        self.points = self._point_table(model)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def phenotypes(self, shape: torch.Tensor) -> torch.Tensor:
+        """Unconstrained shape (B, 6) -> Anny phenotypes in (0, 1)."""
+        return torch.sigmoid(shape + self.shape_offset)
+
+    def forward(
+        self,
+        global_orient: torch.Tensor | None = None,
+        body_pose: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+        shape: torch.Tensor | None = None,
+        left_hand_pose: torch.Tensor | None = None,
+        right_hand_pose: torch.Tensor | None = None,
+        jaw_pose: torch.Tensor | None = None,
+    ) -> BodyOutput:
+        given = [t for t in (global_orient, body_pose, transl, shape, left_hand_pose, right_hand_pose, jaw_pose) if t is not None]
+        batch = given[0].shape[0] if given else 1
+        kw = dict(device=self.device, dtype=self.dtype)
+
+        def part(t: torch.Tensor | None, n: int) -> torch.Tensor:
+            return torch.zeros(batch, n, 3, **kw) if t is None else t.reshape(batch, n, 3).to(**kw)
+
+        # (B, 55, 3) SMPL-X axis-angles: body 22, jaw, 2 eyes (rest), 15 + 15 fingers.
+        pose = torch.cat(
+            [part(global_orient, 1), part(body_pose, 21), part(jaw_pose, 1), part(None, 2),
+             part(left_hand_pose, 15), part(right_hand_pose, 15)], dim=1)
+        rot = torch.eye(3, **kw).expand(batch, self.num_bones, 3, 3).clone()
+        rot[:, self.pose_bones] = axis_angle_to_matrix(pose)
+        trans = torch.zeros(batch, self.num_bones, 3, 1, **kw)
+        if transl is not None:
+            trans[:, 0, :, 0] = transl.to(**kw)
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], **kw).expand(batch, self.num_bones, 1, 4)
+        deltas = torch.cat([torch.cat([rot, trans], dim=3), bottom], dim=2)
+        shape = torch.zeros(batch, self.num_shape, **kw) if shape is None else shape.to(**kw)
+        out = self.model(deltas, self.phenotypes(shape))
+        joints = out["bone_poses"][:, self.output_bones, :3, 3]
+        return BodyOutput(vertices=out["vertices"], joints=joints, points=self.points)
+
+    def _point_table(self, model) -> PointTable:
+        """Detector keypoints on Anny: its COCO regressor, bone heads and a few picked vertices."""
+        from anny import KeypointsRegressor
+
+        reg = KeypointsRegressor.coco(model)
+        points: dict[str, PointDef] = {}
+        for k, name in enumerate(reg.labels):
+            w = reg.regression_weights[k]
+            nz = torch.nonzero(w).flatten().tolist()
+            points[name] = PointDef(vertices={i: float(w[i]) for i in nz})
+        assert set(COCO23) <= set(points), "anny's COCO regressor changed"
+
+        def bone(name: str) -> PointDef:  # a SOMA bone head among the output joints
+            return PointDef.joint(OUTPUT_BONES.index(name))
+
+        mid = lambda a, b: PointDef.blend((points[a], 0.5), (points[b], 0.5))  # noqa: E731
+        points["neck"] = mid("left_shoulder", "right_shoulder")
+        points["mid_hip"] = mid("left_hip", "right_hip")
+        for side, s in (("left", "Left"), ("right", "Right")):
+            points[f"{side}_foot_index"] = PointDef.blend((points[f"{side}_big_toe"], 0.7), (points[f"{side}_small_toe"], 0.3))
+            points[f"{side}_index"] = bone(f"{s}HandIndex2")
+            points[f"{side}_pinky"] = bone(f"{s}HandPinky2")
+            points[f"{side}_thumb"] = bone(f"{s}HandThumb3")
+            for p in HAND21_POINTS:
+                points[f"{side}_hand_{p}"] = bone(_hand21_bone(s, p))
+        # Eye corners and mouth corners: the rest-mesh vertex nearest to a point
+        # offset from the regressed eye / nose (metres; T-pose, facing +z).
+        rest = model(None, torch.tensor([list(DEFAULT_PHENOTYPES[n] for n in self.shape_names)], dtype=model.dtype, device=model.device))
+        verts = rest["vertices"][0]
+        kp = reg(rest)[0]
+        at = {n: kp[i] for i, n in enumerate(reg.labels)}
+        front = verts[:, 2] > at["nose"][2] - 0.06
+
+        def nearest(target: torch.Tensor) -> PointDef:
+            d = (verts - target).norm(dim=1) + (~front) * 1e3
+            return PointDef.vertex(int(d.argmin()))
+
+        off = lambda x, y, z: verts.new_tensor([x, y, z])  # noqa: E731
+        for side, sx in (("left", 1.0), ("right", -1.0)):
+            points[f"{side}_eye_outer"] = nearest(at[f"{side}_eye"] + off(sx * 0.017, 0.0, -0.004))
+            points[f"{side}_eye_inner"] = nearest(at[f"{side}_eye"] + off(-sx * 0.015, 0.0, -0.004))
+            points[f"mouth_{side}"] = nearest(at["nose"] + off(sx * 0.024, -0.045, -0.01))
+        return PointTable(points, verts.shape[0], len(OUTPUT_BONES))
+
+
+def _hand21_bone(side: str, point: str) -> str:
+    """OpenPose hand point ('wrist', 'index1'..'index4', ...) -> SOMA bone whose head it is."""
+    if point == "wrist":
+        return f"{side}Hand"
+    finger, i = point[:-1], int(point[-1])
+    f = _FINGER[finger]
+    if i == 4:
+        return f"{side}Hand{f}End"
+    return f"{side}Hand{f}{i if finger == 'thumb' else i + 1}"

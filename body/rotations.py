@@ -1,0 +1,48 @@
+"""Rotation conversions used across the project (thin, batched, differentiable).
+
+Built on `roma` (a dependency of `anny`), which handles the small-angle and
+near-pi cases of the axis-angle map with stable gradients.
+"""
+from __future__ import annotations
+
+import roma
+import torch
+
+
+def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
+    """(..., 3) axis-angle -> (..., 3, 3) rotation matrices."""
+    return roma.rotvec_to_rotmat(aa)
+
+
+def matrix_to_axis_angle(rot: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle with angle in [0, pi]."""
+    return roma.rotmat_to_rotvec(rot)
+
+
+def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
+    """(..., 6) two stacked 3-vectors -> (..., 3, 3) by Gram-Schmidt (Zhou et al. 2019).
+
+    The two vectors become the first two columns of the rotation matrix.
+    """
+    return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 2, 3).transpose(-1, -2))
+
+
+def matrix_to_rot6d(rot: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) -> (..., 6): the first two columns, inverse of `rot6d_to_matrix`."""
+    return rot[..., :, :2].transpose(-1, -2).reshape(*rot.shape[:-2], 6)
+
+
+def geodesic_angle(r1: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
+    """Angle in radians of the relative rotation between (..., 3, 3) matrices."""
+    rel = r1.transpose(-1, -2) @ r2
+    cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0 + 1e-7, 1.0 - 1e-7)
+    return torch.arccos(cos)
+
+
+def mirror_axis_angle(aa: torch.Tensor) -> torch.Tensor:
+    """Reflect axis-angle rotations through the x = 0 plane (left <-> right).
+
+    A rotation about (x, y, z) becomes one about (x, -y, -z) for a reflection of x.
+    Joint order is unchanged; swap left/right joints with `skeleton.BODY_MIRROR`.
+    """
+    return aa * aa.new_tensor([1.0, -1.0, -1.0])

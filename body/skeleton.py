@@ -1,0 +1,41 @@
+"""SMPL-X skeleton facts shared by every back end: joint names, order and parents."""
+from __future__ import annotations
+
+# Joints 0..21: pelvis + the 21 body-pose joints, in SMPL-X order.
+BODY_JOINT_NAMES: tuple[str, ...] = (
+    "pelvis",
+    "left_hip", "right_hip", "spine1",
+    "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3",
+    "left_foot", "right_foot", "neck",
+    "left_collar", "right_collar", "head",
+    "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist",
+)
+BODY_PARENTS: tuple[int, ...] = (
+    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19,
+)
+NUM_BODY_JOINTS = 21  # body_pose joints (pelvis excluded)
+
+# Finger joints of one hand in SMPL-X order (index, middle, pinky, ring, thumb).
+HAND_JOINT_NAMES: tuple[str, ...] = tuple(
+    f"{finger}{i}" for finger in ("index", "middle", "pinky", "ring", "thumb") for i in (1, 2, 3)
+)
+NUM_HAND_JOINTS = 15
+
+# Full SMPL-X joint list (55): body, jaw, eyes, left hand, right hand.
+SMPLX_JOINT_NAMES: tuple[str, ...] = (
+    BODY_JOINT_NAMES
+    + ("jaw", "left_eye_smplhf", "right_eye_smplhf")
+    + tuple(f"left_{n}" for n in HAND_JOINT_NAMES)
+    + tuple(f"right_{n}" for n in HAND_JOINT_NAMES)
+)
+
+# Left/right swap permutation of the 22 body joints (for mirroring poses).
+BODY_MIRROR: tuple[int, ...] = tuple(
+    BODY_JOINT_NAMES.index(
+        n.replace("left_", "@").replace("right_", "left_").replace("@", "right_")
+    )
+    for n in BODY_JOINT_NAMES
+)

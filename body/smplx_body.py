@@ -1,0 +1,143 @@
+"""The user's SMPL-X model (from their own files) behind the common interface.
+
+Skinning uses `smplx.lbs.lbs`; the files are read by `body.smplx_files`, never
+by `smplx`'s own loader (which unpickles user files without restriction).
+Hand poses are full 15x3 axis-angles relative to the flat hand (no PCA), as
+for Anny, so one parameter layout serves both models.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from smplx.lbs import lbs
+from smplx.vertex_ids import vertex_ids
+
+from body.keypoint_sets import COCO23, FACE68, HAND21_POINTS
+from body.output import BodyOutput
+from body.points import PointDef, PointTable
+from body.skeleton import SMPLX_JOINT_NAMES
+from body.smplx_files import find_model_file, load_model_arrays
+
+_FRONTAL_CONTOUR_BIN = 39  # dynamic contour landmarks are binned by head yaw -39..39 deg
+
+
+class SmplxBody(torch.nn.Module):
+    """SMPL-X with `shape` = betas (B, num_betas) and `expression` (B, num_expression)."""
+
+    has_hands = True
+    has_face = True
+
+    def __init__(self, model_path: str | Path, gender: str = "neutral", num_betas: int = 10,
+                 num_expression: int = 10, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.path = find_model_file(model_path, gender)
+        data = load_model_arrays(self.path)
+        t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)  # noqa: E731
+        shapedirs = data["shapedirs"]
+        num_shape_total = shapedirs.shape[2]
+        shape_space = 300 if num_shape_total > 300 else 10  # v1.1 files: 300 betas + 100 expressions
+        self.num_shape = min(num_betas, shape_space)
+        self.num_expression = min(num_expression, num_shape_total - shape_space)
+        self.register_buffer("v_template", t(data["v_template"]))
+        self.register_buffer("shapedirs", t(shapedirs[:, :, : self.num_shape]))
+        self.register_buffer("exprdirs", t(shapedirs[:, :, shape_space: shape_space + self.num_expression]))
+        posedirs = data["posedirs"]
+        self.register_buffer("posedirs", t(posedirs.reshape(-1, posedirs.shape[-1]).T))
+        self.register_buffer("J_regressor", t(data["J_regressor"]))
+        self.register_buffer("lbs_weights", t(data["weights"]))
+        parents = data["kintree_table"][0].astype(np.int64)
+        parents[0] = -1
+        self.register_buffer("parents", torch.as_tensor(parents, device=device))
+        self.faces = torch.as_tensor(data["f"].astype(np.int64), device=device)
+        self.joint_names = list(SMPLX_JOINT_NAMES)
+        self.shape_names = [f"beta{i}" for i in range(self.num_shape)]
+        self.points = _point_table(data, self.v_template.shape[0], len(SMPLX_JOINT_NAMES))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.v_template.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.v_template.device
+
+    def forward(
+        self,
+        global_orient: torch.Tensor | None = None,
+        body_pose: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+        shape: torch.Tensor | None = None,
+        left_hand_pose: torch.Tensor | None = None,
+        right_hand_pose: torch.Tensor | None = None,
+        jaw_pose: torch.Tensor | None = None,
+        expression: torch.Tensor | None = None,
+    ) -> BodyOutput:
+        given = [t for t in (global_orient, body_pose, transl, shape, left_hand_pose, right_hand_pose, jaw_pose, expression) if t is not None]
+        batch = given[0].shape[0] if given else 1
+        kw = dict(device=self.device, dtype=self.dtype)
+
+        def part(x: torch.Tensor | None, n: int) -> torch.Tensor:
+            return torch.zeros(batch, n * 3, **kw) if x is None else x.reshape(batch, n * 3).to(**kw)
+
+        pose = torch.cat([part(global_orient, 1), part(body_pose, 21), part(jaw_pose, 1), part(None, 2),
+                          part(left_hand_pose, 15), part(right_hand_pose, 15)], dim=1)
+        betas = torch.zeros(batch, self.num_shape, **kw) if shape is None else shape.to(**kw)
+        expr = torch.zeros(batch, self.num_expression, **kw) if expression is None else expression.to(**kw)
+        verts, joints = lbs(torch.cat([betas, expr], dim=1), pose, self.v_template,
+                            torch.cat([self.shapedirs, self.exprdirs], dim=2), self.posedirs,
+                            self.J_regressor, self.parents, self.lbs_weights)
+        if transl is not None:
+            verts = verts + transl.to(**kw)[:, None]
+            joints = joints + transl.to(**kw)[:, None]
+        return BodyOutput(vertices=verts, joints=joints, points=self.points)
+
+
+def _point_table(data: dict[str, np.ndarray], num_vertices: int, num_joints: int) -> PointTable:
+    """Detector keypoints on SMPL-X: joints, the standard vertex ids and the face landmarks."""
+    vid = vertex_ids["smplx"]
+    j = {n: PointDef.joint(i) for i, n in enumerate(SMPLX_JOINT_NAMES)}
+    v = lambda name: PointDef.vertex(vid[name])  # noqa: E731
+    points: dict[str, PointDef] = {
+        "nose": v("nose"), "left_eye": v("leye"), "right_eye": v("reye"),
+        "left_ear": v("lear"), "right_ear": v("rear"),
+        "left_big_toe": v("LBigToe"), "left_small_toe": v("LSmallToe"), "left_heel": v("LHeel"),
+        "right_big_toe": v("RBigToe"), "right_small_toe": v("RSmallToe"), "right_heel": v("RHeel"),
+        "neck": j["neck"], "mid_hip": j["pelvis"],
+    }
+    for side in ("left", "right"):
+        for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
+            points[f"{side}_{part}"] = j[f"{side}_{part}"]
+        points[f"{side}_index"] = j[f"{side}_index1"]
+        points[f"{side}_pinky"] = j[f"{side}_pinky1"]
+        points[f"{side}_thumb"] = j[f"{side}_thumb3"]
+        points[f"{side}_foot_index"] = PointDef.blend((points[f"{side}_big_toe"], 0.7), (points[f"{side}_small_toe"], 0.3))
+        for p in HAND21_POINTS:
+            finger, i = p[:-1], p[-1:]
+            if p == "wrist":
+                points[f"{side}_hand_{p}"] = j[f"{side}_wrist"]
+            elif i == "4":
+                points[f"{side}_hand_{p}"] = v(f"{side[0]}{finger}")
+            else:
+                points[f"{side}_hand_{p}"] = j[f"{side}_{finger}{i}"]
+    faces = data["f"].astype(np.int64)
+
+    def landmark(face: int, bary: np.ndarray) -> PointDef:
+        return PointDef(vertices={int(faces[face, k]): float(bary[k]) for k in range(3)})
+
+    if "lmk_faces_idx" in data:  # 51 static landmarks = iBUG 68 points 17..67
+        for k, (fi, bc) in enumerate(zip(data["lmk_faces_idx"], data["lmk_bary_coords"])):
+            points[FACE68[17 + k]] = landmark(int(fi), bc)
+    if "dynamic_lmk_faces_idx" in data:  # jaw contour, iBUG 0..16, frontal yaw bin
+        contour = data["dynamic_lmk_faces_idx"][_FRONTAL_CONTOUR_BIN]
+        bary = data["dynamic_lmk_bary_coords"][_FRONTAL_CONTOUR_BIN]
+        for k in range(17):
+            points[FACE68[k]] = landmark(int(contour[k]), bary[k])
+    if "lmk_faces_idx" in data:  # MediaPipe's eye and mouth corners, from the iBUG landmarks
+        for name, ibug in (("right_eye_outer", 36), ("right_eye_inner", 39), ("left_eye_inner", 42),
+                           ("left_eye_outer", 45), ("mouth_right", 48), ("mouth_left", 54)):
+            points[name] = points[FACE68[ibug]]
+    assert set(COCO23) <= set(points)
+    return PointTable(points, num_vertices, num_joints)
