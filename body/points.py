@@ -52,6 +52,16 @@ class PointTable:
         self.num_joints = num_joints
         self._cache: dict[tuple[str, torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
+    def vertex_support(self) -> list[int]:
+        """Sorted ids of every vertex some point uses."""
+        return sorted({v for p in self.points.values() for v in p.vertices})
+
+    def restricted_to(self, vertex_ids: list[int]) -> "PointTable":
+        """The same points over a vertex subset (vertex i of the subset = vertex_ids[i])."""
+        new = {v: i for i, v in enumerate(vertex_ids)}
+        points = {n: PointDef({new[v]: a for v, a in p.vertices.items()}, dict(p.joints)) for n, p in self.points.items()}
+        return PointTable(points, len(vertex_ids), self.num_joints)
+
     def supported_sets(self) -> list[str]:
         """Keypoint sets of which this model has at least half the points."""
         from body.keypoint_sets import KEYPOINT_SETS

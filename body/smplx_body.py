@@ -74,7 +74,9 @@ class SmplxBody(torch.nn.Module):
         right_hand_pose: torch.Tensor | None = None,
         jaw_pose: torch.Tensor | None = None,
         expression: torch.Tensor | None = None,
+        full_mesh: bool = True,
     ) -> BodyOutput:
+        """Pose the body; SMPL-X always skins the full mesh (`full_mesh` is for interface parity)."""
         given = [t for t in (global_orient, body_pose, transl, shape, left_hand_pose, right_hand_pose, jaw_pose, expression) if t is not None]
         batch = given[0].shape[0] if given else 1
         kw = dict(device=self.device, dtype=self.dtype)

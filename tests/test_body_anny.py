@@ -138,3 +138,14 @@ def test_keypoint_sets_on_anny(anny_body):
     assert hand[8, 0] > hand[5, 0] > hand[0, 0]  # index tip > index MCP > wrist
     with pytest.raises(KeyError, match="face68"):
         out.keypoints("face68")
+
+
+def test_sparse_evaluation_matches_full_mesh(anny_body):
+    torch.manual_seed(2)
+    p = {"global_orient": torch.randn(3, 3) * 0.3, "body_pose": torch.randn(3, 21, 3) * 0.3,
+         "transl": torch.randn(3, 3), "shape": torch.randn(3, 6)}
+    full, sparse = anny_body(**p), anny_body(**p, full_mesh=False)
+    assert sparse.vertices.shape[1] < full.vertices.shape[1] // 4
+    torch.testing.assert_close(sparse.joints, full.joints)
+    for name in ("mediapipe33", "body25", "coco23", "right_hand21"):
+        torch.testing.assert_close(sparse.keypoints(name), full.keypoints(name), atol=1e-5, rtol=0)
