@@ -1,0 +1,134 @@
+"""Command line: `python -m keypoints.detect INPUT --out DIR`.
+
+INPUT is an image, a video or a folder of them. Writes OpenPose JSON per image
+(`<stem>_keypoints.json`) or per video frame (`<stem>_<frame:06d>_keypoints.json`),
+an overlay PNG per image or MP4 per video, and `summary.json`. A file that
+cannot be read is reported and the others are still processed (exit code 1).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import types
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from .draw import draw_keypoints
+from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_json, read_image, write_image
+from .mediapipe_detector import MediaPipeDetector, detect
+from .openpose_json import write_openpose
+from .types import Keypoints, KeypointsError
+from .video import read_frames, video_info, video_writer
+
+
+@dataclass
+class Summary:
+    frames: int = 0
+    seconds: float = 0.0
+    no_person: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, kp: Keypoints) -> None:
+        self.frames += 1
+        if kp.num_people == 0:
+            self.no_person.append(name)
+
+    def report(self) -> str:
+        ms = 1000 * self.seconds / max(self.frames, 1)
+        lines = [f"{self.frames} frame(s) in {self.seconds:.1f} s ({ms:.0f} ms/frame); "
+                 f"{len(self.no_person)} without a person"]
+        lines += [f"  no person: {n}" for n in self.no_person[:20]]
+        if len(self.no_person) > 20:
+            lines.append(f"  ... and {len(self.no_person) - 20} more (see summary.json)")
+        lines += [f"  FAILED {name}: {why}" for name, why in self.failed.items()]
+        return "\n".join(lines)
+
+
+def list_inputs(path: Path) -> list[Path]:
+    """The image and video files to process: `path` itself, or a folder's
+    (not recursive), sorted by name."""
+    if path.is_dir():
+        return sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+    if not path.exists():
+        raise KeypointsError(f"{path}: no such file or folder")
+    return [path]
+
+
+def _image(path: Path, out: Path, detector: MediaPipeDetector, summary: Summary, overlay: bool) -> None:
+    image = read_image(path)
+    kp = detector(image, source=str(path))
+    write_openpose(kp, out / f"{path.stem}_keypoints.json")
+    if overlay:
+        write_image(out / f"{path.stem}_overlay.png", draw_keypoints(image, kp))
+    summary.add(path.name, kp)
+
+
+def _video(path: Path, out: Path, holistic: bool, summary: Summary, overlay: bool) -> None:
+    info = video_info(path)
+    frames = tqdm(read_frames(path), total=info.frame_count or None, desc=path.name, unit="frame", leave=False)
+    overlay_video = video_writer(out / f"{path.stem}_overlay.mp4", info.fps) if overlay else nullcontext()
+    with MediaPipeDetector(holistic=holistic, tracking=True) as detector, overlay_video as write_frame:
+        for index, timestamp, frame in frames:
+            kp = detector(frame, source=f"{path}#{index}", frame_index=index, timestamp_s=timestamp)
+            write_openpose(kp, out / f"{path.stem}_{index:06d}_keypoints.json")
+            summary.add(f"{path.name}#{index}", kp)
+            if write_frame is not None:
+                write_frame(draw_keypoints(frame, kp))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m keypoints.detect", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", type=Path, help="image, video, or folder of them")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    parser.add_argument("--pose-only", action="store_true", help="body only: no hands or face (faster)")
+    parser.add_argument("--single", action="store_true",
+                        help="images: MediaPipe's one person, no people search (faster)")
+    parser.add_argument("--no-overlay", action="store_true", help="write JSON only")
+    args = parser.parse_args(argv)
+    try:
+        inputs = list_inputs(args.input)
+    except KeypointsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    summary = Summary()
+    images = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
+    videos = [p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES]
+    start = time.perf_counter()
+    if images:
+        with MediaPipeDetector(holistic=not args.pose_only, find_people=not args.single) as detector:
+            for path in tqdm(images, desc="images", unit="image", disable=len(images) < 2):
+                try:
+                    _image(path, args.out, detector, summary, not args.no_overlay)
+                except (KeypointsError, cv2.error) as e:
+                    summary.failed[str(path)] = str(e)
+    for path in videos:
+        try:
+            _video(path, args.out, not args.pose_only, summary, not args.no_overlay)
+        except (KeypointsError, cv2.error) as e:
+            summary.failed[str(path)] = str(e)
+    summary.seconds = time.perf_counter() - start
+    atomic_write_json(args.out / "summary.json", {
+        "frames": summary.frames, "seconds": round(summary.seconds, 3),
+        "no_person": summary.no_person, "failed": summary.failed})
+    print(summary.report())
+    return 1 if summary.failed else 0
+
+
+class _CallableModule(types.ModuleType):
+    """`import keypoints.detect` rebinds the package attribute `keypoints.detect`
+    from the function to this module; calling the module keeps working."""
+
+    def __call__(self, *args: object, **kwargs: object) -> Keypoints:
+        return detect(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Offline 2D keypoints with the models bundled in MediaPipe 0.10.21.
+
+Body: MediaPipe Pose, 33 landmarks (model_complexity=1, the only bundled
+one), confidence = landmark visibility. Holistic mode adds 21 points per hand
+and the face mesh, reduced to the iBUG 68 layout; MediaPipe gives those no
+per-point score, so a hand takes the mean visibility of its pose wrist and
+finger points and the face that of the pose face points (0 when not found).
+
+Handedness: the solutions API's Holistic crops each hand around the pose's
+wrist of that side, so `left_hand_landmarks` is the subject's left hand (the
+one at pose point 15, left_wrist). Checked on basketball1.png: the man faces
+the camera, his right hand (image left of his left hand) comes back as
+`right_hand_landmarks`, its wrist within a few pixels of pose right_wrist.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .files import read_image
+from .person_finder import PersonFinder, crop_around
+from .types import FACE_POINTS, HAND_POINTS, Keypoints, KeypointsError, box_iou
+
+# MediaPipe face-mesh vertex for each iBUG-68 point (jaw 0-16, brows 17-26,
+# nose 27-35, eyes 36-47, outer lips 48-59, inner lips 60-67), chosen on the
+# canonical mesh and checked by drawing on astronaut.png.
+FACE_MESH_TO_IBUG68: tuple[int, ...] = (
+    234, 93, 132, 58, 172, 136, 150, 176, 152, 400, 379, 365, 397, 288, 361, 323, 454,
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    168, 197, 5, 4, 98, 97, 2, 326, 327,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91,
+    78, 81, 13, 311, 308, 402, 14, 178,
+)
+# Pose points whose visibility scores a hand (wrist, pinky, index, thumb) and the face.
+_HAND_POSE_POINTS = {"left": [15, 17, 19, 21], "right": [16, 18, 20, 22]}
+_FACE_POSE_POINTS = list(range(11))
+
+Person = dict[str, np.ndarray]
+_BLANK = np.zeros((64, 64, 3), np.uint8)
+
+
+def _points(landmarks: object, width: int, height: int) -> np.ndarray:
+    """(N, 3) x, y in pixels of the processed image, visibility in [0, 1]."""
+    pts = np.array([(p.x, p.y, p.visibility) for p in landmarks.landmark], np.float32)
+    pts[:, :2] *= (width, height)
+    pts[:, 2] = np.clip(pts[:, 2], 0, 1)
+    return pts
+
+
+def _as_bgr(image: np.ndarray, color: str) -> np.ndarray:
+    if color not in ("bgr", "rgb"):
+        raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+    if image.dtype != np.uint8:
+        raise KeypointsError(f"image dtype is {image.dtype}; pass 8-bit pixels, e.g. (img * 255).astype(np.uint8)")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise KeypointsError(f"image shape {image.shape} is not (H, W), (H, W, 3) or (H, W, 4)")
+    codes = {("bgr", 3): None, ("bgr", 4): cv2.COLOR_BGRA2BGR,
+             ("rgb", 3): cv2.COLOR_RGB2BGR, ("rgb", 4): cv2.COLOR_RGBA2BGR}
+    code = codes[color, image.shape[2]]
+    return np.ascontiguousarray(image) if code is None else cv2.cvtColor(image, code)
+
+
+class MediaPipeDetector:
+    """MediaPipe Pose or Holistic, reusable over many images (create once: set-up
+    costs ~0.2 s). Call it on an image to get a `Keypoints` in "mediapipe33".
+
+    tracking=False: every image on its own; with `find_people` the HOG people
+    detector proposes boxes, each is cropped, upscaled and detected, so small
+    and several people are found. tracking=True: consecutive video frames,
+    MediaPipe follows one person from frame to frame.
+    """
+
+    def __init__(self, *, holistic: bool = True, tracking: bool = False, find_people: bool = True,
+                 max_people: int = 4, min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5, crop_size: int = 512) -> None:
+        import mediapipe as mp  # imported here: it takes ~1 s and logs on import
+
+        self.holistic = holistic
+        self.tracking = tracking
+        self.find_people = find_people and not tracking
+        self.max_people = max_people
+        self.crop_size = crop_size
+        options = dict(static_image_mode=not tracking, model_complexity=1, smooth_landmarks=True,
+                       min_detection_confidence=min_detection_confidence,
+                       min_tracking_confidence=min_tracking_confidence)
+        solution = mp.solutions.holistic.Holistic if holistic else mp.solutions.pose.Pose
+        self._model = solution(**options)
+        self._finder = PersonFinder() if self.find_people else None
+
+    def close(self) -> None:
+        self._model.close()
+
+    def __enter__(self) -> "MediaPipeDetector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __call__(self, image: np.ndarray | str | os.PathLike, *, color: str = "bgr", source: str = "",
+                 frame_index: int | None = None, timestamp_s: float | None = None) -> Keypoints:
+        """Detect people in a BGR (default) or RGB uint8 image, or an image file.
+        Returns every person found (P may be 0); raises KeypointsError for a
+        file or array that is not a usable image."""
+        if isinstance(image, (str, os.PathLike)):
+            source = source or str(image)
+            bgr = read_image(image)
+        else:
+            bgr = _as_bgr(np.asarray(image), color)
+        h, w = bgr.shape[:2]
+        people = self._detect_all(bgr)
+        fields = dict(image_size=(w, h), source=source, frame_index=frame_index, timestamp_s=timestamp_s)
+        if not people:
+            empty = np.zeros((0, HAND_POINTS, 3), np.float32)
+            parts = dict(left_hand=empty, right_hand=empty, face=np.zeros((0, FACE_POINTS, 3), np.float32))
+            return Keypoints.empty("mediapipe33", **(parts if self.holistic else {}), **fields)
+        stacked = {k: np.stack([p[k] for p in people]) for k in people[0]}
+        return Keypoints("mediapipe33", **stacked, **fields)
+
+    def _detect_all(self, bgr: np.ndarray) -> list[Person]:
+        first = self._run(bgr, lambda xy: xy)
+        people = [first] if first is not None else []
+        if self._finder is None:
+            return people
+        for box in self._finder(bgr):
+            if len(people) >= self.max_people:
+                break
+            taken = np.array([_box(p) for p in people]).reshape(-1, 4)
+            if (box_iou(box[None, :4], taken) > 0.4).any():
+                continue  # already found by an earlier pass
+            crop = crop_around(bgr, box, self.crop_size)
+            person = self._run(crop.image, crop.to_image)
+            if person is None:
+                continue
+            found = _box(person)
+            centre = (found[:2] + found[2:]) / 2
+            inside = box[0] <= centre[0] <= box[2] and box[1] <= centre[1] <= box[3]
+            if inside and not (box_iou(found[None], taken) > 0.5).any():
+                people.append(person)
+        return people
+
+    def _run(self, bgr: np.ndarray, to_image: Callable[[np.ndarray], np.ndarray]) -> Person | None:
+        """One MediaPipe pass; points mapped to full-image pixels by `to_image`."""
+        result = self._model.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        person = self._person(result, bgr.shape[1], bgr.shape[0], to_image)
+        if self.holistic and not self.tracking and result.face_landmarks is not None:
+            # Holistic keeps the face region between calls even in static mode
+            # (same image twice: face points ~3 px apart); a blank image clears it.
+            self._model.process(_BLANK)
+        return person
+
+    def _person(self, result: object, w: int, h: int,
+                to_image: Callable[[np.ndarray], np.ndarray]) -> Person | None:
+        if result.pose_landmarks is None:
+            return None
+        pose = _points(result.pose_landmarks, w, h)
+        pose[:, :2] = to_image(pose[:, :2])
+        person = {"body": pose}
+        if not self.holistic:
+            return person
+        parts = (("left_hand", result.left_hand_landmarks, HAND_POINTS, None, _HAND_POSE_POINTS["left"]),
+                 ("right_hand", result.right_hand_landmarks, HAND_POINTS, None, _HAND_POSE_POINTS["right"]),
+                 ("face", result.face_landmarks, FACE_POINTS, FACE_MESH_TO_IBUG68, _FACE_POSE_POINTS))
+        for name, landmarks, count, index, score_points in parts:
+            pts = np.zeros((count, 3), np.float32)
+            if landmarks is not None:
+                mesh = _points(landmarks, w, h)
+                pts = mesh if index is None else mesh[list(index)]
+                pts[:, :2] = to_image(pts[:, :2])
+                pts[:, 2] = pose[score_points, 2].mean()
+            person[name] = pts
+        return person
+
+
+def _box(person: Person) -> np.ndarray:
+    """x0, y0, x1, y1 of a person's visible body points (all points if none is)."""
+    body = person["body"]
+    xy = body[body[:, 2] > 0.5, :2]
+    xy = xy if len(xy) else body[:, :2]
+    return np.concatenate([xy.min(0), xy.max(0)])
+
+
+_SHARED: dict[tuple[bool, bool], MediaPipeDetector] = {}
+
+
+def detect(image: np.ndarray | str | os.PathLike, *, holistic: bool = True, find_people: bool = True,
+           color: str = "bgr", detector: MediaPipeDetector | None = None) -> Keypoints:
+    """2D keypoints of every person in one image (a path, or a uint8 array in
+    BGR order as from cv2.imread; color="rgb" for RGB arrays).
+
+    body_set "mediapipe33"; with holistic=True also hands (21 each) and face
+    (iBUG 68). P = 0 when nobody is found. Without `detector`, a detector per
+    (holistic, find_people) is created on first use and kept for later calls.
+    """
+    if detector is None:
+        key = (holistic, find_people)
+        if key not in _SHARED:
+            _SHARED[key] = MediaPipeDetector(holistic=holistic, find_people=find_people)
+        detector = _SHARED[key]
+    return detector(image, color=color)
