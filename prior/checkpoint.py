@@ -1,0 +1,114 @@
+"""Save and load VPoser weights: the shipped default, official v2 .ckpt files, experiment folders.
+
+Accepted inputs of `load`:
+- None: the project's default checkpoint, `prior/checkpoints/vposer_default.pt`;
+- a file: a plain state_dict (as `save_weights` writes), or a Lightning checkpoint
+  ({'state_dict': ...}) whose model keys carry the `vp_model.` prefix (official
+  VPoser v2 `.ckpt` files, and the ones `prior.train` writes);
+- a folder: an experiment folder with `snapshots/*.ckpt` (the best one by the
+  `val_loss=` in its name, else the newest) and optionally a `*.yaml` config
+  holding `model_params.num_neurons` / `model_params.latentD` (V02_05 style).
+
+Files are read with `torch.load(weights_only=True)`: no code is unpickled. Loading
+is strict: missing or unexpected model keys raise `CheckpointKeyError` naming them.
+Keys of the official trainer's body model (`bm_train.`) are not model weights and are
+set aside.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from body.io import atomic_path
+from prior.vposer import VPoser
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "vposer_default.pt"
+MODEL_PREFIX = "vp_model."
+TRAINER_ONLY_PREFIXES = ("bm_train.",)
+_VAL_LOSS = re.compile(r"val_loss=([0-9.eE+-]+?)(?:\.ckpt$|[-_])")
+
+
+class CheckpointKeyError(KeyError):
+    """A checkpoint's weights do not match the model: lists missing and unexpected keys."""
+
+    def __init__(self, path: Path, missing: list[str], unexpected: list[str]) -> None:
+        self.missing, self.unexpected = missing, unexpected
+        parts = [f"missing keys: {', '.join(missing)}" if missing else "",
+                 f"unexpected keys: {', '.join(unexpected)}" if unexpected else ""]
+        super().__init__(f"{path} does not hold VPoser v2 weights; " + "; ".join(p for p in parts if p))
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def save_weights(model: VPoser, path: str | Path) -> None:
+    """Write the model's state_dict (tensors only) atomically with torch.save."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> VPoser:
+    """Load a VPoser (eval mode) from the default checkpoint, a file or an experiment folder."""
+    path = DEFAULT_CHECKPOINT if path is None else Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no VPoser checkpoint at {path}")
+    sizes: dict[str, int] = {}
+    if path.is_dir():
+        sizes = _folder_model_sizes(path)
+        path = best_snapshot(path)
+    raw = torch.load(path, map_location=map_location, weights_only=True)
+    state = _model_state_dict(raw, path)
+    model = VPoser(
+        num_neurons=sizes.get("num_neurons", _rows(state, "encoder_net.2.weight", 512)),
+        latent_dim=sizes.get("latent_dim", _rows(state, "encoder_net.8.mu.weight", 32)),
+    )
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise CheckpointKeyError(path, missing, unexpected)
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location).eval()
+
+
+def _model_state_dict(raw: object, path: Path) -> dict[str, torch.Tensor]:
+    """The VPoser weights inside a loaded checkpoint object (plain or Lightning-style)."""
+    state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError(f"{path} is not a state_dict nor a Lightning checkpoint with a 'state_dict'")
+    if not any(k.startswith(MODEL_PREFIX) for k in state):
+        return dict(state)
+    return {
+        (k[len(MODEL_PREFIX):] if k.startswith(MODEL_PREFIX) else k): v
+        for k, v in state.items()
+        if not k.startswith(TRAINER_ONLY_PREFIXES)
+    }
+
+
+def best_snapshot(folder: Path) -> Path:
+    """The checkpoint to use in an experiment folder: lowest `val_loss=` in the name, else newest."""
+    snaps = sorted((folder / "snapshots").glob("*.ckpt"))
+    if not snaps:
+        raise FileNotFoundError(f"no snapshots/*.ckpt in the experiment folder {folder}")
+    scored = [(float(m.group(1)), p) for p in snaps if (m := _VAL_LOSS.search(p.name))]
+    if scored:
+        return min(scored)[1]
+    return max(snaps, key=lambda p: p.stat().st_mtime)
+
+
+def _folder_model_sizes(folder: Path) -> dict[str, int]:
+    """num_neurons / latent_dim from a V02_05-style `*.yaml` in the folder, when one has them."""
+    for cfg_path in sorted(folder.glob("*.yaml")):
+        params = OmegaConf.load(cfg_path).get("model_params") or {}
+        sizes = {"num_neurons": params.get("num_neurons"), "latent_dim": params.get("latentD")}
+        if all(isinstance(v, int) for v in sizes.values()):
+            return sizes
+    return {}
+
+
+def _rows(state: dict[str, torch.Tensor], key: str, default: int) -> int:
+    """A layer width read from the weights (the default when the key is absent: reported later)."""
+    return int(state[key].shape[0]) if key in state else default
