@@ -32,6 +32,7 @@ import torch
 
 from body.keypoint_sets import COCO23, HAND21_POINTS
 from body.output import BodyOutput
+from body.params import batch_size, full_pose
 from body.points import PointDef, PointTable
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import HAND_JOINT_NAMES, SMPLX_JOINT_NAMES
@@ -121,17 +122,9 @@ class AnnyBody(torch.nn.Module):
     ) -> BodyOutput:
         """Pose the body. With `full_mesh=False` only the vertices that keypoints use
         are skinned (`vertices` then holds just those); joints and keypoints are the same."""
-        given = [t for t in (global_orient, body_pose, transl, shape, left_hand_pose, right_hand_pose, jaw_pose) if t is not None]
-        batch = given[0].shape[0] if given else 1
+        batch = batch_size(global_orient, body_pose, transl, shape, left_hand_pose, right_hand_pose, jaw_pose)
         kw = dict(device=self.device, dtype=self.dtype)
-
-        def part(t: torch.Tensor | None, n: int) -> torch.Tensor:
-            return torch.zeros(batch, n, 3, **kw) if t is None else t.reshape(batch, n, 3).to(**kw)
-
-        # (B, 55, 3) SMPL-X axis-angles: body 22, jaw, 2 eyes (rest), 15 + 15 fingers.
-        pose = torch.cat(
-            [part(global_orient, 1), part(body_pose, 21), part(jaw_pose, 1), part(None, 2),
-             part(left_hand_pose, 15), part(right_hand_pose, 15)], dim=1)
+        pose = full_pose(batch, self.dtype, self.device, global_orient, body_pose, jaw_pose, left_hand_pose, right_hand_pose)
         rot = torch.eye(3, **kw).expand(batch, self.num_bones, 3, 3).clone()
         rot[:, self.pose_bones] = axis_angle_to_matrix(pose)
         trans = torch.zeros(batch, self.num_bones, 3, 1, **kw)

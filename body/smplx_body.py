@@ -16,6 +16,7 @@ from smplx.vertex_ids import vertex_ids
 
 from body.keypoint_sets import COCO23, FACE68, HAND21_POINTS
 from body.output import BodyOutput
+from body.params import batch_size, full_pose
 from body.points import PointDef, PointTable
 from body.skeleton import SMPLX_JOINT_NAMES
 from body.smplx_files import find_model_file, load_model_arrays
@@ -77,15 +78,10 @@ class SmplxBody(torch.nn.Module):
         full_mesh: bool = True,
     ) -> BodyOutput:
         """Pose the body; SMPL-X always skins the full mesh (`full_mesh` is for interface parity)."""
-        given = [t for t in (global_orient, body_pose, transl, shape, left_hand_pose, right_hand_pose, jaw_pose, expression) if t is not None]
-        batch = given[0].shape[0] if given else 1
+        batch = batch_size(global_orient, body_pose, transl, shape, left_hand_pose, right_hand_pose, jaw_pose, expression)
         kw = dict(device=self.device, dtype=self.dtype)
-
-        def part(x: torch.Tensor | None, n: int) -> torch.Tensor:
-            return torch.zeros(batch, n * 3, **kw) if x is None else x.reshape(batch, n * 3).to(**kw)
-
-        pose = torch.cat([part(global_orient, 1), part(body_pose, 21), part(jaw_pose, 1), part(None, 2),
-                          part(left_hand_pose, 15), part(right_hand_pose, 15)], dim=1)
+        pose = full_pose(batch, self.dtype, self.device, global_orient, body_pose, jaw_pose,
+                         left_hand_pose, right_hand_pose).reshape(batch, -1)
         betas = torch.zeros(batch, self.num_shape, **kw) if shape is None else shape.to(**kw)
         expr = torch.zeros(batch, self.num_expression, **kw) if expression is None else expression.to(**kw)
         verts, joints = lbs(torch.cat([betas, expr], dim=1), pose, self.v_template,
