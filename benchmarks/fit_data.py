@@ -1,0 +1,30 @@
+"""Poses for the fitting benchmarks: held-out mocap from the prior's dataset."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def prior_dataset(path: str | None = None) -> Path:
+    """The prior's dataset folder (train.npz, val.npz; split by actor), built from the shared mocap if needed."""
+    if path:
+        return Path(path)
+    from omegaconf import OmegaConf
+
+    from prior.splits import dataset_folder
+
+    data = OmegaConf.load(ROOT / "configs" / "train_prior.yaml").data
+    for key in ("mocap", "cache_dir"):
+        if data[key] and not Path(data[key]).is_absolute():
+            data[key] = str((ROOT / data[key]).resolve())
+    return dataset_folder(data)
+
+
+def held_out_poses(folder: Path, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n random validation (held-out actor) body poses (n, 21, 3) and root orientations (n, 3)."""
+    with np.load(folder / "val.npz") as val:
+        pick = rng.choice(len(val["body_pose"]), size=n, replace=n > len(val["body_pose"]))
+        return val["body_pose"][pick], val["root_orient"][pick]

@@ -1,0 +1,19 @@
+"""SMPLify-X-style fitting of body models to 2D keypoints: batched, VPoser latent space, video.
+
+    import body, keypoints
+    from fitting import Fitter, FrameTargets, intrinsics, load_config, load_pose_space
+
+    fitter = Fitter(body.create("anny"), load_pose_space("vposer"), load_config())
+    kp = keypoints.detect("examples/basketball1.png").choose("largest")
+    focal, center = intrinsics(kp.image_size)
+    (fit,) = fitter.fit_frames([FrameTargets(keypoints.targets(kp), focal, center, kp.image_size)])
+    fit.params["body_pose"]  # (21, 3) axis-angle; also global_orient, transl, shape, hands, latent
+
+`fitting.pipeline.run` (and run_fit.py) adds inputs, batching, video, outputs and resume.
+"""
+from fitting.camera import intrinsics
+from fitting.config import load_config
+from fitting.fitter import Fitter, FitResult, FrameTargets
+from fitting.priors import load_pose_space
+
+__all__ = ["FitResult", "Fitter", "FrameTargets", "intrinsics", "load_config", "load_pose_space"]

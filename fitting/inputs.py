@@ -1,0 +1,104 @@
+"""What to fit: images, folders, videos and OpenPose JSON, turned into fitting targets.
+
+`collect` lists the items of an input path (a bad or unknown file is reported,
+never raised); `frame_targets` turns one detection into the fitter's targets
+or a reason to skip the frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from omegaconf import DictConfig
+
+import keypoints
+from keypoints.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from fitting.camera import intrinsics
+from fitting.fitter import FrameTargets, check_targets
+
+OPENPOSE_SUFFIX = "_keypoints.json"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: an image, an OpenPose JSON frame (with its image if known), or a video."""
+
+    name: str  # output file stem
+    kind: str  # "image" | "openpose" | "video"
+    path: Path
+    image: Path | None = None
+
+
+def collect(path: Path, images: Path | None = None) -> tuple[list[Item], dict[str, str]]:
+    """Items under `path` (a file, or a folder's files sorted by name, not recursive),
+    and the files passed over with the reason. `images`: where OpenPose frames' images are."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    files = sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith(".")) if path.is_dir() else [path]
+    items: list[Item] = []
+    passed: dict[str, str] = {}
+    names: set[str] = set()
+    for f in files:
+        suffix = f.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            kind, stem = "image", f.stem
+        elif suffix in VIDEO_SUFFIXES:
+            kind, stem = "video", f.stem
+        elif suffix == ".json":
+            kind, stem = "openpose", f.name[: -len(OPENPOSE_SUFFIX)] if f.name.endswith(OPENPOSE_SUFFIX) else f.stem
+        else:
+            passed[f.name] = "not an image, video or OpenPose .json"
+            continue
+        name = stem if stem not in names else f"{stem}_{suffix[1:]}"
+        names.add(name)
+        image = _find_image(images, stem) if kind == "openpose" else None
+        items.append(Item(name, kind, f, image))
+    return items, passed
+
+
+def _find_image(folder: Path | None, stem: str) -> Path | None:
+    if folder is None:
+        return None
+    for f in sorted(folder.glob(f"{stem}.*")):
+        if f.suffix.lower() in IMAGE_SUFFIXES:
+            return f
+    return None
+
+
+def frame_targets(kp: keypoints.Keypoints, image_size: tuple[int, int] | None, cfg: DictConfig
+                  ) -> tuple[FrameTargets | None, str | None]:
+    """Targets for the person chosen by `cfg.keypoints.person`, or (None, why the frame is skipped)."""
+    if kp.num_people == 0:
+        return None, "no person detected"
+    size = image_size or kp.image_size or (tuple(cfg.camera.image_size) if cfg.camera.image_size else None)
+    if size is None:
+        raise keypoints.KeypointsError(
+            f"{kp.source}: image size unknown; pass the images (--images DIR) or camera.image_size=[w,h]")
+    person = kp.choose(cfg.keypoints.person)
+    points = keypoints.targets(person)
+    reason = check_targets(points, cfg.keypoints.min_points)
+    if reason is not None:
+        return None, reason
+    focal = cfg.camera.focal
+    if focal is not None and not isinstance(focal, (int, float)):
+        focal = tuple(focal)
+    center = tuple(cfg.camera.center) if cfg.camera.center is not None else None
+    f, c = intrinsics((int(size[0]), int(size[1])), focal, center, cfg.camera.fov_deg)
+    return FrameTargets(points, f, c, (int(size[0]), int(size[1]))), None
+
+
+def load_item(item: Item, detect: Callable[[np.ndarray, str], keypoints.Keypoints], cfg: DictConfig
+              ) -> tuple[FrameTargets | None, str | None, np.ndarray | None]:
+    """(targets, skip reason, BGR image or None) of an image or OpenPose item.
+    Raises KeypointsError for a file that cannot be read."""
+    image = keypoints.read_image(item.path if item.kind == "image" else item.image) \
+        if item.kind == "image" or item.image is not None else None
+    if item.kind == "image":
+        kp = detect(image, str(item.path))
+    else:
+        kp = keypoints.read_openpose(item.path)
+    size = (image.shape[1], image.shape[0]) if image is not None else None
+    targets, reason = frame_targets(kp, size, cfg)
+    return targets, reason, image

@@ -1,0 +1,155 @@
+"""A fitting run: inputs -> keypoints -> batched fits -> outputs, with resume and a summary."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+import body
+import keypoints
+from fitting.config import save_config
+from fitting.fitter import Fitter, FitResult, FrameTargets
+from fitting.inputs import Item, collect, load_item
+from fitting.outputs import Summary, full_params, is_done, posed_vertices, write_frame
+from fitting.priors import load_pose_space
+
+# Errors of one frame or batch (unreadable files, failed fits): reported as failed, the run goes on.
+FRAME_ERRORS = (keypoints.KeypointsError, cv2.error, OSError, RuntimeError, ValueError)
+
+
+class Session:
+    """The model, pose prior, fitter and (on first use) the detector of a run."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(int(cfg.threads))
+        device = torch.device(cfg.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={cfg.device} but torch sees no CUDA GPU; use --device cpu")
+        self.model = body.create(cfg.body.model, model_path=cfg.body.model_path, gender=cfg.body.gender, device=device)
+        self.space = load_pose_space(cfg.prior.kind, cfg.prior.path, device)
+        self.fitter = Fitter(self.model, self.space, cfg)
+        self.faces = self.model.faces.cpu().numpy()
+        self._detector: keypoints.MediaPipeDetector | None = None
+
+    def detect(self, image: np.ndarray, source: str = "") -> keypoints.Keypoints:
+        """MediaPipe on one BGR image (the detector is created on first use)."""
+        if self._detector is None:
+            self._detector = keypoints.MediaPipeDetector(holistic=self.cfg.keypoints.holistic)
+        return self._detector(image, source=source)
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+
+    def write(self, out: Path, named: list[tuple[str, FitResult, FrameTargets]], images: list[np.ndarray | None],
+              summary: Summary) -> None:
+        """Meshes, overlays and npz of fitted frames; a diverged fit is reported as failed."""
+        ok = [i for i, (_, r, _) in enumerate(named) if np.isfinite(r.stage_losses).all()]
+        for i in set(range(len(named))) - set(ok):
+            summary.failed[named[i][0]] = "optimisation diverged (non-finite loss)"
+        if not ok:
+            return
+        params = [full_params(self.model, named[i][1].params) for i in ok]
+        vertices = posed_vertices(self.model, params)
+        out_cfg = self.cfg.output
+        for j, i in enumerate(ok):
+            name, result, frame = named[i]
+            result.params = params[j]
+            rgb = None if images[i] is None else cv2.cvtColor(images[i], cv2.COLOR_BGR2RGB)
+            try:
+                err = write_frame(out, name, result, frame, vertices[j], self.faces, rgb, self.cfg.body.model,
+                                  self.cfg.prior.kind, mesh=out_cfg.mesh, overlay=out_cfg.overlay)
+            except FRAME_ERRORS as e:
+                summary.failed[name] = f"writing outputs failed: {e}"
+                continue
+            summary.fitted.append(name)
+            summary.reprojection_px[name] = err["reprojection_px"]
+            summary.reprojection_rel[name] = err["reprojection_rel"]
+
+
+def run(path: Path, out: Path, cfg: DictConfig, images: Path | None = None, progress: bool = True) -> Summary:
+    """Fit everything under `path` into `out`; frames whose .npz exists are skipped (resume)."""
+    from fitting.video import fit_video
+
+    start = time.perf_counter()
+    items, passed = collect(path, images)
+    summary = Summary(skipped=dict(passed))
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.*"):  # temporary files of a killed run's unfinished atomic writes
+        if stale.is_file() and stale.suffix in (".npz", ".obj", ".png", ".mp4", ".json", ".yaml"):
+            stale.unlink()
+    save_config(cfg, out / "config.yaml")
+    session = Session(cfg)
+    try:
+        frames = [i for i in items if i.kind != "video"]
+        if frames:
+            _fit_images(frames, out, session, summary, progress)
+        for item in (i for i in items if i.kind == "video"):
+            try:
+                fit_video(item, out, session, summary, progress)
+            except FRAME_ERRORS as e:
+                summary.failed[item.name] = str(e)
+    finally:
+        session.close()
+    summary.seconds = time.perf_counter() - start
+    summary.write(out / "summary.json")
+    return summary
+
+
+def _fit_images(items: list[Item], out: Path, session: Session, summary: Summary, progress: bool) -> None:
+    """Images and OpenPose frames in batches of `cfg.batch_size`."""
+    pending: list[tuple[Item, FrameTargets]] = []
+    bar = tqdm(total=len(items), unit="frame", desc="fitting", disable=not progress)
+
+    def flush() -> None:
+        if not pending:
+            return
+        try:
+            results = session.fitter.fit_frames([t for _, t in pending])
+        except FRAME_ERRORS as e:
+            for item, _ in pending:
+                summary.failed[item.name] = f"fitting failed: {e}"
+        else:
+            images = [_overlay_image(item) for item, _ in pending]
+            session.write(out, [(item.name, r, t) for (item, t), r in zip(pending, results)], images, summary)
+        bar.update(len(pending))
+        pending.clear()
+
+    for item in items:
+        if is_done(out, item.name):
+            summary.already_done.append(item.name)
+            bar.update(1)
+            continue
+        try:
+            targets, reason, _ = load_item(item, session.detect, session.cfg)
+        except FRAME_ERRORS as e:
+            summary.failed[item.name] = str(e)
+            bar.update(1)
+            continue
+        if targets is None:
+            summary.skipped[item.name] = reason
+            bar.update(1)
+            continue
+        pending.append((item, targets))
+        if len(pending) >= session.cfg.batch_size:
+            flush()
+    flush()
+    bar.close()
+
+
+def _overlay_image(item: Item) -> np.ndarray | None:
+    """The image to draw a frame's overlay on (read again rather than held during the fit)."""
+    path = item.path if item.kind == "image" else item.image
+    if path is None:
+        return None
+    try:
+        return keypoints.read_image(path)
+    except keypoints.KeypointsError:
+        return None

@@ -1,0 +1,80 @@
+"""Pose spaces the fitter optimises in: VPoser latents, or axis-angles with a GMM or no prior."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from fitting.gmm import GaussianMixture
+
+NUM_BODY_JOINTS = 21
+
+
+class PoseSpace:
+    """A free variable (N, dim) per frame, its body pose (N, 21, 3) and its prior penalty (N,)."""
+
+    name = "none"
+    dim = NUM_BODY_JOINTS * 3
+    is_latent = False
+
+    def initial(self, n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        return torch.zeros(n, self.dim, device=device, dtype=dtype)
+
+    def body_pose(self, v: torch.Tensor) -> torch.Tensor:
+        return v.reshape(-1, NUM_BODY_JOINTS, 3)
+
+    def penalty(self, v: torch.Tensor) -> torch.Tensor:
+        return v.new_zeros(v.shape[0])
+
+
+class VPoserSpace(PoseSpace):
+    """body_pose = decoder(z); penalty |z|^2; starts at z = 0 (the prior's mean pose)."""
+
+    name = "vposer"
+    is_latent = True
+
+    def __init__(self, vposer: torch.nn.Module) -> None:
+        self.vposer = vposer.eval()
+        for p in self.vposer.parameters():
+            p.requires_grad_(False)
+        self.dim = int(vposer.latent_dim)
+
+    def body_pose(self, v: torch.Tensor) -> torch.Tensor:
+        return self.vposer.decode(v)
+
+    def penalty(self, v: torch.Tensor) -> torch.Tensor:
+        return v.pow(2).sum(1)
+
+
+class GmmSpace(PoseSpace):
+    """Axis-angles with the max-mixture penalty; starts at the heaviest component's mean."""
+
+    name = "gmm"
+
+    def __init__(self, gmm: "GaussianMixture") -> None:
+        self.gmm = gmm
+
+    def initial(self, n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        self.gmm = self.gmm.to(device, dtype)
+        return self.gmm.mode_pose().expand(n, -1).clone()
+
+    def penalty(self, v: torch.Tensor) -> torch.Tensor:
+        return self.gmm.penalty(v)
+
+
+def load_pose_space(kind: str, path: str | None = None, device: str | torch.device = "cpu") -> PoseSpace:
+    """The pose space for `prior.kind` (vposer | gmm | none)."""
+    if kind == "vposer":
+        import prior
+
+        return VPoserSpace(prior.load(path).to(device))
+    if kind == "gmm":
+        from fitting.gmm import GaussianMixture
+
+        if path is None:
+            raise ValueError("prior.kind=gmm needs prior.path: a mixture saved by fitting.gmm (GaussianMixture.save)")
+        return GmmSpace(GaussianMixture.load(path).to(device))
+    if kind == "none":
+        return PoseSpace()
+    raise ValueError(f"unknown prior kind {kind!r}; use vposer, gmm or none")

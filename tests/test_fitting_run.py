@@ -1,0 +1,155 @@
+"""run_fit.py end to end: bad inputs, resume, OpenPose JSON folders, video (few iterations)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import keypoints
+from fitting.config import load_config
+from fitting.pipeline import run
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "examples" / "basketball1.png"
+# Few iterations: these tests check the plumbing, test_fitting_fit.py the fits.
+FAST = ["optimizer.camera_iter=4", "optimizer.max_iter=4", "stages.pose_prior=[404,4.78]",
+        "stages.shape_prior=[100,5]", "stages.hand_prior=[404,4.78]", "stages.hand_data=[0,2]",
+        "stages.face_data=[0,2]", "stages.jaw_prior=[4040,47.8]", "stages.expression_prior=[100,5]"]
+
+
+@pytest.fixture(scope="module")
+def detections(shared_data) -> dict[str, keypoints.Keypoints]:
+    """Real MediaPipe keypoints of the two basketball frames."""
+    return {name: keypoints.detect(shared_data / "images" / f"{name}.png") for name in ("basketball1", "basketball2")}
+
+
+def _openpose_folder(folder: Path, detections: dict[str, keypoints.Keypoints]) -> Path:
+    for name, kp in detections.items():
+        keypoints.write_openpose(kp, folder / f"{name}_keypoints.json")
+    return folder
+
+
+def test_bad_inputs_are_reported_and_the_run_finishes(tmp_path, detections):
+    src = _openpose_folder(tmp_path / "in", detections)
+    (src / "basketball2_keypoints.json").unlink()
+    body25 = json.loads((src / "basketball1_keypoints.json").read_text())
+    good = body25["people"][0]["pose_keypoints_2d"]
+    for name, values in (("nan", [float("nan")] * len(good)), ("zeros", [0.0] * len(good))):
+        person = dict(body25["people"][0], pose_keypoints_2d=values)
+        (src / f"{name}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": [person]}))
+    (src / "nobody_keypoints.json").write_text(json.dumps({"version": 1.3, "people": []}))
+    text = (src / "basketball1_keypoints.json").read_text()
+    (src / "truncated_keypoints.json").write_text(text[: len(text) // 2])
+    png = DEMO.read_bytes()
+    (src / "corrupt.png").write_bytes(png[: len(png) // 3])
+    cv2.imwrite(str(src / "empty_room.png"), np.full((240, 320, 3), 90, np.uint8))
+    (src / "notes.txt").write_text("not an input")
+    cfg = load_config(None, FAST + ["camera.image_size=[640,480]", "output.mesh=false"])
+    summary = run(src, tmp_path / "out", cfg, progress=False)
+    assert summary.fitted == ["basketball1"]
+    assert set(summary.skipped) == {"nan", "zeros", "nobody", "empty_room", "notes.txt"}
+    assert "NaN" in summary.skipped["nan"] and "zero" in summary.skipped["zeros"]
+    assert summary.skipped["nobody"] == summary.skipped["empty_room"] == "no person detected"
+    assert set(summary.failed) == {"truncated", "corrupt"}
+    assert "JSON" in summary.failed["truncated"] and "truncated" in summary.failed["corrupt"]
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert saved["counts"] == {"fitted": 1, "already_done": 0, "skipped": 5, "failed": 2}
+    assert (tmp_path / "out" / "config.yaml").is_file()
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_resume_refits_only_the_missing_frame(tmp_path, detections):
+    src = _openpose_folder(tmp_path / "in", detections)
+    keypoints.write_openpose(detections["basketball1"], src / "again_keypoints.json")
+    out = tmp_path / "out"
+    cfg = load_config(None, FAST + ["camera.image_size=[640,480]", "batch_size=2"])
+    first = run(src, out, cfg, progress=False)
+    assert sorted(first.fitted) == ["again", "basketball1", "basketball2"]
+    files = sorted(p for p in out.iterdir() if p.suffix in (".npz", ".obj", ".png"))
+    assert len(files) == 9
+    stamps = {p.name: p.stat().st_mtime_ns for p in files}
+    # A run killed while writing "again" leaves its mesh and overlay but no .npz (written last).
+    (out / "again.npz").unlink()
+    second = run(src, out, cfg, progress=False)
+    assert second.fitted == ["again"] and sorted(second.already_done) == ["basketball1", "basketball2"]
+    assert sorted(p for p in out.iterdir() if p.suffix in (".npz", ".obj", ".png")) == files
+    for p in files:
+        changed = p.stat().st_mtime_ns != stamps.get(p.name)
+        assert changed == p.name.startswith("again"), p.name
+
+
+def test_cli_on_an_openpose_folder_with_images(tmp_path, detections, shared_data):
+    src = _openpose_folder(tmp_path / "json", detections)
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "run_fit.py"), str(src), "--out", str(out), "--images",
+           str(shared_data / "images"), "--batch-size", "2", "--focal", "700", "--quiet", *FAST]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "fitted 2" in proc.stdout
+    with np.load(out / "basketball2.npz") as f:
+        assert f["body_pose"].shape == (21, 3) and f["global_orient"].shape == (3,)
+        assert f["left_hand_pose"].shape == (15, 3) and f["shape"].shape == (6,)
+        assert f["latent"].shape == (32,)  # the latent is saved too, never alone
+        assert np.allclose(f["focal"], 700) and tuple(f["image_size"]) == (640, 480)
+        assert f["keypoints_body25"].shape == (25, 3) and f["stage_losses"].shape == (3,)
+    overlay = cv2.imread(str(out / "basketball2_overlay.png"))
+    assert overlay.shape == (480, 640, 3)
+    assert (out / "basketball1.obj").read_text().startswith("v ")
+
+
+def test_video_gives_per_frame_outputs_and_an_overlay_video(tmp_path, shared_data):
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    for name in ("basketball1", "basketball1", "basketball2", "basketball2", "basketball2"):
+        writer.write(cv2.imread(str(shared_data / "images" / f"{name}.png")))
+    writer.release()
+    out = tmp_path / "out"
+    cfg = load_config(None, FAST + ["video.window=3", "video.overlap=1", "video.shape_frames=2", "output.mesh=false"])
+    summary = run(video, out, cfg, progress=False)
+    names = [f"clip_{i:06d}" for i in range(5)]
+    assert sorted(summary.fitted) == names and not summary.failed
+    shapes = [np.load(out / f"{n}.npz")["shape"] for n in names]
+    assert all(np.array_equal(s, shapes[0]) for s in shapes)  # one shape for the person
+    cap = cv2.VideoCapture(str(out / "clip_overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    cap.release()
+    again = run(video, out, cfg, progress=False)  # resumed: nothing to do, no new detection
+    assert again.fitted == [] and sorted(again.already_done) == names
+
+
+def test_a_killed_run_resumes_without_redoing_or_losing_frames(tmp_path, detections):
+    src = _openpose_folder(tmp_path / "in", detections)
+    keypoints.write_openpose(detections["basketball1"], src / "again_keypoints.json")
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "run_fit.py"), str(src), "--out", str(out), "--batch-size", "1", "--quiet",
+           "camera.image_size=[640,480]", *FAST]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(out.glob("*.npz")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")}
+    assert before, "the run wrote nothing before it was killed"
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = ["again", "basketball1", "basketball2"]
+    assert sorted(p.stem for p in out.glob("*.npz")) == names
+    assert all((out / f"{n}.obj").is_file() and (out / f"{n}_overlay.png").is_file() for n in names)
+    for name, stamp in before.items():
+        assert (out / name).stat().st_mtime_ns == stamp, f"{name} was fitted again"
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(summary["already_done"] + summary["fitted"]) == names
+    assert sorted(summary["already_done"]) == sorted(n[:-4] for n in before)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -1,0 +1,131 @@
+"""Fitting building blocks: batched L-BFGS, camera, losses, GMM, config, sparse model."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fitting import losses
+from fitting.camera import init_translation, initial_orientation, intrinsics, project, torso_view
+from fitting.config import ConfigError, load_config
+from fitting.gmm import GaussianMixture, fit_gmm
+from fitting.optimize import LbfgsOptions, minimize
+
+
+def _rosenbrock(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    a = 1.0 + 0.1 * rows.to(x)[:, None]  # each row its own problem
+    return ((a - x[:, :-1]) ** 2 + 100 * (x[:, 1:] - x[:, :-1] ** 2) ** 2).sum(-1)
+
+
+def test_batched_lbfgs_rows_are_independent_and_match_torch():
+    x0 = torch.randn(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    opts = LbfgsOptions(max_iter=200, rel_tolerance=1e-14, tolerance_grad=1e-9)
+    batch = minimize(_rosenbrock, x0, opts)
+    for i in range(6):
+        single = minimize(lambda x, rows, i=i: _rosenbrock(x, rows + i), x0[i:i + 1], opts)
+        assert torch.equal(single.x[0], batch.x[i])  # same trajectory whatever else is in the batch
+        assert single.iterations.item() == batch.iterations[i].item()
+    # Row 0 is the classic Rosenbrock: same minimum and iteration count as torch.optim.LBFGS.
+    assert torch.allclose(batch.x[0], torch.ones(5, dtype=torch.float64), atol=1e-6)
+    x = x0[:1].clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([x], lr=1, max_iter=200, line_search_fn="strong_wolfe", tolerance_grad=1e-9,
+                            tolerance_change=1e-14, history_size=10)
+
+    def closure():
+        opt.zero_grad()
+        loss = _rosenbrock(x, torch.zeros(1, dtype=torch.long)).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert abs(opt.state[x]["n_iter"] - batch.iterations[0].item()) <= 3
+
+
+def test_lbfgs_stops_each_row_on_its_own_tolerance():
+    target = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    scale = torch.tensor([1.0, 1e4])
+
+    def fn(x, rows):
+        return (scale[rows, None] * (x - target[rows]) ** 2).sum(-1) + 1.0
+
+    out = minimize(fn, torch.zeros(2, 2), LbfgsOptions(max_iter=50, rel_tolerance=1e-6))
+    assert torch.allclose(out.x, target, atol=1e-3)
+    assert (out.iterations < 10).all()
+
+
+def test_camera_intrinsics_projection_and_torso_depth():
+    (fx, fy), (cx, cy) = intrinsics((640, 480))
+    assert fx == fy == pytest.approx(320 / math.tan(math.radians(22.5))) and (cx, cy) == (320, 240)
+    assert intrinsics((640, 480), focal=(800, 810), center=(300, 200)) == ((800, 810), (300, 200))
+    f, c = torch.tensor([[1000.0, 1000.0]]), torch.tensor([[500.0, 400.0]])
+    assert torch.allclose(project(torch.tensor([[[0.2, -0.1, 2.0]]]), f, c), torch.tensor([[[600.0, 350.0]]]))
+    # A torso 0.5 m long (shoulders above hips) seen 100 px long at f = 1000 is 5 m away.
+    body = torch.tensor([[[-0.2, -0.5, 0.0], [0.2, -0.5, 0.0], [-0.2, 0.0, 0.0], [0.2, 0.0, 0.0]]])
+    xy = torch.tensor([[[480.0, 300.0], [520.0, 300.0], [480.0, 400.0], [520.0, 400.0]]])
+    t = init_translation(xy, torch.ones(1, 4), body, (torch.tensor([0, 1]), torch.tensor([2, 3])), f, c)
+    assert t[0, 2].item() == pytest.approx(5.0, rel=1e-4)
+    moved = project(body + t[:, None], f, c)
+    assert torch.allclose(moved.mean(1), xy.mean(1), atol=1e-3)
+    # Upright facing the camera is 180 deg about x; turned away (yaw pi) mirrors x and z instead.
+    from body.rotations import axis_angle_to_matrix
+
+    r_cam, r_away = axis_angle_to_matrix(initial_orientation(torch.zeros(2), torch.tensor([0.0, math.pi])))
+    assert torch.allclose(r_cam, torch.diag(torch.tensor([1.0, -1.0, -1.0])), atol=1e-6)
+    assert torch.allclose(r_away, torch.diag(torch.tensor([-1.0, -1.0, 1.0])), atol=1e-5)
+
+
+def test_torso_view_reads_roll_and_yaw_off_2d_shoulders():
+    # Points: left shoulder, right shoulder, left hip, right hip; torso 100 px, frontal width 40 px.
+    torso = (torch.tensor([0, 1]), torch.tensor([2, 3]))
+    xy = torch.tensor([
+        [[520.0, 300], [480, 300], [520, 400], [480, 400]],  # front, upright
+        [[480.0, 300], [520, 300], [480, 400], [520, 400]],  # back
+        [[503.0, 300], [497, 300], [503, 400], [497, 400]],  # side view
+        [[400.0, 480], [400, 520], [500, 480], [500, 520]],  # front, lying with the head to the image left
+    ])
+    view = torso_view(xy, torch.ones(4, 4), torso, (torch.tensor([0]), torch.tensor([1])), width_ratio=0.4,
+                      side_cos=0.87)
+    assert torch.allclose(view.yaw, torch.tensor([0.0, math.pi, math.acos(0.15), 0.0]), atol=1e-3)
+    assert view.ambiguous.tolist() == [False, False, True, False]
+    assert torch.allclose(view.roll, torch.tensor([0.0, 0.0, 0.0, -math.pi / 2]), atol=1e-5)
+
+
+def test_losses():
+    r2 = torch.tensor([0.0, 1.0, 1e8])
+    gm = losses.geman_mcclure(r2, rho=100.0)
+    assert gm[0] == 0 and gm[1] == pytest.approx(1.0, rel=1e-3) and gm[2] == pytest.approx(1e4, rel=1e-3)
+    pose = torch.zeros(2, 21, 3)
+    pose[1, 17, 1] = -1.0  # left elbow flexed the natural way (-y)
+    natural = losses.bending(pose)
+    pose[1, 17, 1] = 1.0  # hyper-extended
+    assert natural[0] == pytest.approx(4.0) and natural[1] < 4.0 < losses.bending(pose)[1]
+    x = torch.tensor([[[0.0], [1.0], [3.0]]])
+    assert torch.equal(losses.smoothness(x, torch.tensor([[1.0, 0.5]])), torch.tensor([[1.0, 2.0]]))
+
+
+def test_gmm_em_recovers_two_clusters_and_penalty_is_nonnegative(tmp_path):
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.1, (400, 3)) + [1, 0, 0]
+    b = rng.normal(0, 0.2, (200, 3)) - [1, 0, 0]
+    gmm = fit_gmm(np.concatenate([a, b]), components=2, seed=0)
+    order = torch.argsort(gmm.means[:, 0])
+    assert torch.allclose(gmm.means[order, 0], torch.tensor([-1.0, 1.0], dtype=torch.float64), atol=0.05)
+    assert torch.allclose(gmm.weights[order], torch.tensor([1 / 3, 2 / 3], dtype=torch.float64), atol=0.02)
+    gmm.save(tmp_path / "gmm.npz")
+    loaded = GaussianMixture.load(tmp_path / "gmm.npz").to("cpu")
+    pen = loaded.penalty(torch.tensor([[1.0, 0, 0], [-1.0, 0, 0], [5.0, 5.0, 5.0]]))
+    assert (pen >= -1e-5).all() and pen[2] > 100 * pen[:2].max()
+
+
+def test_config_overrides_and_errors(tmp_path):
+    cfg = load_config(None, ["optimizer.max_iter=7", "camera.focal=[800,820]"])
+    assert cfg.optimizer.max_iter == 7 and list(cfg.camera.focal) == [800, 820]
+    with pytest.raises(ConfigError, match="optimizr"):
+        load_config(None, ["optimizr.max_iter=7"])
+    with pytest.raises(ConfigError, match="entries"):
+        load_config(None, ["stages.shape_prior=[1,2]"])
+    user = tmp_path / "my.yaml"
+    user.write_text("prior:\n  kind: none\n")
+    assert load_config(user).prior.kind == "none"
