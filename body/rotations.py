@@ -19,19 +19,6 @@ def matrix_to_axis_angle(rot: torch.Tensor) -> torch.Tensor:
     return roma.rotmat_to_rotvec(rot)
 
 
-def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
-    """(..., 6) two stacked 3-vectors -> (..., 3, 3) by Gram-Schmidt (Zhou et al. 2019).
-
-    The two vectors become the first two columns of the rotation matrix.
-    """
-    return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 2, 3).transpose(-1, -2))
-
-
-def matrix_to_rot6d(rot: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) -> (..., 6): the first two columns, inverse of `rot6d_to_matrix`."""
-    return rot[..., :, :2].transpose(-1, -2).reshape(*rot.shape[:-2], 6)
-
-
 def geodesic_angle(r1: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
     """Angle in radians of the relative rotation between (..., 3, 3) matrices."""
     rel = r1.transpose(-1, -2) @ r2

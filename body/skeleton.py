@@ -22,7 +22,6 @@ NUM_BODY_JOINTS = 21  # body_pose joints (pelvis excluded)
 HAND_JOINT_NAMES: tuple[str, ...] = tuple(
     f"{finger}{i}" for finger in ("index", "middle", "pinky", "ring", "thumb") for i in (1, 2, 3)
 )
-NUM_HAND_JOINTS = 15
 
 # Full SMPL-X joint list (55): body, jaw, eyes, left hand, right hand.
 SMPLX_JOINT_NAMES: tuple[str, ...] = (

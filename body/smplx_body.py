@@ -19,9 +19,10 @@ from body.output import BodyOutput
 from body.params import batch_size, full_pose
 from body.points import PointDef, PointTable
 from body.skeleton import SMPLX_JOINT_NAMES
-from body.smplx_files import find_model_file, load_model_arrays
+from body.smplx_files import ModelFileError, find_model_file, load_model_arrays
 
-_FRONTAL_CONTOUR_BIN = 39  # dynamic contour landmarks are binned by head yaw -39..39 deg
+_FRONTAL_CONTOUR_BIN = 39
+_SHAPE_SPACES = {20: 10, 400: 300}  # shapedirs components -> how many are betas (the rest: expressions)  # dynamic contour landmarks are binned by head yaw -39..39 deg
 
 
 class SmplxBody(torch.nn.Module):
@@ -39,7 +40,10 @@ class SmplxBody(torch.nn.Module):
         t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)  # noqa: E731
         shapedirs = data["shapedirs"]
         num_shape_total = shapedirs.shape[2]
-        shape_space = 300 if num_shape_total > 300 else 10  # v1.1 files: 300 betas + 100 expressions
+        if num_shape_total not in _SHAPE_SPACES:
+            raise ModelFileError(f"{self.path}: shapedirs has {num_shape_total} components; expected 20 (SMPL-X v1.0: "
+                                 f"10 betas + 10 expressions) or 400 (v1.1: 300 + 100)")
+        shape_space = _SHAPE_SPACES[num_shape_total]
         self.num_shape = min(num_betas, shape_space)
         self.num_expression = min(num_expression, num_shape_total - shape_space)
         self.register_buffer("v_template", t(data["v_template"]))

@@ -16,8 +16,7 @@ SMPLX_URL = "https://smpl-x.is.tue.mpg.de"
 GENDERS = ("neutral", "male", "female")
 # Keys read from a model file; the others (joint2num, part2num, ...) are ignored.
 REQUIRED_KEYS = ("v_template", "f", "J_regressor", "kintree_table", "weights", "shapedirs", "posedirs")
-OPTIONAL_KEYS = ("lmk_faces_idx", "lmk_bary_coords", "dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords",
-                 "hands_meanl", "hands_meanr", "hands_componentsl", "hands_componentsr")
+OPTIONAL_KEYS = ("lmk_faces_idx", "lmk_bary_coords", "dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords")
 
 
 class ModelFileError(ValueError):
@@ -124,9 +123,9 @@ def load_model_arrays(path: str | Path) -> dict[str, np.ndarray]:
             data = {k: _to_array(raw[k], k, path) for k in REQUIRED_KEYS + OPTIONAL_KEYS if k in raw}
         else:
             raise ModelFileError(f"{path}: unknown model file type; expected .npz or .pkl")
-    except (pickle.UnpicklingError, ValueError, EOFError, OSError) as err:
-        if isinstance(err, ModelFileError):
-            raise
+    except ModelFileError:
+        raise
+    except Exception as err:  # any malformed file: name it and say what to do
         raise ModelFileError(f"{path}: cannot read SMPL-X model file ({err}); re-download it from {SMPLX_URL}") from err
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:

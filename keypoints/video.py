@@ -10,7 +10,7 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from .files import atomic_path
+from body.io import atomic_path
 from .mediapipe_detector import MediaPipeDetector
 from .types import Keypoints, KeypointsError
 

@@ -92,3 +92,10 @@ def test_incomplete_model_file_names_missing_keys(tmp_path):
     np.savez(tmp_path / "m.npz", **arrays)
     with pytest.raises(ModelFileError, match="posedirs"):
         load_model_arrays(tmp_path / "m.npz")
+
+
+def test_truncated_pkl_names_the_file(model_dir, tmp_path):
+    path = tmp_path / "SMPLX_NEUTRAL.pkl"
+    path.write_bytes((model_dir / "SMPLX_MALE.pkl").read_bytes()[:5000])
+    with pytest.raises(ModelFileError, match="SMPLX_NEUTRAL.pkl: cannot read"):
+        load_model_arrays(path)
