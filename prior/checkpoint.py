@@ -9,14 +9,16 @@ Accepted inputs of `load`:
   `val_loss=` in its name, else the newest) and optionally a `*.yaml` config
   holding `model_params.num_neurons` / `model_params.latentD` (V02_05 style).
 
-Files are read with `torch.load(weights_only=True)`: no code is unpickled. Loading
-is strict: missing or unexpected model keys raise `CheckpointKeyError` naming them.
+Files are read with `torch.load(weights_only=True)`: no code is unpickled; a file that is
+not a checkpoint (or holds pickled code) raises ValueError. Loading is strict: missing or unexpected model keys raise `CheckpointKeyError` naming them.
 Keys of the official trainer's body model (`bm_train.`) are not model weights and are
 set aside.
 """
 from __future__ import annotations
 
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -31,8 +33,10 @@ TRAINER_ONLY_PREFIXES = ("bm_train.",)
 _VAL_LOSS = re.compile(r"val_loss=([0-9.eE+-]+?)(?:\.ckpt$|[-_])")
 
 
-class CheckpointKeyError(KeyError):
-    """A checkpoint's weights do not match the model: lists missing and unexpected keys."""
+class CheckpointKeyError(KeyError, ValueError):
+    """A checkpoint's weights do not match the model: lists missing and unexpected keys.
+
+    Also a ValueError, so callers catching bad checkpoint files with ValueError get it."""
 
     def __init__(self, path: Path, missing: list[str], unexpected: list[str]) -> None:
         self.missing, self.unexpected = missing, unexpected
@@ -40,7 +44,7 @@ class CheckpointKeyError(KeyError):
                  f"unexpected keys: {', '.join(unexpected)}" if unexpected else ""]
         super().__init__(f"{path} does not hold VPoser v2 weights; " + "; ".join(p for p in parts if p))
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # KeyError's would quote the message
         return str(self.args[0])
 
 
@@ -60,8 +64,7 @@ def load(path: str | Path | None = None, map_location: str | torch.device = "cpu
     if path.is_dir():
         sizes = _folder_model_sizes(path)
         path = best_snapshot(path)
-    raw = torch.load(path, map_location=map_location, weights_only=True)
-    state = _model_state_dict(raw, path)
+    state = _model_state_dict(_read(path, map_location), path)
     model = VPoser(
         num_neurons=sizes.get("num_neurons", _rows(state, "encoder_net.2.weight", 512)),
         latent_dim=sizes.get("latent_dim", _rows(state, "encoder_net.8.mu.weight", 32)),
@@ -72,6 +75,15 @@ def load(path: str | Path | None = None, map_location: str | torch.device = "cpu
         raise CheckpointKeyError(path, missing, unexpected)
     model.load_state_dict(state, strict=True)
     return model.to(map_location).eval()
+
+
+def _read(path: Path, map_location: str | torch.device) -> object:
+    """torch.load(weights_only=True), with a ValueError for files that are not checkpoints."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a VPoser checkpoint ({type(e).__name__}: {e}); pass an official VPoser v2 "
+                         ".ckpt, an experiment folder, or a prior.train output") from e
 
 
 def _model_state_dict(raw: object, path: Path) -> dict[str, torch.Tensor]:

@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=1000, help="poses drawn from each prior")
     parser.add_argument("--max-poses", type=int, default=4000, help="held-out poses evaluated (random subset)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the rows as JSON here, and the arguments and data config beside it (.yaml)")
     parser.add_argument("overrides", nargs="*", help="data.* overrides, e.g. data.fps=10")
     args = parser.parse_args(argv)
     data_cfg = OmegaConf.merge(checkpoint_data_config(args.checkpoint),
@@ -199,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown_table(rows))
     if args.json:
         write_text(args.json, json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+        run = {**vars(args), "checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT), "json": str(args.json),
+               "data": data_cfg}
+        write_text(args.json.with_suffix(".yaml"), OmegaConf.to_yaml(run))
 
 
 if __name__ == "__main__":

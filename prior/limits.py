@@ -3,7 +3,7 @@
 Angles are in the SMPL-X convention: each joint's axis-angle acts about world-aligned
 axes of its parent (T-pose rest: y up, subject's left +x, facing +z). Limits are written
 for the left side and the spine; a right joint is checked by mirroring the pose through
-x = 0 (`body.rotations.mirror_axis_angle` + `BODY_MIRROR`) and applying the left limit.
+x = 0 (`prior.data.mirror.mirror_body_pose`) and applying the left limit.
 
 Hinges and the spine use intrinsic Euler angles R = R_a(t1) R_b(t2) R_c(t3) for the order
 "abc", the bone's own axis last (twist) and the small off-plane angle in the middle:
@@ -38,14 +38,14 @@ from dataclasses import dataclass
 import roma
 import torch
 
-from body.rotations import axis_angle_to_matrix, mirror_axis_angle
-from body.skeleton import BODY_JOINT_NAMES, BODY_MIRROR
+from body.rotations import axis_angle_to_matrix
+from body.skeleton import BODY_JOINT_NAMES
+from prior.data.mirror import POSE_MIRROR, mirror_body_pose
 
 # body_pose index (0..20) of each named joint (pelvis excluded).
 POSE_INDEX = {name: i - 1 for i, name in enumerate(BODY_JOINT_NAMES) if i > 0}
-# body_pose index of each joint's left/right twin (itself for the spine).
-POSE_MIRROR = tuple(BODY_MIRROR[i + 1] - 1 for i in range(len(POSE_INDEX)))
-# Unit axis about which each hinge flexes (positive angle = anatomical flexion).
+# Unit axis about which each hinge flexes (positive angle = anatomical flexion); also
+# used by prior.data.build to drop frames whose knees or elbows bend backwards.
 HINGE_FLEXION_AXES: dict[str, tuple[float, float, float]] = {
     "left_knee": (1.0, 0.0, 0.0), "right_knee": (1.0, 0.0, 0.0),
     "left_elbow": (0.0, -1.0, 0.0), "right_elbow": (0.0, 1.0, 0.0),
@@ -102,16 +102,11 @@ LIMITS: dict[str, EulerLimit | SwingTwistLimit] = {
 }
 
 
-def mirror_pose(body_pose: torch.Tensor) -> torch.Tensor:
-    """Reflect (N, 21, 3) body poses through x = 0, swapping left and right joints."""
-    return mirror_axis_angle(body_pose)[:, list(POSE_MIRROR)]
-
-
 def joint_violations(body_pose: torch.Tensor) -> torch.Tensor:
     """(N, 21, 3) axis-angle -> (N, 21) bool: True where a joint breaks its limit."""
     body_pose = body_pose.reshape(-1, len(POSE_INDEX), 3)
     out = torch.zeros(body_pose.shape[:2], dtype=torch.bool, device=body_pose.device)
-    for pose, flip in ((body_pose, False), (mirror_pose(body_pose), True)):
+    for pose, flip in ((body_pose, False), (mirror_body_pose(body_pose), True)):
         rot = axis_angle_to_matrix(pose)
         for name, limit in LIMITS.items():
             i = POSE_INDEX[name]

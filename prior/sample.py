@@ -2,7 +2,8 @@
 
 Writes DIR/samples.png (a grid of sampled poses on the default Anny body),
 DIR/interpolation.gif (rows of latent interpolations between random latents, one
-column per pair) and DIR/samples.npz (the sampled body poses, axis-angle).
+column per pair), DIR/samples.npz (the sampled body poses, axis-angle) and DIR/config.yaml
+(the arguments).
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
-from body.io import atomic_path, write_image, write_npz
-from prior.checkpoint import load
+from body.io import atomic_path, write_image, write_npz, write_text
+from prior.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.vposer import VPoser
 
 VIEW_TURN = math.radians(25)  # turn the body about y so depth shows in the pictures
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
 
     model, anny = load(args.checkpoint), body.create("anny")
     poses = model.sample(args.n, seed=args.seed)
+    run = {**vars(args), "checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT), "out": str(args.out)}
+    write_text(args.out / "config.yaml", OmegaConf.to_yaml(run))
     write_npz(args.out / "samples.npz", body_pose=poses.numpy())
     write_image(args.out / "samples.png", grid(render_frames(anny, poses, args.cell), args.columns))
     path = interpolations(model, args.pairs, args.frames, args.seed)

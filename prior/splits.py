@@ -2,7 +2,9 @@
 
 `data` config keys: `dataset` (a folder holding train.npz, val.npz and manifest.json, as
 `python -m prior.data.build` writes), or `mocap` + `cache_dir`, where a dataset with the
-requested `fps`, `min_change_deg`, `mirror` and `val_subjects` is built on first use.
+requested `fps`, `min_change_deg`, `mirror` and `val_subjects` is built on first use (the cache
+key also covers the resolved `mocap` path and the names, sizes and mtimes of its files).
+An empty training or validation split is a ValueError.
 `max_train_poses` / `max_val_poses` keep a seeded random subset (quick runs, tests).
 """
 from __future__ import annotations
@@ -25,22 +27,34 @@ def dataset_folder(data: DictConfig) -> Path:
         if not (folder / "train.npz").is_file():
             raise FileNotFoundError(f"{folder} holds no train.npz: build it with python -m prior.data.build")
         return folder
+    mocap = Path(data.mocap).resolve()
+    if not mocap.exists():
+        raise FileNotFoundError(f"mocap data {mocap} not found: set data.mocap or data.dataset")
     val_subjects = sorted(data.val_subjects or DEFAULT_VAL_SUBJECTS)
     settings = {"fps": float(data.fps), "min_change_deg": float(data.min_change_deg), "mirror_train": bool(data.mirror)}
-    key = hashlib.sha1(json.dumps([settings, val_subjects]).encode()).hexdigest()[:10]
+    key_parts = [settings, val_subjects, str(mocap), mocap_fingerprint(mocap)]
+    key = hashlib.sha1(json.dumps(key_parts).encode()).hexdigest()[:10]
     folder = Path(data.cache_dir) / f"fps{data.fps:g}_{key}"
     if not (folder / "manifest.json").is_file():
-        mocap = Path(data.mocap)
-        if not mocap.exists():
-            raise FileNotFoundError(f"mocap data {mocap} not found: set data.mocap or data.dataset")
         build_dataset(mocap, folder, fps=settings["fps"], min_change_deg=settings["min_change_deg"],
                       mirror=settings["mirror_train"], val_subjects=val_subjects)
     return folder
 
 
+def mocap_fingerprint(mocap: Path) -> list[tuple[str, int, int]]:
+    """(name, size, mtime in ns) of every file of a mocap folder (or of the archive itself), sorted:
+    changes when an input file is added, removed or rewritten."""
+    files = sorted(p for p in mocap.rglob("*") if p.is_file()) if mocap.is_dir() else [mocap]
+    return [(str(p.relative_to(mocap)), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]
+
+
 def _poses(path: Path, limit: int | None, seed: int) -> torch.Tensor:
     with np.load(path, allow_pickle=False) as f:
         poses = torch.from_numpy(f["body_pose"].astype(np.float32))
+    if not len(poses):
+        split = {"train": "training", "val": "validation"}[path.stem]
+        raise ValueError(f"{path.parent}: {split} split is empty; set data.val_subjects to subjects listed in "
+                         "manifest.json")
     if limit is not None and limit < len(poses):
         poses = poses[torch.randperm(len(poses), generator=torch.Generator().manual_seed(seed))[:limit]]
     return poses

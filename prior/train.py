@@ -20,17 +20,19 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from torch.utils.data import DataLoader, TensorDataset
 
 from body.io import atomic_path, write_text
 from body.rotations import axis_angle_to_matrix, geodesic_angle, matrix_to_axis_angle
 from body.skeleton import BODY_PARENTS
 from prior.checkpoint import best_snapshot, load, save_weights
-from prior.data.fk import forward_kinematics
+from prior.data.fk import forward_kinematics, rest_offsets
 from prior.splits import load_splits
 from prior.vposer import VPoser
 
@@ -38,12 +40,41 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train_prior.
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """The YAML config with dotted `key=value` overrides; unknown keys are an error."""
-    cfg = OmegaConf.load(path or DEFAULT_CONFIG)
+    """The defaults (configs/train_prior.yaml), then the YAML at `path` on top, then dotted
+    `key=value` overrides. Bad YAML, keys the defaults lack and bad overrides raise ValueError."""
+    cfg = _read_yaml(DEFAULT_CONFIG)
     OmegaConf.set_struct(cfg, True)
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    if path is not None:
+        cfg = _merge(cfg, _read_yaml(path), str(path))
+    if bad := [o for o in overrides if "=" not in o]:
+        raise ValueError(f"overrides must be key=value, got {' '.join(bad)}")
+    try:
+        dotlist = OmegaConf.from_dotlist(list(overrides))
+    except yaml.YAMLError as e:
+        raise ValueError(f"overrides: bad value ({e})") from None
+    cfg = _merge(cfg, dotlist, "overrides")
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def _read_yaml(path: str | Path) -> DictConfig:
+    try:
+        cfg = OmegaConf.load(path)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(cfg, DictConfig):
+        raise ValueError(f"{path}: not a YAML mapping of config keys")
+    return cfg
+
+
+def _merge(cfg: DictConfig, layer: DictConfig, source: str) -> DictConfig:
+    """`layer` merged onto the struct config `cfg`; a key `cfg` lacks is a ValueError naming it."""
+    try:
+        return OmegaConf.merge(cfg, layer)
+    except ConfigKeyError as e:
+        raise ValueError(f"{source}: unknown config key {e.full_key!r} (not in {DEFAULT_CONFIG.name})") from None
+    except OmegaConfBaseException as e:
+        raise ValueError(f"{source}: invalid config key {e.full_key!r}: {e.msg.splitlines()[0]}") from None
 
 
 def rest_skeleton(body_model: torch.nn.Module) -> torch.Tensor:
@@ -59,9 +90,7 @@ class VPoserTraining(L.LightningModule):
         super().__init__()
         self.cfg = cfg
         self.vp_model = VPoser(cfg.model.num_neurons, cfg.model.latent_dim)
-        parents = torch.tensor([max(p, 0) for p in BODY_PARENTS])
-        offsets = torch.cat([rest_joints[:1], rest_joints[1:] - rest_joints[parents[1:]]])
-        self.register_buffer("offsets", offsets.float(), persistent=False)
+        self.register_buffer("offsets", rest_offsets(rest_joints).float(), persistent=False)
         # Kept out of the module tree so its buffers stay out of checkpoints.
         self._body = (body_model,)
 
@@ -172,7 +201,8 @@ def train(cfg: DictConfig) -> Path | None:
     )
     last = snapshots / "last.ckpt"
     start = time.time()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if cfg.resume and last.exists() else None)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if cfg.resume and last.exists() else None,
+                weights_only=True)  # resume without unpickling code
     if not trainer.is_global_zero:
         return None
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else best_snapshot(out)
@@ -201,10 +231,15 @@ def export(out_dir: Path, weights: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="Example: python -m prior.train data.fps=10 train.max_epochs=3")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: %(default)s)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help=f"YAML config layered on the defaults ({DEFAULT_CONFIG})")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.max_epochs=3")
     args = parser.parse_args(argv)
-    path = train(load_config(args.config, args.overrides))
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (OSError, ValueError) as e:
+        parser.error(str(e))
+    path = train(cfg)
     if path is not None:
         print(f"best weights: {path}")
 

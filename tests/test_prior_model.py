@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from body.rotations import axis_angle_to_matrix
-from prior.limits import POSE_INDEX, bend_backwards, joint_violations, mirror_pose, within_limits
+from prior.data.mirror import mirror_body_pose
+from prior.limits import POSE_INDEX, bend_backwards, joint_violations, within_limits
 from prior.vposer import VPoser
 
 # State-dict keys of the published VPoser v2 (V02_05) model, without the `vp_model.` prefix.
@@ -78,7 +79,7 @@ def one_joint(joint: str, degrees: tuple[float, float, float]) -> torch.Tensor:
 ])
 def test_joint_limits_on_single_joint_poses(joint, degrees, ok):
     assert bool(within_limits(one_joint(joint, degrees))[0]) == ok
-    assert bool(within_limits(mirror_pose(one_joint(joint, degrees)))[0]) == ok  # left/right symmetric
+    assert bool(within_limits(mirror_body_pose(one_joint(joint, degrees)))[0]) == ok  # left/right symmetric
 
 
 def test_bend_backwards_breaks_only_that_hinge():

@@ -78,13 +78,20 @@ def test_missing_and_unexpected_keys_are_named(tmp_path, trained_like):
     state = trained_like.state_dict()
     state["extra.bias"] = torch.zeros(1)
     torch.save(state, tmp_path / "extra.pt")
-    with pytest.raises(CheckpointKeyError, match="unexpected keys: extra.bias"):
+    with pytest.raises(ValueError, match="^[^'\"].*unexpected keys: extra.bias$"):  # also a ValueError, unquoted
         prior.load(tmp_path / "extra.pt")
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint\n", b"", b"PK\x03\x04garbage", bytes(range(256))])
+def test_garbage_file_is_a_value_error(tmp_path, content):
+    (tmp_path / "garbage.ckpt").write_bytes(content)
+    with pytest.raises(ValueError, match="(?s)garbage.ckpt: not a VPoser checkpoint .*official VPoser v2"):
+        prior.load(tmp_path / "garbage.ckpt")
 
 
 def test_refuses_pickled_code_and_missing_paths(tmp_path):
     torch.save({"state_dict": {"x": torch.zeros(1)}, "hook": print}, tmp_path / "code.ckpt")
-    with pytest.raises(Exception, match="[Ww]eights only"):
+    with pytest.raises(ValueError, match="[Ww]eights only"):
         prior.load(tmp_path / "code.ckpt")
     with pytest.raises(FileNotFoundError):
         prior.load(tmp_path / "absent.ckpt")

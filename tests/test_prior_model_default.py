@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import prior
 from body.rotations import axis_angle_to_matrix, geodesic_angle
@@ -73,3 +74,5 @@ def test_sample_cli_writes_grid_gif_and_poses(tmp_path):
     gif = iio.imread(tmp_path / "interpolation.gif", index=None)
     assert gif.shape[:3] == (2, 64, 128)  # 2 frames, 2 interpolations side by side
     assert np.load(tmp_path / "samples.npz")["body_pose"].shape == (3, 21, 3)
+    run = OmegaConf.load(tmp_path / "config.yaml")
+    assert run.n == 3 and run.checkpoint == str(DEFAULT_CHECKPOINT)

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import csv
+import json
 
+import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import prior
+from prior.checkpoint import DEFAULT_CHECKPOINT
 from prior.data.build import build_dataset
-from prior.train import load_config, train
+from prior.splits import dataset_folder, load_splits
+from prior.train import load_config, main, train
 from tests.prior_mocap import extract_actor_clips
 
 
@@ -61,5 +66,55 @@ def test_training_reduces_loss_saves_and_resumes(small_dataset, tmp_path):
 def test_config_overrides_are_checked():
     cfg = load_config(overrides=["data.fps=10", "train.max_epochs=3"])
     assert cfg.data.fps == 10 and cfg.train.max_epochs == 3 and cfg.train.batch_size == 128
-    with pytest.raises(Exception, match="nonexistent"):
+    with pytest.raises(ValueError, match="train.nonexistent"):
         load_config(overrides=["train.nonexistent=1"])
+    with pytest.raises(SystemExit):
+        main(["train.nonexistent=1"])
+
+
+def test_config_file_is_layered_on_the_defaults(tmp_path):
+    (tmp_path / "mine.yaml").write_text("name: mine\ntrain:\n  max_epochs: 2\n")
+    cfg = load_config(tmp_path / "mine.yaml", ["train.lr=0.01"])
+    assert cfg.train.max_epochs == 2 and cfg.train.lr == 0.01 and cfg.train.batch_size == 128
+    assert cfg.out_dir == "out/prior/mine"
+    (tmp_path / "unknown.yaml").write_text("train:\n  epochs: 2\n")
+    with pytest.raises(ValueError, match="unknown.yaml: unknown config key 'train.epochs'"):
+        load_config(tmp_path / "unknown.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [1\n")
+    with pytest.raises(ValueError, match="bad.yaml: not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_empty_split_names_the_fix(tmp_path):
+    poses = np.zeros((4, 21, 3), np.float32)
+    np.savez(tmp_path / "train.npz", body_pose=poses)
+    np.savez(tmp_path / "val.npz", body_pose=poses[:0])
+    data = load_config(overrides=[f"data.dataset={tmp_path}"]).data
+    with pytest.raises(ValueError, match="validation split is empty; set data.val_subjects"):
+        load_splits(data)
+
+
+def test_dataset_cache_key_follows_the_mocap_folder(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "notes.txt").write_text("no motion files")
+    data = load_config(overrides=[f"data.mocap={tmp_path / 'a'}", f"data.cache_dir={tmp_path / 'cache'}"]).data
+    first = dataset_folder(data)
+    assert dataset_folder(data) == first  # cached
+    data.mocap = str(tmp_path / "b")
+    assert dataset_folder(data) != first
+    data.mocap = str(tmp_path / "a")
+    (tmp_path / "a" / "notes.txt").write_text("changed input files")
+    assert dataset_folder(data) != first
+    with pytest.raises(ValueError, match="training split is empty"):
+        load_splits(data)
+
+
+def test_evaluate_json_writes_its_config_beside(small_dataset, tmp_path):
+    from prior.evaluate import main as evaluate
+
+    dataset, _ = small_dataset
+    evaluate(["--samples", "8", "--max-poses", "8", "--json", str(tmp_path / "rows.json"), f"data.dataset={dataset}"])
+    assert len(json.loads((tmp_path / "rows.json").read_text())) == 4
+    run = OmegaConf.load(tmp_path / "rows.yaml")
+    assert run.checkpoint == str(DEFAULT_CHECKPOINT) and run.samples == 8 and run.data.dataset == str(dataset)

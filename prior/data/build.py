@@ -39,6 +39,7 @@ from prior.data.load import MOTION_SUFFIXES, load_motion
 from prior.data.mirror import mirror_body_pose
 from prior.data.motion import Motion, MotionFormatError
 from prior.data.retarget import bone_direction_errors
+from prior.limits import HINGE_FLEXION_AXES
 
 # Rotation limits (degrees) beyond which a frame is a capture glitch, not a pose (seen in
 # the shared data: ankles turned 160-180 deg, whole clips with the head turned backwards).
@@ -48,11 +49,8 @@ PLAUSIBLE_MAX_DEG: dict[str, float] = {
     for name in ("spine1", "spine2", "spine3", "neck", "head", "left_collar", "right_collar",
                  "left_ankle", "right_ankle", "left_foot", "right_foot")
 }  # fmt: skip
-# Knees and elbows: (axis, flexion sign) of the SMPL-X hinge and the largest hyperextension
+# Knees and elbows (flexion axes: prior.limits.HINGE_FLEXION_AXES): the largest hyperextension
 # (degrees). A glitch flexion past 180 deg (HDM05 knees at 208) reads as hyperextension.
-HINGE_FLEXION: dict[str, tuple[int, int]] = {
-    "left_knee": (0, 1), "right_knee": (0, 1), "left_elbow": (1, -1), "right_elbow": (1, 1),
-}  # fmt: skip
 MAX_HYPEREXTENSION_DEG = 30.0
 
 # Held-out subjects: HDM05 actor bk and the CMU Indian-dance subject (~14% of kept poses).
@@ -98,8 +96,9 @@ def plausible_frames(body_pose: np.ndarray) -> np.ndarray:
     for name, limit in PLAUSIBLE_MAX_DEG.items():
         limits[BODY_JOINT_NAMES.index(name) - 1] = limit
     ok = (angles <= limits).all(axis=-1)
-    for name, (axis, sign) in HINGE_FLEXION.items():
-        ok &= sign * np.degrees(body_pose[:, BODY_JOINT_NAMES.index(name) - 1, axis]) >= -MAX_HYPEREXTENSION_DEG
+    for name, axis in HINGE_FLEXION_AXES.items():
+        flexion = body_pose[:, BODY_JOINT_NAMES.index(name) - 1] @ np.asarray(axis)
+        ok &= np.degrees(flexion) >= -MAX_HYPEREXTENSION_DEG
     return ok
 
 
@@ -304,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="drop a frame unless some joint moved this much since the last kept one (default 5)")  # fmt: skip
     parser.add_argument("--no-mirror", action="store_true", help="do not add mirrored training poses")
     parser.add_argument("--keep-implausible", action="store_true",
-                        help="keep glitch frames (see PLAUSIBLE_MAX_DEG, HINGE_FLEXION)")  # fmt: skip
+                        help="keep glitch frames (see PLAUSIBLE_MAX_DEG, MAX_HYPEREXTENSION_DEG)")  # fmt: skip
     parser.add_argument("--val-subjects", default=",".join(DEFAULT_VAL_SUBJECTS),
                         help="comma-separated held-out subjects, <dataset>/<folder> (default %(default)s)")  # fmt: skip
     args = parser.parse_args(argv)

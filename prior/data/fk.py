@@ -34,6 +34,13 @@ def forward_kinematics(
     return torch.stack(pos, dim=-2), torch.stack(glob, dim=-3)
 
 
+def rest_offsets(rest_joints: torch.Tensor) -> torch.Tensor:
+    """(..., 22, 3) T-pose SMPL-X body joint positions -> offsets from each joint's parent
+    (the pelvis keeps its position), as `forward_kinematics` takes them."""
+    parent_pos = rest_joints[..., [max(p, 0) for p in BODY_PARENTS], :]
+    return torch.cat([rest_joints[..., :1, :], rest_joints[..., 1:, :] - parent_pos[..., 1:, :]], dim=-2)
+
+
 def smplx_forward_kinematics(
     body_pose: torch.Tensor | np.ndarray,
     rest_joints: torch.Tensor | np.ndarray,
@@ -56,6 +63,4 @@ def smplx_forward_kinematics(
         else torch.as_tensor(root_orient, dtype=body_pose.dtype, device=body_pose.device)
     )
     rot = axis_angle_to_matrix(torch.cat([root[..., None, :], body_pose], dim=-2))
-    parent_pos = rest[..., [max(p, 0) for p in BODY_PARENTS], :]
-    offsets = torch.cat([rest[..., :1, :], rest[..., 1:, :] - parent_pos[..., 1:, :]], dim=-2)
-    return forward_kinematics(rot, offsets, BODY_PARENTS)[0]
+    return forward_kinematics(rot, rest_offsets(rest), BODY_PARENTS)[0]

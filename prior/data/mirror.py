@@ -11,7 +11,8 @@ from body.rotations import mirror_axis_angle
 from body.skeleton import BODY_MIRROR
 from prior.data.motion import Motion
 
-_POSE_MIRROR = [BODY_MIRROR[j] - 1 for j in range(1, len(BODY_MIRROR))]  # body_pose joints 1..21
+# body_pose index (0..20) of each joint's left/right twin (itself for the spine).
+POSE_MIRROR = tuple(BODY_MIRROR[j] - 1 for j in range(1, len(BODY_MIRROR)))
 _REFLECT_X = np.array([-1.0, 1.0, 1.0], dtype=np.float32)
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -24,7 +25,7 @@ def _mirror_aa(aa: Array) -> Array:
 
 def mirror_body_pose(body_pose: Array) -> Array:
     """(..., 21, 3) axis-angle body poses of the mirror-image person (left and right swapped)."""
-    return _mirror_aa(body_pose[..., _POSE_MIRROR, :])
+    return _mirror_aa(body_pose[..., list(POSE_MIRROR), :])
 
 
 def mirror_motion(motion: Motion) -> Motion:
