@@ -1,7 +1,8 @@
 """Fit 3D bodies to images, folders, videos or OpenPose JSON: `python run_fit.py INPUT --out DIR`.
 
 INPUT is an image, a video, a folder of images/videos, or a folder of OpenPose
-`*_keypoints.json` files (add --images DIR for overlays and image sizes).
+`*_keypoints.json` files, e.g. from `python -m keypoints.detect` (its overlays and
+summary.json are ignored; add --images DIR for overlays and image sizes).
 Per frame: NAME.npz (axis-angle parameters, latent, camera, keypoints, stage
 losses), NAME.obj (mesh in camera coordinates) and NAME_overlay.png; per video
 an overlay MP4; per run config.yaml and summary.json. Frames whose .npz exists

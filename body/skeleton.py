@@ -38,3 +38,11 @@ BODY_MIRROR: tuple[int, ...] = tuple(
     )
     for n in BODY_JOINT_NAMES
 )
+
+# Flexion axis of each hinge in the SMPL-X convention (the joint's axis-angle points
+# along it when the limb bends the natural way): knees flex about +x (the ankle goes
+# back), the left elbow about -y and the right about +y (the hand comes forward).
+HINGE_FLEXION_AXES: dict[str, tuple[float, float, float]] = {
+    "left_knee": (1.0, 0.0, 0.0), "right_knee": (1.0, 0.0, 0.0),
+    "left_elbow": (0.0, -1.0, 0.0), "right_elbow": (0.0, 1.0, 0.0),
+}

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from body.keypoint_sets import keypoint_names
 from body.rotations import axis_angle_to_matrix
+from body.skeleton import BODY_JOINT_NAMES
 from fitting import losses
 from fitting.camera import TorsoView, init_translation, initial_orientation, project, torso_view
 from fitting.optimize import LbfgsOptions, minimize
@@ -30,7 +31,7 @@ from fitting.priors import PoseSpace
 HAND_SETS = ("left_hand21", "right_hand21")
 FACE_SETS = ("face68",)
 BODY, HAND, FACE = 0, 1, 2
-NUM_BODY_JOINTS = 22  # pelvis + 21, the joints the temporal term smooths
+NUM_SKELETON_JOINTS = len(BODY_JOINT_NAMES)  # pelvis + 21, the joints the temporal term smooths
 
 
 @dataclass
@@ -53,6 +54,10 @@ class FitResult:
     terms: dict[str, float]  # final loss terms of this frame
     start_yaw: float  # degrees the start was turned from facing the camera (side views: the better of +-)
     projected: dict[str, np.ndarray] = field(default_factory=dict)  # set -> (K, 2) model keypoints in px
+
+    def is_finite(self) -> bool:
+        """False for a diverged fit: a non-finite loss or parameter."""
+        return bool(np.isfinite(self.stage_losses).all() and all(np.isfinite(v).all() for v in self.params.values()))
 
 
 def check_targets(points: dict[str, tuple[np.ndarray, np.ndarray]], min_points: int) -> str | None:
@@ -299,7 +304,7 @@ class Fitter:
         if t > 1:
             vc = cfg.video
             rot = torch.cat([axis_angle_to_matrix(f["global_orient"])[:, None], axis_angle_to_matrix(body_pose)], 1)
-            joints = out.joints[:, :NUM_BODY_JOINTS]
+            joints = out.joints[:, :NUM_SKELETON_JOINTS]
             pad = lambda x: torch.cat([x.new_zeros(b, 1), x], 1)  # noqa: E731  pair (t-1, t) -> frame t
             terms["smooth_pose"] = pad(losses.smoothness(rot.reshape(b, t, -1), problem.link)) * vc.pose_smooth ** 2
             terms["smooth_transl"] = pad(losses.smoothness(v["transl"], problem.link)) * vc.transl_smooth ** 2

@@ -3,17 +3,22 @@
     python -m fitting.gmm POSES.npz --out gmm.npz   # then: run_fit.py ... prior.kind=gmm prior.path=gmm.npz
 
 POSES.npz holds `body_pose` (N, 21, 3), e.g. the prior's train.npz from `python -m prior.data.build`.
+The command's arguments are saved beside the mixture (gmm.yaml).
 """
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
-from body.io import write_npz
+from body.io import write_npz, write_text
+
+MAKE_ONE = "make one with python -m fitting.gmm POSES.npz --out gmm.npz"
 
 
 @dataclass
@@ -54,8 +59,13 @@ class GaussianMixture:
 
     @staticmethod
     def load(path: str | Path) -> "GaussianMixture":
-        with np.load(path, allow_pickle=False) as data:
-            return GaussianMixture(*(torch.from_numpy(data[k]).double() for k in ("weights", "means", "covariances")))
+        """A mixture saved by `save`; ValueError naming the file if it is missing or malformed."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = [torch.from_numpy(data[k]).double() for k in ("weights", "means", "covariances")]
+            return GaussianMixture(*arrays)
+        except (OSError, EOFError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: cannot load a pose mixture ({type(e).__name__}: {e}); {MAKE_ONE}") from e
 
 
 def fit_gmm(x: np.ndarray | torch.Tensor, components: int = 8, iterations: int = 200, seed: int = 0,
@@ -116,12 +126,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-poses", type=int, default=30000, help="random subset used by EM")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    with np.load(args.poses) as data:
+    with np.load(args.poses, allow_pickle=False) as data:
         poses = data["body_pose"].reshape(len(data["body_pose"]), -1)
     rng = np.random.default_rng(args.seed)
     poses = poses[rng.choice(len(poses), min(args.max_poses, len(poses)), replace=False)]
     fit_gmm(poses, components=args.components, seed=args.seed).save(args.out)
-    print(f"wrote {args.out}: {args.components} components from {len(poses)} poses")
+    settings = args.out.with_suffix(".yaml")
+    write_text(settings, OmegaConf.to_yaml({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}))
+    print(f"wrote {args.out} ({settings.name}: its settings): {args.components} components from {len(poses)} poses")
 
 
 if __name__ == "__main__":

@@ -33,10 +33,12 @@ class Item:
 
 def collect(path: Path, images: Path | None = None) -> tuple[list[Item], dict[str, str]]:
     """Items under `path` (a file, or a folder's files sorted by name, not recursive),
-    and the files passed over with the reason. `images`: where OpenPose frames' images are."""
+    and the files passed over with the reason. `images`: where OpenPose frames' images are.
+    A folder's other .json files and `*_overlay.*` images and videos (e.g. beside the
+    `*_keypoints.json` of `python -m keypoints.detect`) are ignored."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    files = sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith(".")) if path.is_dir() else [path]
+    files = sorted(f for f in path.iterdir() if f.is_file() and _is_input(f)) if path.is_dir() else [path]
     items: list[Item] = []
     passed: dict[str, str] = {}
     names: set[str] = set()
@@ -56,6 +58,14 @@ def collect(path: Path, images: Path | None = None) -> tuple[list[Item], dict[st
         image = _find_image(images, stem) if kind == "openpose" else None
         items.append(Item(name, kind, f, image))
     return items, passed
+
+
+def _is_input(f: Path) -> bool:
+    """Whether a folder's file is to be fitted or reported: not hidden, not an overlay, not a non-OpenPose .json."""
+    suffix = f.suffix.lower()
+    if f.name.startswith(".") or (suffix == ".json" and not f.name.endswith(OPENPOSE_SUFFIX)):
+        return False
+    return not (f.stem.endswith("_overlay") and suffix in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
 
 
 def _find_image(folder: Path | None, stem: str) -> Path | None:

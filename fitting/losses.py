@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from body.skeleton import BODY_JOINT_NAMES
+from body.skeleton import BODY_JOINT_NAMES, HINGE_FLEXION_AXES
 
-# Elbows and knees bending the wrong way (SMPL-X axes, see body/anny_body.py tests):
-# the left elbow flexes about -y, the right about +y, knees about +x.
-_BEND = ((BODY_JOINT_NAMES.index("left_elbow") - 1, 1, 1.0),
-         (BODY_JOINT_NAMES.index("right_elbow") - 1, 1, -1.0),
-         (BODY_JOINT_NAMES.index("left_knee") - 1, 0, -1.0),
-         (BODY_JOINT_NAMES.index("right_knee") - 1, 0, -1.0))
+# Elbows and knees: body_pose rows and flexion axes (see body.skeleton.HINGE_FLEXION_AXES).
+_HINGE_ROWS = [BODY_JOINT_NAMES.index(n) - 1 for n in HINGE_FLEXION_AXES]
+_HINGE_AXES = torch.tensor(list(HINGE_FLEXION_AXES.values()))
 
 
 def geman_mcclure(sq_residual: torch.Tensor, rho: float) -> torch.Tensor:
@@ -28,8 +25,8 @@ def keypoint_data(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
 
 def bending(body_pose: torch.Tensor) -> torch.Tensor:
     """SMPLify's angle prior: exp(wrong-way bend)^2 summed over elbows and knees (N,)."""
-    terms = [torch.exp(sign * body_pose[:, j, axis]) ** 2 for j, axis, sign in _BEND]
-    return torch.stack(terms, 1).sum(1)
+    flexion = (body_pose[:, _HINGE_ROWS] * _HINGE_AXES.to(body_pose)).sum(-1)
+    return torch.exp(-flexion).pow(2).sum(1)
 
 
 def squared_norm(x: torch.Tensor) -> torch.Tensor:

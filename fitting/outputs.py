@@ -7,6 +7,7 @@ files and redoes only frames without one).
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,12 @@ def frame_paths(out_dir: Path, name: str) -> dict[str, Path]:
 
 
 def is_done(out_dir: Path, name: str) -> bool:
-    return frame_paths(out_dir, name)["npz"].is_file()
+    """Whether the frame's .npz exists and opens; a truncated or unreadable one is fitted again."""
+    try:
+        with np.load(frame_paths(out_dir, name)["npz"], allow_pickle=False):
+            return True
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        return False
 
 
 def full_params(model: torch.nn.Module, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -114,15 +120,15 @@ class Summary:
             "counts": {"fitted": len(self.fitted), "already_done": len(self.already_done),
                        "skipped": len(self.skipped), "failed": len(self.failed)},
             "seconds": round(self.seconds, 2),
-            "mean_reprojection_px": round(float(np.mean(px)), 2) if px else None,
-            "mean_reprojection_of_height": round(float(np.mean(rel)), 4) if rel else None,
+            "mean_reprojection_px": _rounded(np.mean(px), 2) if px else None,
+            "mean_reprojection_of_height": _rounded(np.mean(rel), 4) if rel else None,
             "fitted": self.fitted, "already_done": self.already_done,
             "skipped": self.skipped, "failed": self.failed,
-            "reprojection_px": {k: round(v, 2) for k, v in self.reprojection_px.items()},
+            "reprojection_px": {k: _rounded(v, 2) for k, v in self.reprojection_px.items()},
         }
 
     def write(self, path: Path) -> None:
-        write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
 
     def report(self) -> str:
         d = self.to_dict()
@@ -135,3 +141,8 @@ class Summary:
         lines += [f"  skipped {k}: {v}" for k, v in self.skipped.items()]
         lines += [f"  FAILED {k}: {v}" for k, v in self.failed.items()]
         return "\n".join(lines)
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    """A float for JSON: None for NaN or infinity (which JSON has no value for)."""
+    return round(float(value), digits) if np.isfinite(value) else None

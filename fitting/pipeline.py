@@ -18,8 +18,8 @@ from fitting.inputs import Item, collect, load_item
 from fitting.outputs import Summary, full_params, is_done, posed_vertices, write_frame
 from fitting.priors import load_pose_space
 
-# Errors of one frame or batch (unreadable files, failed fits): reported as failed, the run goes on.
-FRAME_ERRORS = (keypoints.KeypointsError, cv2.error, OSError, RuntimeError, ValueError)
+TEMP_SUFFIXES = (".npz", ".obj", ".png", ".mp4", ".json", ".yaml")  # of body.io.atomic_path's temporary files
+STALE_SECONDS = 600  # a temporary file untouched this long is a killed run's, not a concurrent run's
 
 
 class Session:
@@ -51,9 +51,9 @@ class Session:
     def write(self, out: Path, named: list[tuple[str, FitResult, FrameTargets]], images: list[np.ndarray | None],
               summary: Summary) -> None:
         """Meshes, overlays and npz of fitted frames; a diverged fit is reported as failed."""
-        ok = [i for i, (_, r, _) in enumerate(named) if np.isfinite(r.stage_losses).all()]
+        ok = [i for i, (_, r, _) in enumerate(named) if r.is_finite()]
         for i in set(range(len(named))) - set(ok):
-            summary.failed[named[i][0]] = "optimisation diverged (non-finite loss)"
+            summary.failed[named[i][0]] = "optimisation diverged (non-finite loss or parameters)"
         if not ok:
             return
         params = [full_params(self.model, named[i][1].params) for i in ok]
@@ -66,9 +66,10 @@ class Session:
             try:
                 err = write_frame(out, name, result, frame, vertices[j], self.faces, rgb, self.cfg.body.model,
                                   self.cfg.prior.kind, mesh=out_cfg.mesh, overlay=out_cfg.overlay)
-            except FRAME_ERRORS as e:
-                summary.failed[name] = f"writing outputs failed: {e}"
+            except Exception as e:
+                summary.failed[name] = f"writing outputs failed: {_error_text(e)}"
                 continue
+            summary.failed.pop(name, None)  # a video frame that diverged in one window, fitted in the next
             summary.fitted.append(name)
             summary.reprojection_px[name] = err["reprojection_px"]
             summary.reprojection_rel[name] = err["reprojection_rel"]
@@ -82,9 +83,7 @@ def run(path: Path, out: Path, cfg: DictConfig, images: Path | None = None, prog
     items, passed = collect(path, images)
     summary = Summary(skipped=dict(passed))
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.*"):  # temporary files of a killed run's unfinished atomic writes
-        if stale.is_file() and stale.suffix in (".npz", ".obj", ".png", ".mp4", ".json", ".yaml"):
-            stale.unlink()
+    _remove_stale_temporaries(out)
     save_config(cfg, out / "config.yaml")
     session = Session(cfg)
     try:
@@ -94,13 +93,33 @@ def run(path: Path, out: Path, cfg: DictConfig, images: Path | None = None, prog
         for item in (i for i in items if i.kind == "video"):
             try:
                 fit_video(item, out, session, summary, progress)
-            except FRAME_ERRORS as e:
-                summary.failed[item.name] = str(e)
-    finally:
+            except Exception as e:
+                summary.failed[item.name] = _error_text(e)
+    finally:  # also when interrupted: the summary of what was done
         session.close()
-    summary.seconds = time.perf_counter() - start
-    summary.write(out / "summary.json")
+        summary.seconds = time.perf_counter() - start
+        summary.write(out / "summary.json")
     return summary
+
+
+def _error_text(e: Exception) -> str:
+    """How an item's error is reported. Any error of one frame, batch or video (unreadable or truncated
+    files, failed fits, rendering) fails that item only; KeyboardInterrupt is no Exception and stops the run."""
+    return f"{type(e).__name__}: {e}"
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete the temporary files (`.STEM.XXXXXXXX.SUFFIX`, body.io.atomic_path) of a killed run's unfinished
+    writes: only those untouched for STALE_SECONDS, as a newer one may be a concurrent run's write in progress."""
+    now = time.time()
+    for tmp in out.glob(".*.*"):
+        if tmp.suffix not in TEMP_SUFFIXES or not tmp.is_file():
+            continue
+        try:
+            if now - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink()
+        except FileNotFoundError:  # renamed or removed by its run meanwhile
+            pass
 
 
 def _fit_images(items: list[Item], out: Path, session: Session, summary: Summary, progress: bool) -> None:
@@ -113,12 +132,11 @@ def _fit_images(items: list[Item], out: Path, session: Session, summary: Summary
             return
         try:
             results = session.fitter.fit_frames([t for _, t in pending])
-        except FRAME_ERRORS as e:
-            for item, _ in pending:
-                summary.failed[item.name] = f"fitting failed: {e}"
-        else:
             images = [_overlay_image(item) for item, _ in pending]
             session.write(out, [(item.name, r, t) for (item, t), r in zip(pending, results)], images, summary)
+        except Exception as e:
+            for item, _ in pending:
+                summary.failed[item.name] = f"fitting failed: {_error_text(e)}"
         bar.update(len(pending))
         pending.clear()
 
@@ -129,8 +147,8 @@ def _fit_images(items: list[Item], out: Path, session: Session, summary: Summary
             continue
         try:
             targets, reason, _ = load_item(item, session.detect, session.cfg)
-        except FRAME_ERRORS as e:
-            summary.failed[item.name] = str(e)
+        except Exception as e:
+            summary.failed[item.name] = _error_text(e)
             bar.update(1)
             continue
         if targets is None:

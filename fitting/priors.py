@@ -5,10 +5,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from body.skeleton import NUM_BODY_JOINTS
+
 if TYPE_CHECKING:
     from fitting.gmm import GaussianMixture
-
-NUM_BODY_JOINTS = 21
 
 
 class PoseSpace:
@@ -70,10 +70,10 @@ def load_pose_space(kind: str, path: str | None = None, device: str | torch.devi
 
         return VPoserSpace(prior.load(path).to(device))
     if kind == "gmm":
-        from fitting.gmm import GaussianMixture
+        from fitting.gmm import MAKE_ONE, GaussianMixture
 
         if path is None:
-            raise ValueError("prior.kind=gmm needs prior.path: a mixture saved by fitting.gmm (GaussianMixture.save)")
+            raise ValueError(f"prior.kind=gmm needs prior.path, a mixture saved by fitting.gmm; {MAKE_ONE}")
         return GmmSpace(GaussianMixture.load(path).to(device))
     if kind == "none":
         return PoseSpace()

@@ -103,15 +103,17 @@ def _load_detections(path: Path, cfg) -> list[tuple[int, FrameTargets | None, st
 
 
 def _person_shape(item: Item, out: Path, session, valid, done) -> torch.Tensor:
-    """The person's one shape: from a finished frame, else the mean of independent fits of
-    `video.shape_frames` frames spread over the video."""
+    """The person's one shape: from a finished frame, else the mean of the converged ones of
+    independent fits of `video.shape_frames` frames spread over the video."""
     fitter = session.fitter
     finished = [i for (i, _), d in zip(valid, done) if d]
     if finished:
         return fitter.variables(load_frame_params(out, frame_name(item, finished[0])))["shape"]
     n = min(session.cfg.video.shape_frames, len(valid))
     picks = np.unique(np.linspace(0, len(valid) - 1, n).round().astype(int))
-    results = fitter.fit_frames([valid[p][1] for p in picks])
+    results = [r for r in fitter.fit_frames([valid[p][1] for p in picks]) if r.is_finite()]
+    if not results:
+        raise ValueError("no shape frame converged")
     return torch.as_tensor(np.mean([r.params["shape"] for r in results], 0), device=fitter.device, dtype=fitter.dtype)
 
 
@@ -137,15 +139,10 @@ def _fit_windows(item: Item, out: Path, session, summary: Summary, valid, done, 
             before = [p for p in positions if p in known and p < new[0]]
             warm = known[before[-1]] if before else None
             single = fitter.fit_frames([valid[p][1] for p in new], shape=shape, start=warm)
-            for p, r in zip(new, single):
-                known[p] = fitter.variables(r.params)
+            fitted = {**known, **{p: fitter.variables(r.params) for p, r in zip(new, single) if r.is_finite()}}
             problem = fitter.problem([[valid[p][1] for p in positions]], layout, [[valid[p][0] for p in positions]])
             problem.frozen[0] = torch.tensor([p not in new for p in positions], device=fitter.device)
-            v = fitter.initial(problem)
-            v["shape"] = shape[None].clone()
-            for k in v:
-                if k != "shape":
-                    v[k][0] = torch.stack([known[p].get(k, torch.zeros_like(v[k][0, 0])) for p in positions])
+            v = _window_start(fitter, problem, shape, fitted, positions)
             v, losses, iters = fitter.fit_rows(problem, v, fixed_shape=True, stages=[last_stage])
             results = fitter.results(v, problem, losses, iters)
             images = reader.get([valid[p][0] for p in new])
@@ -154,7 +151,8 @@ def _fit_windows(item: Item, out: Path, session, summary: Summary, valid, done, 
                 r.stage_losses = np.concatenate([first.stage_losses, r.stage_losses])
                 r.iterations = np.concatenate([first.iterations, r.iterations])
                 r.start_yaw = first.start_yaw
-                known[p] = fitter.variables(r.params)
+                if r.is_finite():  # a diverged frame is fitted again, not held, where the next window overlaps it
+                    known[p] = fitter.variables(r.params)
                 named.append((frame_name(item, valid[p][0]), r, valid[p][1]))
             session.write(out, named, [images[valid[p][0]] for p in new], summary)
             bar.update(len(new))
@@ -165,20 +163,36 @@ def _fit_windows(item: Item, out: Path, session, summary: Summary, valid, done, 
     bar.close()
 
 
+def _window_start(fitter, problem, shape: torch.Tensor, fitted: dict[int, dict[str, torch.Tensor]],
+                  positions: list[int]) -> dict[str, torch.Tensor]:
+    """A window's start: the person's shape, and each frame's fitted variables where it has them,
+    else the fitter's own start."""
+    v = fitter.initial(problem)
+    v["shape"] = shape[None].clone()
+    for k in v:
+        if k != "shape":
+            v[k][0] = torch.stack([fitted.get(p, {}).get(k, v[k][0, i]) for i, p in enumerate(positions)])
+    return v
+
+
 class _FrameReader:
-    """Frames of a video by increasing index, read once, sequentially."""
+    """Frames of a video by increasing index, read once, sequentially; the previous call's frames
+    are kept for a diverged frame that is fitted again."""
 
     def __init__(self, path: Path) -> None:
         self._frames: Iterator[tuple[int, float | None, np.ndarray]] = keypoints.read_frames(path)
+        self._last: dict[int, np.ndarray | None] = {}
 
     def get(self, indices: list[int]) -> dict[int, np.ndarray | None]:
-        wanted, found = set(indices), {}
+        wanted = set(indices)
+        found = {i: f for i, f in self._last.items() if i in wanted and f is not None}
         for index, _, frame in self._frames:
             if index in wanted:
                 found[index] = frame
             if index >= max(indices):
                 break
-        return {i: found.get(i) for i in indices}
+        self._last = {i: found.get(i) for i in indices}
+        return self._last
 
 
 def _write_overlay_video(item: Item, out: Path, mp4: Path) -> None:

@@ -28,7 +28,8 @@ from body.io import write_text
 from body.rotations import axis_angle_to_matrix, geodesic_angle
 from prior.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.data.fk import smplx_forward_kinematics
-from prior.limits import HINGE_FLEXION_AXES, bend_backwards, within_limits
+from body.skeleton import HINGE_FLEXION_AXES
+from prior.limits import bend_backwards, within_limits
 from prior.splits import load_splits
 from prior.train import DEFAULT_CONFIG, load_config, rest_skeleton
 from prior.vposer import VPoser

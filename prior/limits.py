@@ -39,17 +39,13 @@ import roma
 import torch
 
 from body.rotations import axis_angle_to_matrix
-from body.skeleton import BODY_JOINT_NAMES
+from body.skeleton import BODY_JOINT_NAMES, HINGE_FLEXION_AXES
 from prior.data.mirror import POSE_MIRROR, mirror_body_pose
 
 # body_pose index (0..20) of each named joint (pelvis excluded).
 POSE_INDEX = {name: i - 1 for i, name in enumerate(BODY_JOINT_NAMES) if i > 0}
 # Unit axis about which each hinge flexes (positive angle = anatomical flexion); also
 # used by prior.data.build to drop frames whose knees or elbows bend backwards.
-HINGE_FLEXION_AXES: dict[str, tuple[float, float, float]] = {
-    "left_knee": (1.0, 0.0, 0.0), "right_knee": (1.0, 0.0, 0.0),
-    "left_elbow": (0.0, -1.0, 0.0), "right_elbow": (0.0, 1.0, 0.0),
-}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Fitting building blocks: batched L-BFGS, camera, losses, GMM, config, sparse model."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -129,3 +130,55 @@ def test_config_overrides_and_errors(tmp_path):
     user = tmp_path / "my.yaml"
     user.write_text("prior:\n  kind: none\n")
     assert load_config(user).prior.kind == "none"
+
+
+def test_gmm_load_names_the_file_and_the_fix(tmp_path):
+    bad = tmp_path / "gmm.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    for path in (bad, tmp_path / "missing.npz"):
+        with pytest.raises(ValueError, match=f"{path.name}.*python -m fitting.gmm"):
+            GaussianMixture.load(path)
+
+
+def test_video_shape_ignores_diverged_fits():
+    from types import SimpleNamespace
+
+    from fitting.fitter import FitResult
+    from fitting.video import _person_shape
+
+    def result(shape: float, loss: float) -> FitResult:
+        return FitResult({"shape": np.full(2, shape)}, np.array([loss]), np.array([1]), {}, 0.0)
+
+    fits = [result(1.0, 0.5), result(float("nan"), float("nan")), result(3.0, 0.5)]
+    fitter = SimpleNamespace(fit_frames=lambda targets: fits[:len(targets)], device="cpu", dtype=torch.float64)
+    session = SimpleNamespace(fitter=fitter, cfg=SimpleNamespace(video=SimpleNamespace(shape_frames=3)))
+    valid = [(i, None) for i in range(3)]
+    shape = _person_shape(None, None, session, valid, [False] * 3)
+    assert torch.equal(shape, torch.tensor([2.0, 2.0], dtype=torch.float64))
+    fits[0] = fits[2] = fits[1]
+    with pytest.raises(ValueError, match="no shape frame converged"):
+        _person_shape(None, None, session, valid, [False] * 3)
+
+
+def test_inputs_of_a_keypoints_detect_folder(tmp_path):
+    from fitting.inputs import collect
+
+    for name in ("a_keypoints.json", "summary.json", "a_overlay.png", "clip_overlay.mp4", "b.png", "notes.txt"):
+        (tmp_path / name).write_text("")
+    items, passed = collect(tmp_path)
+    assert [(i.name, i.kind) for i in items] == [("a", "openpose"), ("b", "image")]
+    assert list(passed) == ["notes.txt"]
+
+
+def test_resume_and_summary_outputs(tmp_path):
+    from fitting.outputs import Summary, is_done
+
+    np.savez(tmp_path / "good.npz", shape=np.zeros(2))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:60])
+    (tmp_path / "empty.npz").write_bytes(b"")
+    assert [is_done(tmp_path, n) for n in ("good", "cut", "empty", "missing")] == [True, False, False, False]
+    summary = Summary(fitted=["a", "b"], reprojection_px={"a": 2.0, "b": float("nan")},
+                      reprojection_rel={"a": 0.01, "b": float("nan")})
+    summary.write(tmp_path / "summary.json")
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["reprojection_px"] == {"a": 2.0, "b": None} and saved["mean_reprojection_px"] == 2.0

@@ -34,12 +34,11 @@ from tqdm import tqdm
 
 from body.io import write_npz, write_text
 from body.rotations import axis_angle_to_matrix
-from body.skeleton import BODY_JOINT_NAMES
+from body.skeleton import BODY_JOINT_NAMES, HINGE_FLEXION_AXES
 from prior.data.load import MOTION_SUFFIXES, load_motion
 from prior.data.mirror import mirror_body_pose
 from prior.data.motion import Motion, MotionFormatError
 from prior.data.retarget import bone_direction_errors
-from prior.limits import HINGE_FLEXION_AXES
 
 # Rotation limits (degrees) beyond which a frame is a capture glitch, not a pose (seen in
 # the shared data: ankles turned 160-180 deg, whole clips with the head turned backwards).
@@ -49,7 +48,7 @@ PLAUSIBLE_MAX_DEG: dict[str, float] = {
     for name in ("spine1", "spine2", "spine3", "neck", "head", "left_collar", "right_collar",
                  "left_ankle", "right_ankle", "left_foot", "right_foot")
 }  # fmt: skip
-# Knees and elbows (flexion axes: prior.limits.HINGE_FLEXION_AXES): the largest hyperextension
+# Knees and elbows (flexion axes: body.skeleton.HINGE_FLEXION_AXES): the largest hyperextension
 # (degrees). A glitch flexion past 180 deg (HDM05 knees at 208) reads as hyperextension.
 MAX_HYPEREXTENSION_DEG = 30.0
 
