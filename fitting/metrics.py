@@ -4,13 +4,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def reprojection_error(projected: np.ndarray, points: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    """(mean px distance, mean / person height) over points with confidence and weight > 0.
+def reprojection_error(projected: np.ndarray, points: np.ndarray, weights: np.ndarray,
+                       min_confidence: float = 0.5) -> tuple[float, float]:
+    """(mean px distance, mean / person height) over confident detections (weight > 0).
 
     projected (K, 2) model keypoints in px (NaN where the model has none); points (K, 3) detections x, y, conf;
-    weights (K,). The person's height is the vertical extent of the used detections.
+    weights (K,). Detectors also guess occluded and off-image points at low confidence (MediaPipe
+    places the legs of a half-length portrait hundreds of pixels below the frame), so only points
+    with confidence >= `min_confidence` count. The person's height is their vertical extent.
     """
-    used = (points[:, 2] > 0) & (weights > 0) & np.isfinite(points).all(1) & np.isfinite(projected).all(1)
+    used = (points[:, 2] >= min_confidence) & (weights > 0) & np.isfinite(points).all(1) & np.isfinite(projected).all(1)
     if not used.any():
         return float("nan"), float("nan")
     err = float(np.linalg.norm(projected[used] - points[used, :2], axis=1).mean())

@@ -182,3 +182,12 @@ def test_resume_and_summary_outputs(tmp_path):
     summary.write(tmp_path / "summary.json")
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["reprojection_px"] == {"a": 2.0, "b": None} and saved["mean_reprojection_px"] == 2.0
+
+
+def test_reprojection_error_counts_confident_points_only():
+    from fitting.metrics import reprojection_error
+
+    points = np.array([[0.0, 0.0, 0.9], [0.0, 100.0, 0.9], [0.0, 900.0, 0.1]])
+    projected = np.array([[3.0, 4.0], [0.0, 100.0], [0.0, 400.0]])
+    err, frac = reprojection_error(projected, points, np.ones(3))
+    assert err == pytest.approx(2.5) and frac == pytest.approx(0.025)
