@@ -12,10 +12,14 @@ import numpy as np
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` atomically."""
+    """Yield a temporary path beside `path`; on success it replaces `path` atomically.
+
+    The temporary file is named `.STEM.PID.XXXXXXXX.SUFFIX`, so leftovers of a killed
+    process can be told from a live process's writes (`is_orphan_temporary`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -54,3 +58,17 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
+
+
+def is_orphan_temporary(path: Path) -> bool:
+    """Whether `path` is an `atomic_path` temporary file whose writing process is gone."""
+    parts = path.name.split(".")
+    if not path.name.startswith(".") or len(parts) < 5 or not parts[-3].isdigit():
+        return False
+    try:
+        os.kill(int(parts[-3]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False

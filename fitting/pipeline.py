@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import body
+from body.io import is_orphan_temporary
 import keypoints
 from fitting.config import save_config
 from fitting.fitter import Fitter, FitResult, FrameTargets
@@ -18,8 +19,6 @@ from fitting.inputs import Item, collect, load_item
 from fitting.outputs import Summary, full_params, is_done, posed_vertices, write_frame
 from fitting.priors import load_pose_space
 
-TEMP_SUFFIXES = (".npz", ".obj", ".png", ".mp4", ".json", ".yaml")  # of body.io.atomic_path's temporary files
-STALE_SECONDS = 600  # a temporary file untouched this long is a killed run's, not a concurrent run's
 
 
 class Session:
@@ -109,17 +108,11 @@ def _error_text(e: Exception) -> str:
 
 
 def _remove_stale_temporaries(out: Path) -> None:
-    """Delete the temporary files (`.STEM.XXXXXXXX.SUFFIX`, body.io.atomic_path) of a killed run's unfinished
-    writes: only those untouched for STALE_SECONDS, as a newer one may be a concurrent run's write in progress."""
-    now = time.time()
-    for tmp in out.glob(".*.*"):
-        if tmp.suffix not in TEMP_SUFFIXES or not tmp.is_file():
-            continue
-        try:
-            if now - tmp.stat().st_mtime > STALE_SECONDS:
-                tmp.unlink()
-        except FileNotFoundError:  # renamed or removed by its run meanwhile
-            pass
+    """Delete the temporary files a killed run left (body.io.atomic_path names carry the writer's pid;
+    a live process's, such as a concurrent run's write in progress, are kept)."""
+    for tmp in out.glob(".*"):
+        if is_orphan_temporary(tmp):
+            tmp.unlink(missing_ok=True)
 
 
 def _fit_images(items: list[Item], out: Path, session: Session, summary: Summary, progress: bool) -> None:

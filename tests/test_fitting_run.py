@@ -135,17 +135,18 @@ def test_a_killed_run_resumes_without_redoing_or_losing_frames(tmp_path, detecti
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
-        while not list(out.glob("*.npz")) and proc.poll() is None and time.monotonic() < deadline:
+        while not list(out.glob("[!.]*.npz")) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         proc.kill()
         proc.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")}
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.npz")}
     assert before, "the run wrote nothing before it was killed"
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = ["again", "basketball1", "basketball2"]
-    assert sorted(p.stem for p in out.glob("*.npz")) == names
+    assert sorted(p.stem for p in out.glob("[!.]*.npz")) == names
+    assert not list(out.glob(".*")), "the killed run's temporary files were not cleaned up"
     assert all((out / f"{n}.obj").is_file() and (out / f"{n}_overlay.png").is_file() for n in names)
     for name, stamp in before.items():
         assert (out / name).stat().st_mtime_ns == stamp, f"{name} was fitted again"

@@ -191,3 +191,17 @@ def test_reprojection_error_counts_confident_points_only():
     projected = np.array([[3.0, 4.0], [0.0, 100.0], [0.0, 400.0]])
     err, frac = reprojection_error(projected, points, np.ones(3))
     assert err == pytest.approx(2.5) and frac == pytest.approx(0.025)
+
+
+def test_orphan_temporaries_are_told_from_live_writes(tmp_path):
+    import subprocess
+    import sys
+
+    from body.io import atomic_path, is_orphan_temporary
+
+    with atomic_path(tmp_path / "frame.npz") as tmp:
+        assert not is_orphan_temporary(tmp)  # this process is alive
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / f".frame.{int(dead.stdout)}.abcd1234.npz"
+    orphan.touch()
+    assert is_orphan_temporary(orphan) and not is_orphan_temporary(tmp_path / "frame.npz")
