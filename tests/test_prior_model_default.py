@@ -14,7 +14,7 @@ from prior.data.fk import smplx_forward_kinematics
 from prior.evaluate import pose_cost, separation
 from prior.limits import within_limits
 from prior.train import rest_skeleton
-from tests.prior_mocap import actor_poses
+from tests.prior_data_mocap import actor_poses
 
 HELD_OUT_ACTOR = "bk"  # HDM05 actor bk: a validation subject of the default checkpoint
 

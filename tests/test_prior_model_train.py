@@ -14,7 +14,7 @@ from prior.checkpoint import DEFAULT_CHECKPOINT
 from prior.data.build import build_dataset
 from prior.splits import dataset_folder, load_splits
 from prior.train import load_config, main, train
-from tests.prior_mocap import extract_actor_clips
+from tests.prior_data_mocap import extract_actor_clips
 
 
 @pytest.fixture(scope="module")
