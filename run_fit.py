@@ -11,6 +11,7 @@ are skipped, so a killed run resumes where it stopped.
 Settings: configs/fit.yaml, a --config YAML on top, then KEY=VALUE overrides,
 e.g. `optimizer.max_iter=10 prior.kind=none`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-path", help="SMPL-X model file or folder (with --body smplx)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ...")
     parser.add_argument("--batch-size", type=int, help="images fitted together")
-    parser.add_argument("--focal", metavar="F[,FY]",
-                        help="focal length in px (f, or fx,fy); default from a 45 deg field of view")
+    parser.add_argument(
+        "--focal", metavar="F[,FY]", help="focal length in px (f, or fx,fy); default from a 45 deg field of view"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
     args = parser.parse_intermixed_args(argv)
@@ -37,8 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     from fitting.config import ConfigError, load_config
 
     overrides = list(args.overrides)
-    for key, value in (("body.model", args.body), ("body.model_path", args.model_path), ("device", args.device),
-                       ("batch_size", args.batch_size)):
+    for key, value in (
+        ("body.model", args.body),
+        ("body.model_path", args.model_path),
+        ("device", args.device),
+        ("batch_size", args.batch_size),
+    ):
         if value is not None:
             overrides.append(f"{key}={value}")
     if args.focal:

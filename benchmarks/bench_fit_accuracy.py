@@ -11,6 +11,7 @@ GMM (8 full-covariance components, as SMPLify's) is fitted on the same
 training poses as the VPoser. Prints a markdown table: MPJPE after aligning
 the pelvis, and PA-MPJPE (Procrustes), over the 22 body joints, in mm.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         results = fitter.fit_frames(views.frames)
         seconds = time.perf_counter() - t
-        params = {k: torch.as_tensor(np.stack([r.params[k] for r in results]))
-                  for k in ("global_orient", "body_pose", "shape", "transl")}
+        params = {
+            k: torch.as_tensor(np.stack([r.params[k] for r in results]))
+            for k in ("global_orient", "body_pose", "shape", "transl")
+        }
         with torch.no_grad():
             joints = model(**params).joints[:, :22].numpy()
         e = 1000 * mpjpe(joints, views.joints)

@@ -8,6 +8,7 @@ up to 30 L-BFGS iterations each, VPoser prior). Batch 1 fits `--single` frames
 one after the other. Times cover the optimisation and the final full-mesh pass,
 not detection or file writing. Prints a markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,12 +46,15 @@ def main(argv: list[str] | None = None) -> None:
     n = max(max(batches), args.single)
     views = render_views(model, *held_out_poses(prior_dataset(args.dataset), n, rng), rng)
     fitter.fit_frames(views.frames[:2])  # warm-up (allocations, first-call overheads)
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, "
-          f"{cfg.optimizer.max_iter} iterations max per stage, {fitter.num_stages} stages + camera", flush=True)
+    print(
+        f"device {args.device}, torch threads {torch.get_num_threads()}, "
+        f"{cfg.optimizer.max_iter} iterations max per stage, schedule {', '.join(cfg.schedule)}",
+        flush=True,
+    )
     rows = []
     for b in batches:
-        groups = [views.frames[i:i + 1] for i in range(args.single)] if b == 1 else [views.frames[:b]]
-        fitter.evaluations = 0
+        groups = [views.frames[i : i + 1] for i in range(args.single)] if b == 1 else [views.frames[:b]]
+        calls = fitter.evaluations
         iters = []
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -61,10 +65,21 @@ def main(argv: list[str] | None = None) -> None:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t
         frames_done = sum(len(g) for g in groups)
-        rows.append((b, seconds / frames_done, frames_done / seconds, np.mean(iters), fitter.evaluations / len(groups)))
+        rows.append(
+            (
+                b,
+                seconds / frames_done,
+                frames_done / seconds,
+                np.mean(iters),
+                (fitter.evaluations - calls) / len(groups),
+            )
+        )
         print(f"batch {b}: {seconds / frames_done:.2f} s/frame", flush=True)
     base = rows[0][2] if rows[0][0] == 1 else None
-    print("\n| batch | s / frame | frames / s | speed-up vs batch 1 | L-BFGS iterations / frame | objective calls / batch |")
+    print(
+        "\n| batch | s / frame | frames / s | speed-up vs batch 1 | L-BFGS iterations / frame "
+        "| objective calls / batch |"
+    )
     print("|---|---|---|---|---|---|")
     for b, spf, fps, it, ev in rows:
         speed = f"{fps / base:.1f}x" if base else "-"

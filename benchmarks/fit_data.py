@@ -1,4 +1,5 @@
 """Poses for the fitting benchmarks: held-out mocap from the prior's dataset."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,11 +13,10 @@ def prior_dataset(path: str | None = None) -> Path:
     """The prior's dataset folder (train.npz, val.npz; split by actor), built from the shared mocap if needed."""
     if path:
         return Path(path)
-    from omegaconf import OmegaConf
-
     from prior.splits import dataset_folder
+    from prior.train import load_config
 
-    data = OmegaConf.load(ROOT / "configs" / "train_prior.yaml").data
+    data = load_config().data  # relative paths are meant from the repository root
     for key in ("mocap", "cache_dir"):
         if data[key] and not Path(data[key]).is_absolute():
             data[key] = str((ROOT / data[key]).resolve())

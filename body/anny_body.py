@@ -24,24 +24,46 @@ Translation: `transl` is the pelvis position (Anny puts the pelvis at the
 origin in the zero pose), so `transl` plays the same role as in SMPL-X up to
 SMPL-X's shape-dependent pelvis offset.
 """
+
 from __future__ import annotations
 
 import math
+import os
+import sys
+import tempfile
 
 import torch
 
+from body.base import BodyModel
 from body.keypoint_sets import COCO23, HAND21_POINTS
 from body.output import BodyOutput
-from body.params import batch_size, full_pose
 from body.points import PointDef, PointTable
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import HAND_JOINT_NAMES, SMPLX_JOINT_NAMES
 
 _SOMA_BODY = (
-    "Root", "LeftLeg", "RightLeg", "Spine1", "LeftShin", "RightShin", "Spine2",
-    "LeftFoot", "RightFoot", "Chest", "LeftToeBase", "RightToeBase", "Neck1",
-    "LeftShoulder", "RightShoulder", "Head", "LeftArm", "RightArm",
-    "LeftForeArm", "RightForeArm", "LeftHand", "RightHand",
+    "Root",
+    "LeftLeg",
+    "RightLeg",
+    "Spine1",
+    "LeftShin",
+    "RightShin",
+    "Spine2",
+    "LeftFoot",
+    "RightFoot",
+    "Chest",
+    "LeftToeBase",
+    "RightToeBase",
+    "Neck1",
+    "LeftShoulder",
+    "RightShoulder",
+    "Head",
+    "LeftArm",
+    "RightArm",
+    "LeftForeArm",
+    "RightForeArm",
+    "LeftHand",
+    "RightHand",
 )
 _FINGER = {"index": "Index", "middle": "Middle", "pinky": "Pinky", "ring": "Ring", "thumb": "Thumb"}
 
@@ -68,15 +90,20 @@ OUTPUT_BONES = SMPLX_TO_SOMA + FINGERTIP_BONES
 DEFAULT_PHENOTYPES = {"gender": 0.5, "age": 2.0 / 3.0, "muscle": 0.5, "weight": 0.5, "height": 0.5, "proportions": 0.5}
 
 
-class AnnyBody(torch.nn.Module):
-    """Anny body model with the SMPL-X parameter interface (see module docstring)."""
+class AnnyBody(BodyModel):
+    """Anny body model with the SMPL-X parameter interface (see module docstring).
+
+    No expressions (Anny's facial blendshapes are not exposed) and no face
+    landmarks; `jaw_pose` drives its Jaw bone."""
 
     num_shape = 6
     has_hands = True
     has_face = False
+    num_expression = 0
 
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
+        _quiet_warp()
         import anny
 
         model = anny.Anny(rig="soma")
@@ -109,30 +136,24 @@ class AnnyBody(torch.nn.Module):
         """Unconstrained shape (B, 6) -> Anny phenotypes in (0, 1)."""
         return torch.sigmoid(shape + self.shape_offset)
 
-    def forward(
+    def _skin(
         self,
-        global_orient: torch.Tensor | None = None,
-        body_pose: torch.Tensor | None = None,
-        transl: torch.Tensor | None = None,
-        shape: torch.Tensor | None = None,
-        left_hand_pose: torch.Tensor | None = None,
-        right_hand_pose: torch.Tensor | None = None,
-        jaw_pose: torch.Tensor | None = None,
-        full_mesh: bool = True,
+        pose: torch.Tensor,
+        shape: torch.Tensor,
+        expression: torch.Tensor,
+        transl: torch.Tensor | None,
+        full_mesh: bool,
     ) -> BodyOutput:
-        """Pose the body. With `full_mesh=False` only the vertices that keypoints use
-        are skinned (`vertices` then holds just those); joints and keypoints are the same."""
-        batch = batch_size(global_orient, body_pose, transl, shape, left_hand_pose, right_hand_pose, jaw_pose)
+        """Anny's skinning of the SOMA rig; `expression` is always empty (B, 0)."""
+        batch = pose.shape[0]
         kw = dict(device=self.device, dtype=self.dtype)
-        pose = full_pose(batch, self.dtype, self.device, global_orient, body_pose, jaw_pose, left_hand_pose, right_hand_pose)
         rot = torch.eye(3, **kw).expand(batch, self.num_bones, 3, 3).clone()
         rot[:, self.pose_bones] = axis_angle_to_matrix(pose)
         trans = torch.zeros(batch, self.num_bones, 3, 1, **kw)
         if transl is not None:
-            trans[:, 0, :, 0] = transl.to(**kw)
+            trans[:, 0, :, 0] = transl
         bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], **kw).expand(batch, self.num_bones, 1, 4)
         deltas = torch.cat([torch.cat([rot, trans], dim=3), bottom], dim=2)
-        shape = torch.zeros(batch, self.num_shape, **kw) if shape is None else shape.to(**kw)
         model, points = (self.model, self.points) if full_mesh else (self.sparse_model, self.sparse_points)
         out = model(deltas, self.phenotypes(shape))
         joints = out["bone_poses"][:, self.output_bones, :3, 3]
@@ -160,7 +181,9 @@ class AnnyBody(torch.nn.Module):
         points["neck"] = mid("left_shoulder", "right_shoulder")
         points["mid_hip"] = mid("left_hip", "right_hip")
         for side, s in (("left", "Left"), ("right", "Right")):
-            points[f"{side}_foot_index"] = PointDef.blend((points[f"{side}_big_toe"], 0.7), (points[f"{side}_small_toe"], 0.3))
+            points[f"{side}_foot_index"] = PointDef.blend(
+                (points[f"{side}_big_toe"], 0.7), (points[f"{side}_small_toe"], 0.3)
+            )
             points[f"{side}_index"] = bone(f"{s}HandIndex2")
             points[f"{side}_pinky"] = bone(f"{s}HandPinky2")
             points[f"{side}_thumb"] = bone(f"{s}HandThumb3")
@@ -168,7 +191,12 @@ class AnnyBody(torch.nn.Module):
                 points[f"{side}_hand_{p}"] = bone(_hand21_bone(s, p))
         # Eye corners and mouth corners: the rest-mesh vertex nearest to a point
         # offset from the regressed eye / nose (metres; T-pose, facing +z).
-        rest = model(None, torch.tensor([list(DEFAULT_PHENOTYPES[n] for n in self.shape_names)], dtype=model.dtype, device=model.device))
+        rest = model(
+            None,
+            torch.tensor(
+                [list(DEFAULT_PHENOTYPES[n] for n in self.shape_names)], dtype=model.dtype, device=model.device
+            ),
+        )
         verts = rest["vertices"][0]
         kp = reg(rest)[0]
         at = {n: kp[i] for i, n in enumerate(reg.labels)}
@@ -197,6 +225,31 @@ def _hand21_bone(side: str, point: str) -> str:
     return f"{side}Hand{f}{i if finger == 'thumb' else i + 1}"
 
 
+def _quiet_warp() -> None:
+    """Before Anny starts Warp: hide its banner, "Module ... load" lines and, on
+    machines without an NVIDIA driver, its native "Could not find or load the
+    NVIDIA CUDA driver" line; other start-up output is passed on. Skipped when
+    BODYFIT_VERBOSE is set (keypoints.set_verbose)."""
+    if os.environ.get("BODYFIT_VERBOSE", "").strip().lower() not in ("", "0", "false", "no", "off"):
+        return
+    import warp as wp
+
+    wp.config.log_level = wp.LOG_WARNING
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        try:
+            os.dup2(log.fileno(), 2)
+            wp.init()  # Anny's own wp.init() is then a no-op
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            for line in log.read().decode(errors="replace").splitlines(keepends=True):
+                if "Could not find or load the NVIDIA CUDA driver" not in line:
+                    sys.stderr.write(line)
+
+
 def _vertex_subset_model(model, vertex_ids: torch.Tensor):
     """An Anny model identical to `model` but carrying only the given vertices (no faces)."""
     import dataclasses
@@ -213,6 +266,9 @@ def _vertex_subset_model(model, vertex_ids: torch.Tensor):
         base_mesh_vertex_indices=data.base_mesh_vertex_indices[vertex_ids],
         faces=data.faces[:0],
     )
-    return anny.Anny.from_model_data(data, pose_parameterization=model.pose_parameterization,
-                                     bone_orientation=model.bone_orientation,
-                                     root_identity_orientation=model.root_identity_orientation)
+    return anny.Anny.from_model_data(
+        data,
+        pose_parameterization=model.pose_parameterization,
+        bone_orientation=model.bone_orientation,
+        root_identity_orientation=model.root_identity_orientation,
+    )

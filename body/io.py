@@ -1,4 +1,5 @@
 """Atomic writers for meshes, images and arrays: write to a temporary file, then rename."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The result of a body model's forward pass, the same for every back end."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

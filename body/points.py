@@ -6,6 +6,7 @@ fixed per model. A `PointTable` holds those definitions by name and assembles th
 dense (K, V) / (K, J) matrices of a keypoint set once, so evaluating a set is two
 small matrix products that stay differentiable.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,7 +60,9 @@ class PointTable:
     def restricted_to(self, vertex_ids: list[int]) -> "PointTable":
         """The same points over a vertex subset (vertex i of the subset = vertex_ids[i])."""
         new = {v: i for i, v in enumerate(vertex_ids)}
-        points = {n: PointDef({new[v]: a for v, a in p.vertices.items()}, dict(p.joints)) for n, p in self.points.items()}
+        points = {
+            n: PointDef({new[v]: a for v, a in p.vertices.items()}, dict(p.joints)) for n, p in self.points.items()
+        }
         return PointTable(points, len(vertex_ids), self.num_joints)
 
     def supported_sets(self) -> list[str]:
@@ -72,13 +75,17 @@ class PointTable:
         """(K,) bool: which points of the set exist on this model."""
         return torch.tensor([p in self.points for p in keypoint_names(name)])
 
-    def matrices(self, name: str, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def matrices(
+        self, name: str, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(vertex_idx (N,), vertex weights (K, N), joint weights (K, J)) for a set."""
         key = (name, device, dtype)
         if key not in self._cache:
             names = keypoint_names(name)
             if name not in self.supported_sets():
-                raise KeyError(f"keypoint set {name!r} is not available on this model; available: {self.supported_sets()}")
+                raise KeyError(
+                    f"keypoint set {name!r} is not available on this model; available: {self.supported_sets()}"
+                )
             used = sorted({v for p in names if p in self.points for v in self.points[p].vertices})
             col = {v: i for i, v in enumerate(used)}
             wv = torch.zeros(len(names), len(used), dtype=dtype)

@@ -1,4 +1,5 @@
 """Headless mesh rendering with pyrender (EGL, Mesa's software driver when there is no GPU)."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ def render_overlay(
 
     width, height = size
     mesh = trimesh.Trimesh(vertices, faces, process=False)
-    material = pyrender.MetallicRoughnessMaterial(metallicFactor=0.1, roughnessFactor=0.7,
-                                                  baseColorFactor=(*color, 1.0))
+    material = pyrender.MetallicRoughnessMaterial(
+        metallicFactor=0.1, roughnessFactor=0.7, baseColorFactor=(*color, 1.0)
+    )
     scene = pyrender.Scene(bg_color=(0, 0, 0, 0), ambient_light=(0.35, 0.35, 0.35))
     scene.add(pyrender.Mesh.from_trimesh(mesh, material=material, smooth=True), pose=_CV_TO_GL)
     cam = pyrender.IntrinsicsCamera(fx=focal[0], fy=focal[1], cx=center[0], cy=center[1], znear=0.05, zfar=100.0)

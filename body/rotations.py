@@ -3,6 +3,7 @@
 Built on `roma` (a dependency of `anny`), which handles the small-angle and
 near-pi cases of the axis-angle map with stable gradients.
 """
+
 from __future__ import annotations
 
 import roma

@@ -1,20 +1,55 @@
 """SMPL-X skeleton facts shared by every back end: joint names, order and parents."""
+
 from __future__ import annotations
 
 # Joints 0..21: pelvis + the 21 body-pose joints, in SMPL-X order.
 BODY_JOINT_NAMES: tuple[str, ...] = (
     "pelvis",
-    "left_hip", "right_hip", "spine1",
-    "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3",
-    "left_foot", "right_foot", "neck",
-    "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
 )
 BODY_PARENTS: tuple[int, ...] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19,
+    -1,
+    0,
+    0,
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    9,
+    9,
+    12,
+    13,
+    14,
+    16,
+    17,
+    18,
+    19,
 )
 NUM_BODY_JOINTS = 21  # body_pose joints (pelvis excluded)
 
@@ -33,9 +68,7 @@ SMPLX_JOINT_NAMES: tuple[str, ...] = (
 
 # Left/right swap permutation of the 22 body joints (for mirroring poses).
 BODY_MIRROR: tuple[int, ...] = tuple(
-    BODY_JOINT_NAMES.index(
-        n.replace("left_", "@").replace("right_", "left_").replace("@", "right_")
-    )
+    BODY_JOINT_NAMES.index(n.replace("left_", "@").replace("right_", "left_").replace("@", "right_"))
     for n in BODY_JOINT_NAMES
 )
 
@@ -43,6 +76,8 @@ BODY_MIRROR: tuple[int, ...] = tuple(
 # along it when the limb bends the natural way): knees flex about +x (the ankle goes
 # back), the left elbow about -y and the right about +y (the hand comes forward).
 HINGE_FLEXION_AXES: dict[str, tuple[float, float, float]] = {
-    "left_knee": (1.0, 0.0, 0.0), "right_knee": (1.0, 0.0, 0.0),
-    "left_elbow": (0.0, -1.0, 0.0), "right_elbow": (0.0, 1.0, 0.0),
+    "left_knee": (1.0, 0.0, 0.0),
+    "right_knee": (1.0, 0.0, 0.0),
+    "left_elbow": (0.0, -1.0, 0.0),
+    "right_elbow": (0.0, 1.0, 0.0),
 }

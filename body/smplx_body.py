@@ -5,6 +5,7 @@ by `smplx`'s own loader (which unpickles user files without restriction).
 Hand poses are full 15x3 axis-angles relative to the flat hand (no PCA), as
 for Anny, so one parameter layout serves both models.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,26 +15,32 @@ import torch
 from smplx.lbs import lbs
 from smplx.vertex_ids import vertex_ids
 
+from body.base import BodyModel
 from body.keypoint_sets import COCO23, FACE68, HAND21_POINTS
 from body.output import BodyOutput
-from body.params import batch_size, full_pose
 from body.points import PointDef, PointTable
 from body.skeleton import SMPLX_JOINT_NAMES
 from body.smplx_files import ModelFileError, find_model_file, load_model_arrays
 
-_FRONTAL_CONTOUR_BIN = 39
-_SHAPE_SPACES = {20: 10, 400: 300}  # shapedirs components -> how many are betas (the rest: expressions)  # dynamic contour landmarks are binned by head yaw -39..39 deg
+_FRONTAL_CONTOUR_BIN = 39  # dynamic contour landmarks are binned by head yaw -39..39 deg
+_SHAPE_SPACES = {20: 10, 400: 300}  # shapedirs components -> how many are betas (the rest: expressions)
 
 
-class SmplxBody(torch.nn.Module):
+class SmplxBody(BodyModel):
     """SMPL-X with `shape` = betas (B, num_betas) and `expression` (B, num_expression)."""
 
     has_hands = True
     has_face = True
 
-    def __init__(self, model_path: str | Path, gender: str = "neutral", num_betas: int = 10,
-                 num_expression: int = 10, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        gender: str = "neutral",
+        num_betas: int = 10,
+        num_expression: int = 10,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         super().__init__()
         self.path = find_model_file(model_path, gender)
         data = load_model_arrays(self.path)
@@ -41,14 +48,16 @@ class SmplxBody(torch.nn.Module):
         shapedirs = data["shapedirs"]
         num_shape_total = shapedirs.shape[2]
         if num_shape_total not in _SHAPE_SPACES:
-            raise ModelFileError(f"{self.path}: shapedirs has {num_shape_total} components; expected 20 (SMPL-X v1.0: "
-                                 f"10 betas + 10 expressions) or 400 (v1.1: 300 + 100)")
+            raise ModelFileError(
+                f"{self.path}: shapedirs has {num_shape_total} components; expected 20 (SMPL-X v1.0: "
+                f"10 betas + 10 expressions) or 400 (v1.1: 300 + 100)"
+            )
         shape_space = _SHAPE_SPACES[num_shape_total]
         self.num_shape = min(num_betas, shape_space)
         self.num_expression = min(num_expression, num_shape_total - shape_space)
         self.register_buffer("v_template", t(data["v_template"]))
         self.register_buffer("shapedirs", t(shapedirs[:, :, : self.num_shape]))
-        self.register_buffer("exprdirs", t(shapedirs[:, :, shape_space: shape_space + self.num_expression]))
+        self.register_buffer("exprdirs", t(shapedirs[:, :, shape_space : shape_space + self.num_expression]))
         posedirs = data["posedirs"]
         self.register_buffer("posedirs", t(posedirs.reshape(-1, posedirs.shape[-1]).T))
         self.register_buffer("J_regressor", t(data["J_regressor"]))
@@ -69,31 +78,28 @@ class SmplxBody(torch.nn.Module):
     def device(self) -> torch.device:
         return self.v_template.device
 
-    def forward(
+    def _skin(
         self,
-        global_orient: torch.Tensor | None = None,
-        body_pose: torch.Tensor | None = None,
-        transl: torch.Tensor | None = None,
-        shape: torch.Tensor | None = None,
-        left_hand_pose: torch.Tensor | None = None,
-        right_hand_pose: torch.Tensor | None = None,
-        jaw_pose: torch.Tensor | None = None,
-        expression: torch.Tensor | None = None,
-        full_mesh: bool = True,
+        pose: torch.Tensor,
+        shape: torch.Tensor,
+        expression: torch.Tensor,
+        transl: torch.Tensor | None,
+        full_mesh: bool,
     ) -> BodyOutput:
-        """Pose the body; SMPL-X always skins the full mesh (`full_mesh` is for interface parity)."""
-        batch = batch_size(global_orient, body_pose, transl, shape, left_hand_pose, right_hand_pose, jaw_pose, expression)
-        kw = dict(device=self.device, dtype=self.dtype)
-        pose = full_pose(batch, self.dtype, self.device, global_orient, body_pose, jaw_pose,
-                         left_hand_pose, right_hand_pose).reshape(batch, -1)
-        betas = torch.zeros(batch, self.num_shape, **kw) if shape is None else shape.to(**kw)
-        expr = torch.zeros(batch, self.num_expression, **kw) if expression is None else expression.to(**kw)
-        verts, joints = lbs(torch.cat([betas, expr], dim=1), pose, self.v_template,
-                            torch.cat([self.shapedirs, self.exprdirs], dim=2), self.posedirs,
-                            self.J_regressor, self.parents, self.lbs_weights)
+        """Linear blend skinning of the full mesh (`full_mesh` is for interface parity)."""
+        verts, joints = lbs(
+            torch.cat([shape, expression], dim=1),
+            pose.reshape(pose.shape[0], -1),
+            self.v_template,
+            torch.cat([self.shapedirs, self.exprdirs], dim=2),
+            self.posedirs,
+            self.J_regressor,
+            self.parents,
+            self.lbs_weights,
+        )
         if transl is not None:
-            verts = verts + transl.to(**kw)[:, None]
-            joints = joints + transl.to(**kw)[:, None]
+            verts = verts + transl[:, None]
+            joints = joints + transl[:, None]
         return BodyOutput(vertices=verts, joints=joints, points=self.points)
 
 
@@ -103,11 +109,19 @@ def _point_table(data: dict[str, np.ndarray], num_vertices: int, num_joints: int
     j = {n: PointDef.joint(i) for i, n in enumerate(SMPLX_JOINT_NAMES)}
     v = lambda name: PointDef.vertex(vid[name])  # noqa: E731
     points: dict[str, PointDef] = {
-        "nose": v("nose"), "left_eye": v("leye"), "right_eye": v("reye"),
-        "left_ear": v("lear"), "right_ear": v("rear"),
-        "left_big_toe": v("LBigToe"), "left_small_toe": v("LSmallToe"), "left_heel": v("LHeel"),
-        "right_big_toe": v("RBigToe"), "right_small_toe": v("RSmallToe"), "right_heel": v("RHeel"),
-        "neck": j["neck"], "mid_hip": j["pelvis"],
+        "nose": v("nose"),
+        "left_eye": v("leye"),
+        "right_eye": v("reye"),
+        "left_ear": v("lear"),
+        "right_ear": v("rear"),
+        "left_big_toe": v("LBigToe"),
+        "left_small_toe": v("LSmallToe"),
+        "left_heel": v("LHeel"),
+        "right_big_toe": v("RBigToe"),
+        "right_small_toe": v("RSmallToe"),
+        "right_heel": v("RHeel"),
+        "neck": j["neck"],
+        "mid_hip": j["pelvis"],
     }
     for side in ("left", "right"):
         for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
@@ -115,7 +129,9 @@ def _point_table(data: dict[str, np.ndarray], num_vertices: int, num_joints: int
         points[f"{side}_index"] = j[f"{side}_index1"]
         points[f"{side}_pinky"] = j[f"{side}_pinky1"]
         points[f"{side}_thumb"] = j[f"{side}_thumb3"]
-        points[f"{side}_foot_index"] = PointDef.blend((points[f"{side}_big_toe"], 0.7), (points[f"{side}_small_toe"], 0.3))
+        points[f"{side}_foot_index"] = PointDef.blend(
+            (points[f"{side}_big_toe"], 0.7), (points[f"{side}_small_toe"], 0.3)
+        )
         for p in HAND21_POINTS:
             finger, i = p[:-1], p[-1:]
             if p == "wrist":
@@ -138,8 +154,14 @@ def _point_table(data: dict[str, np.ndarray], num_vertices: int, num_joints: int
         for k in range(17):
             points[FACE68[k]] = landmark(int(contour[k]), bary[k])
     if "lmk_faces_idx" in data:  # MediaPipe's eye and mouth corners, from the iBUG landmarks
-        for name, ibug in (("right_eye_outer", 36), ("right_eye_inner", 39), ("left_eye_inner", 42),
-                           ("left_eye_outer", 45), ("mouth_right", 48), ("mouth_left", 54)):
+        for name, ibug in (
+            ("right_eye_outer", 36),
+            ("right_eye_inner", 39),
+            ("left_eye_inner", 42),
+            ("left_eye_outer", 45),
+            ("mouth_right", 48),
+            ("mouth_left", 54),
+        ):
             points[name] = points[FACE68[ibug]]
     assert set(COCO23) <= set(points)
     return PointTable(points, num_vertices, num_joints)

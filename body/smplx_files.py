@@ -5,6 +5,7 @@ and .pkl files go through `RestrictedUnpickler`, which rebuilds numpy arrays,
 scipy sparse matrices and chumpy arrays (as plain arrays) and refuses every
 other global.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -21,6 +22,15 @@ OPTIONAL_KEYS = ("lmk_faces_idx", "lmk_bary_coords", "dynamic_lmk_faces_idx", "d
 
 class ModelFileError(ValueError):
     """A body-model file that cannot be used; the message names the file and the fix."""
+
+
+def check_gender(gender: str | None) -> str:
+    """The SMPL-X gender to load: None means "neutral"; anything outside GENDERS is refused."""
+    if gender is None:
+        return "neutral"
+    if gender not in GENDERS:
+        raise ValueError(f"gender must be one of {GENDERS} (or None for neutral), got {gender!r}")
+    return gender
 
 
 def expected_names(gender: str) -> list[str]:
@@ -40,8 +50,7 @@ def missing_model_message(model_path: str | Path | None, gender: str) -> str:
 
 def find_model_file(model_path: str | Path, gender: str = "neutral") -> Path:
     """Resolve a file or a folder to the SMPL-X model file for `gender` (npz preferred)."""
-    if gender not in GENDERS:
-        raise ValueError(f"gender must be one of {GENDERS}, got {gender!r}")
+    gender = check_gender(gender)
     path = Path(model_path).expanduser()
     if path.is_file():
         return path
@@ -69,9 +78,14 @@ def _reconstruct_stub(cls, base, state):  # copyreg._reconstructor's signature
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that allows numpy arrays and stand-ins for chumpy/scipy.sparse only."""
 
-    _NUMPY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-              ("numpy", "ndarray"), ("numpy", "dtype"),
-              ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+    _NUMPY = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) in self._NUMPY:
@@ -104,8 +118,10 @@ def _to_array(value, key: str, path: Path):
 
         cls = sparse.csr_matrix if "csr" in value.kind else sparse.csc_matrix
         return cls((state["data"], state["indices"], state["indptr"]), shape=shape).toarray()
-    raise ModelFileError(f"{path}: key '{key}' holds an unsupported pickled object ({value.kind}); "
-                         f"convert the model to .npz or use the .npz release from {SMPLX_URL}")
+    raise ModelFileError(
+        f"{path}: key '{key}' holds an unsupported pickled object ({value.kind}); "
+        f"convert the model to .npz or use the .npz release from {SMPLX_URL}"
+    )
 
 
 def load_model_arrays(path: str | Path) -> dict[str, np.ndarray]:

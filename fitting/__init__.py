@@ -9,11 +9,18 @@
     (fit,) = fitter.fit_frames([FrameTargets(keypoints.targets(kp), focal, center, kp.image_size)])
     fit.params["body_pose"]  # (21, 3) axis-angle; also global_orient, transl, shape, hands, latent
 
-`fitting.pipeline.run` (and run_fit.py) adds inputs, batching, video, outputs and resume.
+The parts: `targets` (what a frame is fitted to), `problem` (targets as tensors),
+`terms` (loss terms by name), `stages` (stages as data, from configs/fit.yaml),
+`hypotheses` (start generators), `engine` (the stage driver over the batched
+L-BFGS of `optimize`), `codec` (variables <-> saved parameters), `fitter` (the
+entry points). `fitting.pipeline.run` (and run_fit.py) adds inputs, batching,
+video, outputs and resume.
 """
+
 from fitting.camera import intrinsics
 from fitting.config import load_config
-from fitting.fitter import Fitter, FitResult, FrameTargets
+from fitting.fitter import FitResult, Fitter
 from fitting.priors import load_pose_space
+from fitting.targets import FrameTargets
 
 __all__ = ["FitResult", "Fitter", "FrameTargets", "intrinsics", "load_config", "load_pose_space"]

@@ -6,6 +6,7 @@ are y-up and face +z, so a body facing the camera is rotated 180 deg about x
 (`FACING_CAMERA`); the initial orientation then turns it about the vertical
 (yaw) and the optical axis (roll) as the 2D torso suggests.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,9 +19,12 @@ from body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 FACING_CAMERA = (math.pi, 0.0, 0.0)
 
 
-def intrinsics(image_size: tuple[int, int], focal: float | tuple[float, float] | None = None,
-               center: tuple[float, float] | None = None, fov_deg: float = 45.0
-               ) -> tuple[tuple[float, float], tuple[float, float]]:
+def intrinsics(
+    image_size: tuple[int, int],
+    focal: float | tuple[float, float] | None = None,
+    center: tuple[float, float] | None = None,
+    fov_deg: float = 45.0,
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """((fx, fy), (cx, cy)) for an image of `image_size` (w, h).
 
     Without a focal length it is set from the field of view of the longer side;
@@ -46,8 +50,14 @@ class TorsoView:
     ambiguous: torch.Tensor  # (N,) bool: a side view, the yaw's sign (facing image left or right) is unknown
 
 
-def torso_view(xy: torch.Tensor, conf: torch.Tensor, torso: tuple[torch.Tensor, torch.Tensor],
-               shoulders: tuple[torch.Tensor, torch.Tensor], width_ratio: float, side_cos: float) -> TorsoView:
+def torso_view(
+    xy: torch.Tensor,
+    conf: torch.Tensor,
+    torso: tuple[torch.Tensor, torch.Tensor],
+    shoulders: tuple[torch.Tensor, torch.Tensor],
+    width_ratio: float,
+    side_cos: float,
+) -> TorsoView:
     """Roll and yaw of the torso in each frame; xy (N, K, 2), conf (N, K); shoulders:
     (left, right) index pairs (P,), one per keypoint set, the first seen one is used.
 
@@ -97,9 +107,14 @@ def project(points: torch.Tensor, focal: torch.Tensor, center: torch.Tensor) -> 
     return points[..., :2] / z * focal[:, None] + center[:, None]
 
 
-def init_translation(xy: torch.Tensor, weight: torch.Tensor, body_points: torch.Tensor,
-                     torso: tuple[torch.Tensor, torch.Tensor], focal: torch.Tensor, center: torch.Tensor
-                     ) -> torch.Tensor:
+def init_translation(
+    xy: torch.Tensor,
+    weight: torch.Tensor,
+    body_points: torch.Tensor,
+    torso: tuple[torch.Tensor, torch.Tensor],
+    focal: torch.Tensor,
+    center: torch.Tensor,
+) -> torch.Tensor:
     """Translation (N, 3) that puts an initial body in front of the camera over its keypoints.
 
     Depth from similar triangles, t_z = f * L3d / L2d (SMPLify-X), with L the

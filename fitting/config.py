@@ -1,55 +1,87 @@
-"""Fitting configuration: configs/fit.yaml, a user YAML on top, then dotted overrides."""
+"""Fitting configuration: configs/fit.yaml, a user YAML on top, then dotted overrides (`configs.loader`)."""
+
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from body.io import write_text
+import configs
+from configs import ConfigError, Rule, save_config
+from fitting.hypotheses import HYPOTHESES
+from fitting.stages import VARIABLES, check_stages
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fit.yaml"
+__all__ = ["ConfigError", "FIT_RULES", "load_config", "save_config"]
 
 
-class ConfigError(ValueError):
-    """A config file or override that cannot be used (the message says which)."""
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive(v: Any) -> bool:
+    return _number(v) and v > 0
+
+
+def _size(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _pair(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, list) and len(v) == 2 and all(map(ok, v))
+
+
+FIT_RULES: dict[str, Rule] = {
+    "body.model": Rule(choices=("anny", "smplx")),
+    "body.model_path": Rule(type=str),
+    "body.gender": Rule(choices=("neutral", "male", "female")),
+    "device": Rule(pattern=r"cpu|cuda(:\d+)?|mps", means="cpu, cuda, cuda:N or mps"),
+    "threads": Rule(type=int, ge=1),
+    "batch_size": Rule(ge=1),
+    "prior.kind": Rule(choices=("vposer", "gmm", "none")),
+    "prior.path": Rule(type=str),
+    "camera.focal": Rule(
+        check=lambda v: _positive(v) or _pair(_positive)(v), means="a finite number > 0 (px) or a list [fx, fy] of two"
+    ),
+    "camera.center": Rule(check=_pair(_number), means="a list [cx, cy] of two finite numbers"),
+    "camera.fov_deg": Rule(type=float, gt=0, lt=180),
+    "camera.image_size": Rule(check=_pair(_size), means="a list [w, h] of two integers >= 1"),
+    "keypoints.person": Rule(choices=("largest", "confident")),
+    "keypoints.min_points": Rule(ge=1),
+    "init.side_view_cos": Rule(ge=0, le=1),
+    "data.reference_size": Rule(type=float, gt=0),
+    "data.rho": Rule(type=float, gt=0),
+    "optimizer.max_iter": Rule(ge=1),
+    "optimizer.history_size": Rule(ge=1),
+    "optimizer.rel_tolerance": Rule(ge=0),
+    "optimizer.max_line_search": Rule(ge=1),
+    "video.window": Rule(ge=2),
+    "video.overlap": Rule(ge=0),
+    "video.max_gap": Rule(ge=1),
+    "video.shape_frames": Rule(ge=1),
+}
+FIT_RULES.update(
+    {
+        "stages.*.free.*": Rule(choices=VARIABLES),
+        "stages.*.max_iter": Rule(type=int, ge=1, nullable=True),
+        "stages.*.weights.*": Rule(type=float, ge=0),
+    }
+)
+OPEN_KEYS = ("stages", "stages.*", "stages.*.weights")  # new stages and loss terms may be added (checked by name below)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
-    """Defaults, then the YAML at `path`, then `key.sub=value` overrides.
-
-    Unknown keys are refused so that a typo does not silently do nothing.
-    """
-    cfg = OmegaConf.load(DEFAULT_CONFIG)
-    OmegaConf.set_struct(cfg, True)
-    layers = []
-    if path is not None:
-        if not Path(path).is_file():
-            raise ConfigError(f"config file {path} not found")
-        layers.append(OmegaConf.load(path))
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-        raise ConfigError(f"overrides must look like key.sub=value, got {bad}")
-    layers.append(OmegaConf.from_dotlist(list(overrides)))
-    try:
-        cfg = OmegaConf.merge(cfg, *layers)
-    except Exception as e:  # omegaconf raises several types; all mean a bad key or value
-        raise ConfigError(f"bad config: {e}") from None
-    _check(cfg)
-    return cfg
-
-
-def _check(cfg: DictConfig) -> None:
-    n = len(cfg.stages.pose_prior)
-    for key, value in cfg.stages.items():
-        if key != "bending_ratio" and len(value) != n:
-            raise ConfigError(f"stages.{key} has {len(value)} entries but stages.pose_prior has {n}")
-    if cfg.prior.kind not in ("vposer", "gmm", "none"):
-        raise ConfigError(f"prior.kind must be vposer, gmm or none, got {cfg.prior.kind!r}")
+    """configs/fit.yaml, then the YAML at `path`, then `key.sub=value` overrides, checked against
+    FIT_RULES; unknown keys and bad values raise ConfigError."""
+    cfg = configs.load_config("fit", path, overrides, FIT_RULES, OPEN_KEYS)
     if cfg.video.overlap >= cfg.video.window:
-        raise ConfigError("video.overlap must be smaller than video.window")
-
-
-def save_config(cfg: DictConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML (atomically)."""
-    write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
+        raise ConfigError(f"video.overlap ({cfg.video.overlap}) must be smaller than video.window ({cfg.video.window})")
+    errors = check_stages(cfg)
+    if not cfg.init.hypotheses:
+        errors.append("init.hypotheses is empty; name at least 'torso'")
+    if bad := [h for h in cfg.init.hypotheses if h not in HYPOTHESES]:
+        errors.append(f"init.hypotheses: unknown start hypotheses {bad}; known: {', '.join(HYPOTHESES.names())}")
+    if errors:
+        raise ConfigError("; ".join(errors))
+    return cfg

@@ -5,6 +5,7 @@
 POSES.npz holds `body_pose` (N, 21, 3), e.g. the prior's train.npz from `python -m prior.data.build`.
 The command's arguments are saved beside the mixture (gmm.yaml).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,9 @@ class GaussianMixture:
         self._const = const - const.min()
 
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "GaussianMixture":
-        return GaussianMixture(*(t.to(device=device, dtype=dtype) for t in (self.weights, self.means, self.covariances)))
+        return GaussianMixture(
+            *(t.to(device=device, dtype=dtype) for t in (self.weights, self.means, self.covariances))
+        )
 
     def penalty(self, body_pose: torch.Tensor) -> torch.Tensor:
         """min_k [ 0.5 (x - mu_k)^T S_k^-1 (x - mu_k) + 0.5 log|S_k| - log w_k ] (N,), shifted to be >= 0."""
@@ -54,8 +57,12 @@ class GaussianMixture:
         return self.means[self.weights.argmax()]
 
     def save(self, path: str | Path) -> None:
-        write_npz(path, weights=self.weights.cpu().numpy(), means=self.means.cpu().numpy(),
-                  covariances=self.covariances.cpu().numpy())
+        write_npz(
+            path,
+            weights=self.weights.cpu().numpy(),
+            means=self.means.cpu().numpy(),
+            covariances=self.covariances.cpu().numpy(),
+        )
 
     @staticmethod
     def load(path: str | Path) -> "GaussianMixture":
@@ -68,8 +75,14 @@ class GaussianMixture:
             raise ValueError(f"{path}: cannot load a pose mixture ({type(e).__name__}: {e}); {MAKE_ONE}") from e
 
 
-def fit_gmm(x: np.ndarray | torch.Tensor, components: int = 8, iterations: int = 200, seed: int = 0,
-            reg: float = 1e-4, tol: float = 1e-6) -> GaussianMixture:
+def fit_gmm(
+    x: np.ndarray | torch.Tensor,
+    components: int = 8,
+    iterations: int = 200,
+    seed: int = 0,
+    reg: float = 1e-4,
+    tol: float = 1e-6,
+) -> GaussianMixture:
     """EM for a full-covariance mixture on samples x (N, D), k-means++ start.
 
     `reg` is added to every covariance's diagonal (keeps thin components invertible).

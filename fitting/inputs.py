@@ -1,9 +1,10 @@
 """What to fit: images, folders, videos and OpenPose JSON, turned into fitting targets.
 
 `collect` lists the items of an input path (a bad or unknown file is reported,
-never raised); `frame_targets` turns one detection into the fitter's targets
-or a reason to skip the frame.
+never raised); `load_item` reads one image or OpenPose frame into the fitter's
+targets (`fitting.targets.frame_targets`) or a reason to skip it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,9 +15,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 import keypoints
+from fitting.targets import FrameTargets, frame_targets
 from keypoints.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from fitting.camera import intrinsics
-from fitting.fitter import FrameTargets, check_targets
 
 OPENPOSE_SUFFIX = "_keypoints.json"
 
@@ -77,34 +77,16 @@ def _find_image(folder: Path | None, stem: str) -> Path | None:
     return None
 
 
-def frame_targets(kp: keypoints.Keypoints, image_size: tuple[int, int] | None, cfg: DictConfig
-                  ) -> tuple[FrameTargets | None, str | None]:
-    """Targets for the person chosen by `cfg.keypoints.person`, or (None, why the frame is skipped)."""
-    if kp.num_people == 0:
-        return None, "no person detected"
-    size = image_size or kp.image_size or (tuple(cfg.camera.image_size) if cfg.camera.image_size else None)
-    if size is None:
-        raise keypoints.KeypointsError(
-            f"{kp.source}: image size unknown; pass the images (--images DIR) or camera.image_size=[w,h]")
-    person = kp.choose(cfg.keypoints.person)
-    points = keypoints.targets(person)
-    reason = check_targets(points, cfg.keypoints.min_points)
-    if reason is not None:
-        return None, reason
-    focal = cfg.camera.focal
-    if focal is not None and not isinstance(focal, (int, float)):
-        focal = tuple(focal)
-    center = tuple(cfg.camera.center) if cfg.camera.center is not None else None
-    f, c = intrinsics((int(size[0]), int(size[1])), focal, center, cfg.camera.fov_deg)
-    return FrameTargets(points, f, c, (int(size[0]), int(size[1]))), None
-
-
-def load_item(item: Item, detect: Callable[[np.ndarray, str], keypoints.Keypoints], cfg: DictConfig
-              ) -> tuple[FrameTargets | None, str | None, np.ndarray | None]:
+def load_item(
+    item: Item, detect: Callable[[np.ndarray, str], keypoints.Keypoints], cfg: DictConfig
+) -> tuple[FrameTargets | None, str | None, np.ndarray | None]:
     """(targets, skip reason, BGR image or None) of an image or OpenPose item.
     Raises KeypointsError for a file that cannot be read."""
-    image = keypoints.read_image(item.path if item.kind == "image" else item.image) \
-        if item.kind == "image" or item.image is not None else None
+    image = (
+        keypoints.read_image(item.path if item.kind == "image" else item.image)
+        if item.kind == "image" or item.image is not None
+        else None
+    )
     if item.kind == "image":
         kp = detect(image, str(item.path))
     else:

@@ -1,4 +1,5 @@
 """Terms of the fitting objective. Each returns one value per row (frame or window)."""
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,9 @@ def geman_mcclure(sq_residual: torch.Tensor, rho: float) -> torch.Tensor:
     return rho2 * sq_residual / (sq_residual + rho2)
 
 
-def keypoint_data(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor,
-                  rho: float) -> torch.Tensor:
+def keypoint_data(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, rho: float
+) -> torch.Tensor:
     """sum_k w_k^2 GM(residual) over x and y (N,): pred, target (N, K, 2) px; weight (N, K); scale (N,) px -> units."""
     res = (pred - target) * scale[:, None, None]
     return (weight[..., None] ** 2 * geman_mcclure(res * res, rho)).sum((1, 2))

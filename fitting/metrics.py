@@ -1,11 +1,13 @@
 """Fit quality: 2D reprojection error, and 3D joint errors against ground truth."""
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def reprojection_error(projected: np.ndarray, points: np.ndarray, weights: np.ndarray,
-                       min_confidence: float = 0.5) -> tuple[float, float]:
+def reprojection_error(
+    projected: np.ndarray, points: np.ndarray, weights: np.ndarray, min_confidence: float = 0.5
+) -> tuple[float, float]:
     """(mean px distance, mean / person height) over confident detections (weight > 0).
 
     projected (K, 2) model keypoints in px (NaN where the model has none); points (K, 3) detections x, y, conf;
@@ -23,8 +25,8 @@ def reprojection_error(projected: np.ndarray, points: np.ndarray, weights: np.nd
 
 def mpjpe(pred: np.ndarray, gt: np.ndarray, root: int = 0) -> np.ndarray:
     """Mean per-joint position error (N,) after moving both roots to the origin; (N, J, 3) inputs."""
-    p = pred - pred[:, root:root + 1]
-    g = gt - gt[:, root:root + 1]
+    p = pred - pred[:, root : root + 1]
+    g = gt - gt[:, root : root + 1]
     return np.linalg.norm(p - g, axis=-1).mean(1)
 
 
@@ -38,6 +40,6 @@ def pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
         s[-1] *= d
         u[:, -1] *= d
         rot = u @ vt
-        scale = s.sum() / (pc ** 2).sum()
+        scale = s.sum() / (pc**2).sum()
         out[i] = np.linalg.norm(scale * pc @ rot - gc, axis=-1).mean()
     return out

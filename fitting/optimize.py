@@ -10,6 +10,7 @@ later evaluations. The algorithm is `torch.optim.LBFGS`'s (two-loop recursion,
 first step scaled by 1/|g|_1, strong-Wolfe search with cubic interpolation),
 vectorised over rows.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Callable
 import torch
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Called after every iteration with (iteration, rows that took it (R,), their new x (R, D)).
+Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,11 @@ class _Counted:
         return f.detach(), g.detach()
 
 
-def minimize(fn: Objective, x0: torch.Tensor, options: LbfgsOptions = LbfgsOptions()) -> MinimizeResult:
-    """Minimise each row of `x0` (B, D) independently; see the module docstring."""
+def minimize(
+    fn: Objective, x0: torch.Tensor, options: LbfgsOptions = LbfgsOptions(), callback: Callback | None = None
+) -> MinimizeResult:
+    """Minimise each row of `x0` (B, D) independently; see the module docstring.
+    `callback` sees every iteration (e.g. to log the loss terms of the rows that moved)."""
     objective = _Counted(fn)
     x = x0.detach().clone()
     batch, dim = x.shape
@@ -73,7 +79,9 @@ def minimize(fn: Objective, x0: torch.Tensor, options: LbfgsOptions = LbfgsOptio
     has_history = torch.zeros(batch, dtype=torch.bool, device=x.device)
     iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
     active = g.abs().amax(-1) > options.tolerance_grad
+    step = 0
     while active.any():
+        step += 1
         rows = active.nonzero().flatten()
         d = _direction(-g[rows], hist_s[rows], hist_y[rows], hist_rho[rows], gamma[rows])
         gtd = (g[rows] * d).sum(-1)
@@ -104,10 +112,14 @@ def minimize(fn: Objective, x0: torch.Tensor, options: LbfgsOptions = LbfgsOptio
             | (t == 0)
         )
         active[rows[done]] = False
+        if callback is not None:
+            callback(step, rows, x[rows])
     return MinimizeResult(x, f, iterations, objective.calls)
 
 
-def _direction(q: torch.Tensor, s: torch.Tensor, y: torch.Tensor, rho: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+def _direction(
+    q: torch.Tensor, s: torch.Tensor, y: torch.Tensor, rho: torch.Tensor, gamma: torch.Tensor
+) -> torch.Tensor:
     """L-BFGS two-loop recursion per row; history is oldest-first, empty slots have rho 0."""
     m = s.shape[1]
     alpha = q.new_zeros(q.shape[0], m)
@@ -135,9 +147,17 @@ def _cubic_min(t1, f1, g1, t2, f2, g2, lo, hi):
 _BRACKET, _ZOOM, _DONE = 0, 1, 2
 
 
-def _strong_wolfe(objective: _Counted, rows: torch.Tensor, x: torch.Tensor, f0: torch.Tensor, g0: torch.Tensor,
-                  d: torch.Tensor, gtd0: torch.Tensor, t: torch.Tensor, o: LbfgsOptions
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _strong_wolfe(
+    objective: _Counted,
+    rows: torch.Tensor,
+    x: torch.Tensor,
+    f0: torch.Tensor,
+    g0: torch.Tensor,
+    d: torch.Tensor,
+    gtd0: torch.Tensor,
+    t: torch.Tensor,
+    o: LbfgsOptions,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-row step length satisfying the strong Wolfe conditions (Nocedal & Wright, alg. 3.5-3.6).
 
     Every round evaluates the rows still searching at their trial step. Returns

@@ -1,4 +1,5 @@
 """Pose spaces the fitter optimises in: VPoser latents, or axis-angles with a GMM or no prior."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -4,6 +4,7 @@ Known poses are put on the body model with random plausible shapes, seen by a
 known camera from a random direction, projected, and corrupted like a detector
 would be: Gaussian pixel noise and a fraction of the points dropped.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,14 +14,22 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from body.anny_body import AnnyBody
+from body.base import BodyModel
 from body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from fitting.camera import project
-from fitting.fitter import FrameTargets
+from fitting.targets import FrameTargets
 from keypoints import default_weights
 
 # Anny phenotype ranges of plausible adults (0..1 scale); other models get N(0, 0.5) shapes.
-ADULT_PHENOTYPES = {"gender": (0.0, 1.0), "age": (0.55, 0.9), "muscle": (0.2, 0.8), "weight": (0.2, 0.8),
-                    "height": (0.2, 0.8), "proportions": (0.3, 0.7)}
+ADULT_PHENOTYPES = {
+    "gender": (0.0, 1.0),
+    "age": (0.55, 0.9),
+    "muscle": (0.2, 0.8),
+    "weight": (0.2, 0.8),
+    "height": (0.2, 0.8),
+    "proportions": (0.3, 0.7),
+}
 
 
 @dataclass
@@ -30,20 +39,28 @@ class Views:
     params: dict[str, np.ndarray]  # ground-truth global_orient, body_pose, shape, transl (camera coordinates)
 
 
-def random_shapes(model: torch.nn.Module, n: int, rng: np.random.Generator) -> np.ndarray:
+def random_shapes(model: BodyModel, n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, num_shape) plausible adult shapes."""
-    names = getattr(model, "shape_names", [])
-    if hasattr(model, "phenotypes") and set(names) <= set(ADULT_PHENOTYPES):
-        p = np.stack([rng.uniform(*ADULT_PHENOTYPES[k], size=n) for k in names], 1).clip(1e-3, 1 - 1e-3)
+    if isinstance(model, AnnyBody):
+        p = np.stack([rng.uniform(*ADULT_PHENOTYPES[k], size=n) for k in model.shape_names], 1).clip(1e-3, 1 - 1e-3)
         return (np.log(p / (1 - p)) - model.shape_offset.cpu().numpy()).astype(np.float32)
     return rng.normal(0, 0.5, (n, model.num_shape)).astype(np.float32)
 
 
-def render_views(model: torch.nn.Module, body_pose: np.ndarray, root_orient: np.ndarray | None,
-                 rng: np.random.Generator, keypoint_sets: Sequence[str] = ("body25",), noise_px: float = 5.0,
-                 drop: float = 0.2, image_size: tuple[int, int] = (1000, 1000), focal: float = 1100.0,
-                 distance: tuple[float, float] = (3.0, 6.0), azimuth_deg: tuple[float, float] = (-180.0, 180.0),
-                 shape: np.ndarray | None = None) -> Views:
+def render_views(
+    model: BodyModel,
+    body_pose: np.ndarray,
+    root_orient: np.ndarray | None,
+    rng: np.random.Generator,
+    keypoint_sets: Sequence[str] = ("body25",),
+    noise_px: float = 5.0,
+    drop: float = 0.2,
+    image_size: tuple[int, int] = (1000, 1000),
+    focal: float = 1100.0,
+    distance: tuple[float, float] = (3.0, 6.0),
+    azimuth_deg: tuple[float, float] = (-180.0, 180.0),
+    shape: np.ndarray | None = None,
+) -> Views:
     """Views of `body_pose` (N, 21, 3) (with world root orientations (N, 3), y up, or upright).
 
     The camera looks from a uniformly random azimuth in `azimuth_deg` (0: in
@@ -70,7 +87,9 @@ def render_views(model: torch.nn.Module, body_pose: np.ndarray, root_orient: np.
     w, h = image_size
     depth = torch.as_tensor(rng.uniform(*distance, n), **kw)
     lo, hi = joints[..., :2].amin(1), joints[..., :2].amax(1)
-    jitter = torch.as_tensor(rng.uniform(-0.05, 0.05, (n, 2)), **kw) * torch.tensor([w, h], **kw) / focal * depth[:, None]
+    jitter = (
+        torch.as_tensor(rng.uniform(-0.05, 0.05, (n, 2)), **kw) * torch.tensor([w, h], **kw) / focal * depth[:, None]
+    )
     transl = torch.cat([-(lo + hi) / 2 + jitter, depth[:, None]], 1)
     fc = torch.full((n, 2), focal, **kw)
     cc = torch.tensor([w / 2, h / 2], **kw).expand(n, 2)
@@ -80,9 +99,13 @@ def render_views(model: torch.nn.Module, body_pose: np.ndarray, root_orient: np.
         xy = xy + rng.normal(0, noise_px, xy.shape)
         seen = model.points.mask(name).numpy() & (rng.random(xy.shape[:2]) >= drop)
         seen &= (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
-        targets[name] = (np.concatenate([xy * seen[..., None], seen[..., None]], -1).astype(np.float32),
-                         default_weights(name))
-    frames = [FrameTargets({k: (v[i], wt) for k, (v, wt) in targets.items()}, (focal, focal), (w / 2, h / 2),
-                           image_size) for i in range(n)]
+        targets[name] = (
+            np.concatenate([xy * seen[..., None], seen[..., None]], -1).astype(np.float32),
+            default_weights(name),
+        )
+    frames = [
+        FrameTargets({k: (v[i], wt) for k, (v, wt) in targets.items()}, (focal, focal), (w / 2, h / 2), image_size)
+        for i in range(n)
+    ]
     params = {"global_orient": orient, "body_pose": pose, "shape": shape, "transl": transl}
     return Views(frames, (joints + transl[:, None]).cpu().numpy(), {k: v.cpu().numpy() for k, v in params.items()})

@@ -14,6 +14,7 @@
    one window, whatever the video's length.
 4. Per-frame outputs as for images, then an overlay MP4 of the whole video.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,67 +23,81 @@ from typing import Iterator
 import cv2
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 import keypoints
 from body.io import write_npz
-from fitting.fitter import FrameTargets
-from fitting.inputs import Item, frame_targets
-from fitting.outputs import Summary, frame_paths, is_done, load_frame_params
+from fitting.fitter import Fitter
+from fitting.hypotheses import GivenStart
+from fitting.inputs import Item
+from fitting.outputs import Writer, frame_paths
+from fitting.targets import FrameTargets, frame_targets
 
 
 def frame_name(item: Item, index: int) -> str:
     return f"{item.name}_{index:06d}"
 
 
-def fit_video(item: Item, out: Path, session, summary: Summary, progress: bool = True) -> None:
-    """Fit one video into `out` (see the module docstring); `session` is a pipeline.Session."""
-    cfg = session.cfg
-    detections = _detections(item, out, session, progress)
+def fit_video(item: Item, fitter: Fitter, writer: Writer, cfg: DictConfig, progress: bool = True) -> None:
+    """Fit one video into the writer's folder (see the module docstring)."""
+    detections = _detections(item, writer.out, cfg, progress)
     valid: list[tuple[int, FrameTargets]] = []
     for index, targets, reason in detections:
-        name = frame_name(item, index)
         if targets is None:
-            summary.skipped[name] = reason
+            writer.skip(frame_name(item, index), reason)
         else:
             valid.append((index, targets))
-    done = [is_done(out, frame_name(item, i)) for i, _ in valid]
-    for (i, _), d in zip(valid, done):
-        if d:
-            summary.already_done.append(frame_name(item, i))
+    done = [writer.is_done(frame_name(item, i)) for i, _ in valid]
     if valid and not all(done):
-        shape = _person_shape(item, out, session, valid, done)
-        _fit_windows(item, out, session, summary, valid, done, shape, progress)
-    mp4 = out / f"{item.name}_overlay.mp4"
+        shape = _person_shape(item, fitter, writer, cfg, valid, done)
+        _fit_windows(item, fitter, writer, cfg, valid, done, shape, progress)
+    mp4 = writer.out / f"{item.name}_overlay.mp4"
     if cfg.output.video_overlay and cfg.output.overlay and (not mp4.exists() or not all(done)):
-        _write_overlay_video(item, out, mp4)
+        _write_overlay_video(item, writer.out, mp4)
 
 
-def _detections(item: Item, out: Path, session, progress: bool) -> list[tuple[int, FrameTargets | None, str | None]]:
+def _detections(
+    item: Item, out: Path, cfg: DictConfig, progress: bool
+) -> list[tuple[int, FrameTargets | None, str | None]]:
     """(frame index, targets or None, skip reason) per frame, from the cache or MediaPipe."""
     cache = out / f"{item.name}_keypoints.npz"
     if not cache.exists():
         info = keypoints.video.video_info(item.path)
-        frames = keypoints.track(item.path, holistic=session.cfg.keypoints.holistic)
-        kps = list(tqdm(frames, total=info.frame_count or None, desc=f"{item.name}: keypoints", unit="frame",
-                        disable=not progress, leave=False))
+        frames = keypoints.track(item.path, holistic=cfg.keypoints.holistic)
+        kps = list(
+            tqdm(
+                frames,
+                total=info.frame_count or None,
+                desc=f"{item.name}: keypoints",
+                unit="frame",
+                disable=not progress,
+                leave=False,
+            )
+        )
         _save_detections(cache, kps)
-    return _load_detections(cache, session.cfg)
+    return _load_detections(cache, cfg)
 
 
 def _save_detections(path: Path, kps: list[keypoints.Keypoints]) -> None:
     """The tracked person of every frame, stacked per part (P = 0 frames as zeros)."""
-    arrays: dict[str, np.ndarray] = {"frame_index": np.array([k.frame_index for k in kps], np.int64),
-                                     "image_size": np.array(kps[0].image_size, np.int64),
-                                     "body_set": np.asarray(kps[0].body_set)}
+    arrays: dict[str, np.ndarray] = {
+        "frame_index": np.array([k.frame_index for k in kps], np.int64),
+        "image_size": np.array(kps[0].image_size, np.int64),
+        "body_set": np.asarray(kps[0].body_set),
+    }
     for part in ("body", "left_hand", "right_hand", "face"):
         template = next((getattr(k, part) for k in kps if getattr(k, part) is not None and len(getattr(k, part))), None)
         if template is None and part == "body":
             template = np.zeros((1, keypoints.BODY_SET_SIZES[kps[0].body_set], 3), np.float32)
         if template is None:
             continue
-        arrays[part] = np.stack([getattr(k, part)[0] if k.num_people and getattr(k, part) is not None
-                                 else np.zeros_like(template[0]) for k in kps])
+        arrays[part] = np.stack(
+            [
+                getattr(k, part)[0] if k.num_people and getattr(k, part) is not None else np.zeros_like(template[0])
+                for k in kps
+            ]
+        )
     arrays["people"] = np.array([k.num_people for k in kps], np.int64)
     write_npz(path, **arrays)
 
@@ -93,8 +108,8 @@ def _load_detections(path: Path, cfg) -> list[tuple[int, FrameTargets | None, st
     size = tuple(int(v) for v in d["image_size"])
     out = []
     for i, index in enumerate(d["frame_index"]):
-        parts = {p: d[p][i:i + 1] for p in ("left_hand", "right_hand", "face") if p in d}
-        body = d["body"][i:i + 1] if d["people"][i] else d["body"][:0]
+        parts = {p: d[p][i : i + 1] for p in ("left_hand", "right_hand", "face") if p in d}
+        body = d["body"][i : i + 1] if d["people"][i] else d["body"][:0]
         parts = {k: (v if d["people"][i] else v[:0]) for k, v in parts.items()}
         kp = keypoints.Keypoints(str(d["body_set"]), body, image_size=size, frame_index=int(index), **parts)
         targets, reason = frame_targets(kp, size, cfg)
@@ -102,14 +117,13 @@ def _load_detections(path: Path, cfg) -> list[tuple[int, FrameTargets | None, st
     return out
 
 
-def _person_shape(item: Item, out: Path, session, valid, done) -> torch.Tensor:
+def _person_shape(item: Item, fitter: Fitter, writer: Writer, cfg: DictConfig, valid, done) -> torch.Tensor:
     """The person's one shape: from a finished frame, else the mean of the converged ones of
     independent fits of `video.shape_frames` frames spread over the video."""
-    fitter = session.fitter
     finished = [i for (i, _), d in zip(valid, done) if d]
     if finished:
-        return fitter.variables(load_frame_params(out, frame_name(item, finished[0])))["shape"]
-    n = min(session.cfg.video.shape_frames, len(valid))
+        return fitter.variables(writer.saved_params(frame_name(item, finished[0])))["shape"]
+    n = min(cfg.video.shape_frames, len(valid))
     picks = np.unique(np.linspace(0, len(valid) - 1, n).round().astype(int))
     results = [r for r in fitter.fit_frames([valid[p][1] for p in picks]) if r.is_finite()]
     if not results:
@@ -117,62 +131,48 @@ def _person_shape(item: Item, out: Path, session, valid, done) -> torch.Tensor:
     return torch.as_tensor(np.mean([r.params["shape"] for r in results], 0), device=fitter.device, dtype=fitter.dtype)
 
 
-def _fit_windows(item: Item, out: Path, session, summary: Summary, valid, done, shape: torch.Tensor,
-                 progress: bool) -> None:
+def _fit_windows(
+    item: Item, fitter: Fitter, writer: Writer, cfg: DictConfig, valid, done, shape: torch.Tensor, progress: bool
+) -> None:
     """Windows of detected frames: new frames fitted on their own (batched, warm-started from the
     last fitted frame), then the window refined jointly with the temporal terms."""
-    cfg, fitter = session.cfg, session.fitter
-    layout = fitter.layout_for([t for _, t in valid])
     size, step = cfg.video.window, cfg.video.window - cfg.video.overlap
     known: dict[int, dict[str, torch.Tensor]] = {}  # position in `valid` -> variables of a fitted frame
     reader = _FrameReader(item.path)
     bar = tqdm(total=len(valid), initial=sum(done), desc=f"{item.name}: fitting", unit="frame", disable=not progress)
-    last_stage = fitter.num_stages - 1
     start = 0
     while start < len(valid):
         positions = list(range(start, min(start + size, len(valid))))
         for p in positions:
             if done[p] and p not in known:
-                known[p] = fitter.variables(load_frame_params(out, frame_name(item, valid[p][0])))
+                known[p] = fitter.variables(writer.saved_params(frame_name(item, valid[p][0])))
         new = [p for p in positions if p not in known]
         if new:
             before = [p for p in positions if p in known and p < new[0]]
-            warm = known[before[-1]] if before else None
-            single = fitter.fit_frames([valid[p][1] for p in new], shape=shape, start=warm)
+            warm = [GivenStart(known[before[-1]])] if before else None
+            single = fitter.fit_frames([valid[p][1] for p in new], shape=shape, hypotheses=warm)
             fitted = {**known, **{p: fitter.variables(r.params) for p, r in zip(new, single) if r.is_finite()}}
-            problem = fitter.problem([[valid[p][1] for p in positions]], layout, [[valid[p][0] for p in positions]])
-            problem.frozen[0] = torch.tensor([p not in new for p in positions], device=fitter.device)
-            v = _window_start(fitter, problem, shape, fitted, positions)
-            v, losses, iters = fitter.fit_rows(problem, v, fixed_shape=True, stages=[last_stage])
-            results = fitter.results(v, problem, losses, iters)
+            results = fitter.fit_sequence(
+                [valid[p][1] for p in positions],
+                [valid[p][0] for p in positions],
+                [fitted.get(p) for p in positions],
+                [p not in new for p in positions],
+                shape,
+            )
             images = reader.get([valid[p][0] for p in new])
             named = []
-            for p, r, first in zip(new, results, single):
-                r.stage_losses = np.concatenate([first.stage_losses, r.stage_losses])
-                r.iterations = np.concatenate([first.iterations, r.iterations])
-                r.start_yaw = first.start_yaw
+            for p, refined, first in zip(new, results, single):
+                r = refined.after(first)
                 if r.is_finite():  # a diverged frame is fitted again, not held, where the next window overlaps it
                     known[p] = fitter.variables(r.params)
-                named.append((frame_name(item, valid[p][0]), r, valid[p][1]))
-            session.write(out, named, [images[valid[p][0]] for p in new], summary)
+                named.append((frame_name(item, valid[p][0]), r, valid[p][1], images[valid[p][0]]))
+            writer.write(named)
             bar.update(len(new))
         if positions[-1] == len(valid) - 1:
             break
         start += step
         known = {p: x for p, x in known.items() if p >= start}
     bar.close()
-
-
-def _window_start(fitter, problem, shape: torch.Tensor, fitted: dict[int, dict[str, torch.Tensor]],
-                  positions: list[int]) -> dict[str, torch.Tensor]:
-    """A window's start: the person's shape, and each frame's fitted variables where it has them,
-    else the fitter's own start."""
-    v = fitter.initial(problem)
-    v["shape"] = shape[None].clone()
-    for k in v:
-        if k != "shape":
-            v[k][0] = torch.stack([fitted.get(p, {}).get(k, v[k][0, i]) for i, p in enumerate(positions)])
-    return v
 
 
 class _FrameReader:
@@ -203,4 +203,3 @@ def _write_overlay_video(item: Item, out: Path, mp4: Path) -> None:
             png = frame_paths(out, frame_name(item, index))["png"]
             overlay = cv2.imread(str(png)) if png.exists() else None
             write(frame if overlay is None else overlay)
-

@@ -5,6 +5,7 @@ JSON readers and writers, and maps to the body models' keypoint sets.
     kp = keypoints.read_openpose("f_keypoints.json")
     for name, (points, weights) in keypoints.targets(kp.choose("largest")).items(): ...
 """
+
 from .coco_json import read_coco, write_coco
 from .draw import draw_keypoints
 from .files import read_image
@@ -15,7 +16,21 @@ from .types import BODY_SET_SIZES, Keypoints, KeypointsError
 from .video import read_frames, track
 
 __all__ = [
-    "BODY_SET_SIZES", "Keypoints", "KeypointsError", "MediaPipeDetector", "convert", "default_weights",
-    "detect", "draw_keypoints", "read_coco", "read_frames", "read_image", "read_openpose",
-    "read_openpose_folder", "targets", "track", "write_coco", "write_openpose",
+    "BODY_SET_SIZES",
+    "Keypoints",
+    "KeypointsError",
+    "MediaPipeDetector",
+    "convert",
+    "default_weights",
+    "detect",
+    "draw_keypoints",
+    "read_coco",
+    "read_frames",
+    "read_image",
+    "read_openpose",
+    "read_openpose_folder",
+    "targets",
+    "track",
+    "write_coco",
+    "write_openpose",
 ]

@@ -10,6 +10,7 @@ Accepted layouts, as common tools write them:
 The set is told by the point count: 17 (coco17), 23 (coco23), 133 (WholeBody,
 split into a coco23 body, hands and face).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,7 @@ from .types import FACE_POINTS, HAND_POINTS, Keypoints, KeypointsError
 
 _SETS = {17: "coco17", 23: "coco23", 133: "wholebody133"}
 _WHOLEBODY_KEYS = ("foot_kpts", "face_kpts", "lefthand_kpts", "righthand_kpts")
-_NOT_COCO = ("is not COCO keypoint JSON (expected a list of people with 'keypoints', "
-             "or an object with 'annotations')")
+_NOT_COCO = "is not COCO keypoint JSON (expected a list of people with 'keypoints', or an object with 'annotations')"
 
 
 def _person_points(path: Path, index: int, ann: object, flags: bool) -> np.ndarray:
@@ -41,8 +41,11 @@ def _person_points(path: Path, index: int, ann: object, flags: bool) -> np.ndarr
         raise KeypointsError(f"{path}: entry {index}: 'keypoints' is not a list of numbers") from None
     if arr.ndim == 2 and arr.shape[1] in (2, 3):
         scores = ann.get("keypoint_scores")
-        conf = np.asarray(scores, np.float32) if scores is not None else (
-            arr[:, 2] if arr.shape[1] == 3 else np.ones(len(arr), np.float32))
+        conf = (
+            np.asarray(scores, np.float32)
+            if scores is not None
+            else (arr[:, 2] if arr.shape[1] == 3 else np.ones(len(arr), np.float32))
+        )
         if conf.shape != (len(arr),):
             raise KeypointsError(f"{path}: entry {index}: {len(conf)} keypoint_scores for {len(arr)} points")
         arr = np.column_stack([arr[:, :2], conf])
@@ -51,8 +54,10 @@ def _person_points(path: Path, index: int, ann: object, flags: bool) -> np.ndarr
     else:
         raise KeypointsError(f"{path}: entry {index}: 'keypoints' must be flat x, y, score triples")
     if len(arr) not in _SETS:
-        raise KeypointsError(f"{path}: entry {index} has {len(arr)} keypoints; expected 17 (COCO), "
-                             f"23 (COCO + feet) or 133 (COCO-WholeBody)")
+        raise KeypointsError(
+            f"{path}: entry {index} has {len(arr)} keypoints; expected 17 (COCO), "
+            f"23 (COCO + feet) or 133 (COCO-WholeBody)"
+        )
     arr[:, 2] = (arr[:, 2] > 0) if flags else np.clip(arr[:, 2], 0, 1)
     return arr
 
@@ -115,7 +120,12 @@ def write_coco(frames: Keypoints | Sequence[Keypoints], path: str | os.PathLike)
         body17 = None if whole else convert(kp, "coco17").body
         for i in range(kp.num_people):
             row = _wholebody_row(kp, i) if whole else body17[i]
-            entries.append({"image_id": kp.frame_index if kp.frame_index is not None else n,
-                            "category_id": 1, "keypoints": float_list(row),
-                            "score": float(str(np.float32(kp.body[i, :, 2].mean())))})
+            entries.append(
+                {
+                    "image_id": kp.frame_index if kp.frame_index is not None else n,
+                    "category_id": 1,
+                    "keypoints": float_list(row),
+                    "score": float(str(np.float32(kp.body[i, :, 2].mean()))),
+                }
+            )
     atomic_write_json(path, entries)

@@ -5,6 +5,7 @@ INPUT is an image, a video or a folder of them. Writes OpenPose JSON per image
 an overlay PNG per image or MP4 per video, and `summary.json`. A file that
 cannot be read is reported and the others are still processed (exit code 1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ class Summary:
 
     def report(self) -> str:
         ms = 1000 * self.seconds / max(self.frames, 1)
-        lines = [f"{self.frames} frame(s) in {self.seconds:.1f} s ({ms:.0f} ms/frame); "
-                 f"{len(self.no_person)} without a person"]
+        lines = [
+            f"{self.frames} frame(s) in {self.seconds:.1f} s ({ms:.0f} ms/frame); "
+            f"{len(self.no_person)} without a person"
+        ]
         lines += [f"  no person: {n}" for n in self.no_person[:20]]
         if len(self.no_person) > 20:
             lines.append(f"  ... and {len(self.no_person) - 20} more (see summary.json)")
@@ -82,13 +85,15 @@ def _video(path: Path, out: Path, holistic: bool, summary: Summary, overlay: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m keypoints.detect", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m keypoints.detect", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("input", type=Path, help="image, video, or folder of them")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--pose-only", action="store_true", help="body only: no hands or face (faster)")
-    parser.add_argument("--single", action="store_true",
-                        help="images: MediaPipe's one person, no people search (faster)")
+    parser.add_argument(
+        "--single", action="store_true", help="images: MediaPipe's one person, no people search (faster)"
+    )
     parser.add_argument("--no-overlay", action="store_true", help="write JSON only")
     args = parser.parse_args(argv)
     try:
@@ -113,9 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         except (KeypointsError, cv2.error) as e:
             summary.failed[str(path)] = str(e)
     summary.seconds = time.perf_counter() - start
-    atomic_write_json(args.out / "summary.json", {
-        "frames": summary.frames, "seconds": round(summary.seconds, 3),
-        "no_person": summary.no_person, "failed": summary.failed})
+    atomic_write_json(
+        args.out / "summary.json",
+        {
+            "frames": summary.frames,
+            "seconds": round(summary.seconds, 3),
+            "no_person": summary.no_person,
+            "failed": summary.failed,
+        },
+    )
     print(summary.report())
     return 1 if summary.failed else 0
 

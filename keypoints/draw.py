@@ -1,4 +1,5 @@
 """Overlays: skeletons, hands and faces drawn on the image."""
+
 from __future__ import annotations
 
 import cv2
@@ -11,20 +12,52 @@ from .types import Keypoints
 _LEFT, _RIGHT, _MID, _FACE = (255, 128, 0), (0, 0, 255), (0, 200, 0), (0, 220, 255)
 
 _BODY_EDGES: tuple[tuple[str, str], ...] = (
-    ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
-    ("nose", "neck"), ("neck", "mid_hip"),
-    *((f"{s}_{a}", f"{s}_{b}") for s in ("left", "right") for a, b in (
-        ("shoulder", "elbow"), ("elbow", "wrist"), ("shoulder", "hip"), ("hip", "knee"), ("knee", "ankle"),
-        ("ankle", "heel"), ("ankle", "big_toe"), ("big_toe", "small_toe"), ("heel", "foot_index"),
-        ("ankle", "foot_index"), ("wrist", "pinky"), ("wrist", "index"), ("wrist", "thumb"),
-        ("pinky", "index"), ("eye", "ear"), ("eye_inner", "eye"), ("eye", "eye_outer"))),
-    ("nose", "left_eye_inner"), ("nose", "right_eye_inner"), ("nose", "left_eye"), ("nose", "right_eye"),
+    ("left_shoulder", "right_shoulder"),
+    ("left_hip", "right_hip"),
+    ("nose", "neck"),
+    ("neck", "mid_hip"),
+    *(
+        (f"{s}_{a}", f"{s}_{b}")
+        for s in ("left", "right")
+        for a, b in (
+            ("shoulder", "elbow"),
+            ("elbow", "wrist"),
+            ("shoulder", "hip"),
+            ("hip", "knee"),
+            ("knee", "ankle"),
+            ("ankle", "heel"),
+            ("ankle", "big_toe"),
+            ("big_toe", "small_toe"),
+            ("heel", "foot_index"),
+            ("ankle", "foot_index"),
+            ("wrist", "pinky"),
+            ("wrist", "index"),
+            ("wrist", "thumb"),
+            ("pinky", "index"),
+            ("eye", "ear"),
+            ("eye_inner", "eye"),
+            ("eye", "eye_outer"),
+        )
+    ),
+    ("nose", "left_eye_inner"),
+    ("nose", "right_eye_inner"),
+    ("nose", "left_eye"),
+    ("nose", "right_eye"),
     ("mouth_left", "mouth_right"),
 )
 _HAND_EDGES = tuple((0 if k == 1 else 4 * f + k - 1, 4 * f + k) for f in range(5) for k in range(1, 5))
 # iBUG-68 outlines: jaw, brows, nose bridge, nostrils; eyes and lips closed.
-_FACE_LINES = ((0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
-               (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True))
+_FACE_LINES = (
+    (0, 17, False),
+    (17, 22, False),
+    (22, 27, False),
+    (27, 31, False),
+    (31, 36, False),
+    (36, 42, True),
+    (42, 48, True),
+    (48, 60, True),
+    (60, 68, True),
+)
 
 
 def _side_color(name: str) -> tuple[int, int, int]:

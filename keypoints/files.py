@@ -1,4 +1,5 @@
 """Atomic output files and checked image loading."""
+
 from __future__ import annotations
 
 import json

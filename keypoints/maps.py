@@ -4,6 +4,7 @@
 and per-joint default weights; `convert` re-expresses a detection in another
 2D set by point name (for writing OpenPose or COCO files).
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -25,8 +26,10 @@ WHOLEBODY_SLICES: dict[str, slice] = {
 
 # A point missing from the source set taken from a similar one...
 _ALIASES = {
-    "left_big_toe": "left_foot_index", "right_big_toe": "right_foot_index",
-    "left_foot_index": "left_big_toe", "right_foot_index": "right_big_toe",
+    "left_big_toe": "left_foot_index",
+    "right_big_toe": "right_foot_index",
+    "left_foot_index": "left_big_toe",
+    "right_foot_index": "right_big_toe",
 }
 # ...or from the midpoint of two (confidence: the lower of the two).
 _MIDPOINTS = {
@@ -43,10 +46,11 @@ _LOW_WEIGHTS: dict[str, dict[str, float]] = {
     "coco17": {"left_hip": 0.5, "right_hip": 0.5},
     "coco23": {"left_hip": 0.5, "right_hip": 0.5},
     "mediapipe33": {
-        "left_hip": 0.5, "right_hip": 0.5,
-        **{f"{s}_{p}": 0.5 for s in ("left", "right")
-           for p in ("eye_inner", "eye_outer", "pinky", "index", "thumb")},
-        "mouth_left": 0.5, "mouth_right": 0.5,
+        "left_hip": 0.5,
+        "right_hip": 0.5,
+        **{f"{s}_{p}": 0.5 for s in ("left", "right") for p in ("eye_inner", "eye_outer", "pinky", "index", "thumb")},
+        "mouth_left": 0.5,
+        "mouth_right": 0.5,
     },
     # The jaw line (iBUG 0-16) is off by default, as in SMPLify-X.
     "face68": {f"face{i:02d}": 0.0 for i in range(17)},

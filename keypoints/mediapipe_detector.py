@@ -12,6 +12,7 @@ one at pose point 15, left_wrist). Checked on basketball1.png: the man faces
 the camera, his right hand (image left of his left hand) comes back as
 `right_hand_landmarks`, its wrist within a few pixels of pose right_wrist.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,12 +29,74 @@ from .types import FACE_POINTS, HAND_POINTS, Keypoints, KeypointsError, box_iou
 # nose 27-35, eyes 36-47, outer lips 48-59, inner lips 60-67), chosen on the
 # canonical mesh and checked by drawing on astronaut.png.
 FACE_MESH_TO_IBUG68: tuple[int, ...] = (
-    234, 93, 132, 58, 172, 136, 150, 176, 152, 400, 379, 365, 397, 288, 361, 323, 454,
-    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
-    168, 197, 5, 4, 98, 97, 2, 326, 327,
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
-    61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91,
-    78, 81, 13, 311, 308, 402, 14, 178,
+    234,
+    93,
+    132,
+    58,
+    172,
+    136,
+    150,
+    176,
+    152,
+    400,
+    379,
+    365,
+    397,
+    288,
+    361,
+    323,
+    454,
+    70,
+    63,
+    105,
+    66,
+    107,
+    336,
+    296,
+    334,
+    293,
+    300,
+    168,
+    197,
+    5,
+    4,
+    98,
+    97,
+    2,
+    326,
+    327,
+    33,
+    160,
+    158,
+    133,
+    153,
+    144,
+    362,
+    385,
+    387,
+    263,
+    373,
+    380,
+    61,
+    40,
+    37,
+    0,
+    267,
+    270,
+    291,
+    321,
+    314,
+    17,
+    84,
+    91,
+    78,
+    81,
+    13,
+    311,
+    308,
+    402,
+    14,
+    178,
 )
 # Pose points whose visibility scores a hand (wrist, pinky, index, thumb) and the face.
 _HAND_POSE_POINTS = {"left": [15, 17, 19, 21], "right": [16, 18, 20, 22]}
@@ -60,8 +123,12 @@ def _as_bgr(image: np.ndarray, color: str) -> np.ndarray:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise KeypointsError(f"image shape {image.shape} is not (H, W), (H, W, 3) or (H, W, 4)")
-    codes = {("bgr", 3): None, ("bgr", 4): cv2.COLOR_BGRA2BGR,
-             ("rgb", 3): cv2.COLOR_RGB2BGR, ("rgb", 4): cv2.COLOR_RGBA2BGR}
+    codes = {
+        ("bgr", 3): None,
+        ("bgr", 4): cv2.COLOR_BGRA2BGR,
+        ("rgb", 3): cv2.COLOR_RGB2BGR,
+        ("rgb", 4): cv2.COLOR_RGBA2BGR,
+    }
     code = codes[color, image.shape[2]]
     return np.ascontiguousarray(image) if code is None else cv2.cvtColor(image, code)
 
@@ -76,9 +143,17 @@ class MediaPipeDetector:
     MediaPipe follows one person from frame to frame.
     """
 
-    def __init__(self, *, holistic: bool = True, tracking: bool = False, find_people: bool = True,
-                 max_people: int = 4, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5, crop_size: int = 512) -> None:
+    def __init__(
+        self,
+        *,
+        holistic: bool = True,
+        tracking: bool = False,
+        find_people: bool = True,
+        max_people: int = 4,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        crop_size: int = 512,
+    ) -> None:
         import mediapipe as mp  # imported here: it takes ~1 s and logs on import
 
         self.holistic = holistic
@@ -86,9 +161,13 @@ class MediaPipeDetector:
         self.find_people = find_people and not tracking
         self.max_people = max_people
         self.crop_size = crop_size
-        options = dict(static_image_mode=not tracking, model_complexity=1, smooth_landmarks=True,
-                       min_detection_confidence=min_detection_confidence,
-                       min_tracking_confidence=min_tracking_confidence)
+        options = dict(
+            static_image_mode=not tracking,
+            model_complexity=1,
+            smooth_landmarks=True,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
         solution = mp.solutions.holistic.Holistic if holistic else mp.solutions.pose.Pose
         self._model = solution(**options)
         self._finder = PersonFinder() if self.find_people else None
@@ -102,8 +181,15 @@ class MediaPipeDetector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __call__(self, image: np.ndarray | str | os.PathLike, *, color: str = "bgr", source: str = "",
-                 frame_index: int | None = None, timestamp_s: float | None = None) -> Keypoints:
+    def __call__(
+        self,
+        image: np.ndarray | str | os.PathLike,
+        *,
+        color: str = "bgr",
+        source: str = "",
+        frame_index: int | None = None,
+        timestamp_s: float | None = None,
+    ) -> Keypoints:
         """Detect people in a BGR (default) or RGB uint8 image, or an image file.
         Returns every person found (P may be 0); raises KeypointsError for a
         file or array that is not a usable image."""
@@ -154,8 +240,7 @@ class MediaPipeDetector:
             self._model.process(_BLANK)
         return person
 
-    def _person(self, result: object, w: int, h: int,
-                to_image: Callable[[np.ndarray], np.ndarray]) -> Person | None:
+    def _person(self, result: object, w: int, h: int, to_image: Callable[[np.ndarray], np.ndarray]) -> Person | None:
         if result.pose_landmarks is None:
             return None
         pose = _points(result.pose_landmarks, w, h)
@@ -163,9 +248,11 @@ class MediaPipeDetector:
         person = {"body": pose}
         if not self.holistic:
             return person
-        parts = (("left_hand", result.left_hand_landmarks, HAND_POINTS, None, _HAND_POSE_POINTS["left"]),
-                 ("right_hand", result.right_hand_landmarks, HAND_POINTS, None, _HAND_POSE_POINTS["right"]),
-                 ("face", result.face_landmarks, FACE_POINTS, FACE_MESH_TO_IBUG68, _FACE_POSE_POINTS))
+        parts = (
+            ("left_hand", result.left_hand_landmarks, HAND_POINTS, None, _HAND_POSE_POINTS["left"]),
+            ("right_hand", result.right_hand_landmarks, HAND_POINTS, None, _HAND_POSE_POINTS["right"]),
+            ("face", result.face_landmarks, FACE_POINTS, FACE_MESH_TO_IBUG68, _FACE_POSE_POINTS),
+        )
         for name, landmarks, count, index, score_points in parts:
             pts = np.zeros((count, 3), np.float32)
             if landmarks is not None:
@@ -188,8 +275,14 @@ def _box(person: Person) -> np.ndarray:
 _SHARED: dict[tuple[bool, bool], MediaPipeDetector] = {}
 
 
-def detect(image: np.ndarray | str | os.PathLike, *, holistic: bool = True, find_people: bool = True,
-           color: str = "bgr", detector: MediaPipeDetector | None = None) -> Keypoints:
+def detect(
+    image: np.ndarray | str | os.PathLike,
+    *,
+    holistic: bool = True,
+    find_people: bool = True,
+    color: str = "bgr",
+    detector: MediaPipeDetector | None = None,
+) -> Keypoints:
     """2D keypoints of every person in one image (a path, or a uint8 array in
     BGR order as from cv2.imread; color="rgb" for RGB arrays).
 

@@ -5,6 +5,7 @@ Layout: {"version": 1.3, "people": [{"pose_keypoints_2d": [x, y, c, ...] (BODY_2
 "hand_right_keypoints_2d" (63 each), "face_keypoints_2d" (210: iBUG 68 + 2 pupils)}]}.
 Missing or empty arrays mean "not detected"; (0, 0, 0) points mean missing.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,24 @@ from .types import FACE_POINTS, HAND_POINTS, Keypoints, KeypointsError
 
 # The COCO-18 model of OpenPose, converted to BODY_25 on reading.
 OPENPOSE_COCO18: tuple[str, ...] = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
-    "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle",
-    "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
 )
 _PARTS = (("left_hand", "hand_left_keypoints_2d"), ("right_hand", "hand_right_keypoints_2d"))
 _FRAME_NUMBER = re.compile(r"_(\d+)_keypoints\.json$")
@@ -73,9 +89,14 @@ def read_openpose(path: str | os.PathLike) -> Keypoints:
         faces.append(None if face is None else face[:FACE_POINTS])
         pupils.append(None if face is None or len(face) == FACE_POINTS else face[FACE_POINTS:])
     return Keypoints(
-        "body25", np.stack(bodies) if bodies else np.zeros((0, 25, 3), np.float32),
-        left_hand=_stack(parts["left_hand"], HAND_POINTS), right_hand=_stack(parts["right_hand"], HAND_POINTS),
-        face=_stack(faces, FACE_POINTS), pupils=_stack(pupils, 2), source=str(p))
+        "body25",
+        np.stack(bodies) if bodies else np.zeros((0, 25, 3), np.float32),
+        left_hand=_stack(parts["left_hand"], HAND_POINTS),
+        right_hand=_stack(parts["right_hand"], HAND_POINTS),
+        face=_stack(faces, FACE_POINTS),
+        pupils=_stack(pupils, 2),
+        source=str(p),
+    )
 
 
 def read_openpose_folder(folder: str | os.PathLike) -> list[Keypoints]:
@@ -104,15 +125,19 @@ def to_openpose_dict(kp: Keypoints) -> dict:
         if body.face is not None:
             pupils = body.pupils[i] if body.pupils is not None else np.zeros((2, 3), np.float32)
             face = np.concatenate([body.face[i], pupils])
-        people.append({
-            "person_id": [-1],
-            "pose_keypoints_2d": float_list(body.body[i]),
-            "face_keypoints_2d": float_list(face),
-            "hand_left_keypoints_2d": float_list(None if body.left_hand is None else body.left_hand[i]),
-            "hand_right_keypoints_2d": float_list(None if body.right_hand is None else body.right_hand[i]),
-            "pose_keypoints_3d": [], "face_keypoints_3d": [],
-            "hand_left_keypoints_3d": [], "hand_right_keypoints_3d": [],
-        })
+        people.append(
+            {
+                "person_id": [-1],
+                "pose_keypoints_2d": float_list(body.body[i]),
+                "face_keypoints_2d": float_list(face),
+                "hand_left_keypoints_2d": float_list(None if body.left_hand is None else body.left_hand[i]),
+                "hand_right_keypoints_2d": float_list(None if body.right_hand is None else body.right_hand[i]),
+                "pose_keypoints_3d": [],
+                "face_keypoints_3d": [],
+                "hand_left_keypoints_3d": [],
+                "hand_right_keypoints_3d": [],
+            }
+        )
     return {"version": 1.3, "people": people}
 
 

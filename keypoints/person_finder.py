@@ -1,5 +1,6 @@
 """Find people before pose detection (OpenCV's HOG people detector), and crop
 and upscale around them so that people small in the frame are found."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ def crop_around(image: np.ndarray, box: np.ndarray, size: int = 512, margin: flo
     n = max(int(round(side)), 1)
     h, w = image.shape[:2]
     pad = ((max(0, -top), max(0, top + n - h)), (max(0, -left), max(0, left + n - w)), (0, 0))
-    window = image[max(0, top):top + n, max(0, left):left + n]
+    window = image[max(0, top) : top + n, max(0, left) : left + n]
     window = np.pad(window, pad[: image.ndim])
     interp = cv2.INTER_CUBIC if size > n else cv2.INTER_AREA
     return Crop(cv2.resize(window, (size, size), interpolation=interp), left, top, size / n)

@@ -1,4 +1,5 @@
 """The `Keypoints` container shared by detectors, readers and the fitter."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -58,8 +59,7 @@ class Keypoints:
             raise ValueError(f"unknown body_set {self.body_set!r}; known: {sorted(BODY_SET_SIZES)}")
         self.body = _as_points("body", self.body, BODY_SET_SIZES[self.body_set], None)
         p = self.body.shape[0]
-        for name, k in (("left_hand", HAND_POINTS), ("right_hand", HAND_POINTS),
-                        ("face", FACE_POINTS), ("pupils", 2)):
+        for name, k in (("left_hand", HAND_POINTS), ("right_hand", HAND_POINTS), ("face", FACE_POINTS), ("pupils", 2)):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, _as_points(name, value, k, p))

@@ -1,4 +1,5 @@
 """Video: frames read with OpenCV, one MediaPipe track for the main person."""
+
 from __future__ import annotations
 
 import contextlib
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 
 from body.io import atomic_path
+
 from .mediapipe_detector import MediaPipeDetector
 from .types import Keypoints, KeypointsError
 
@@ -32,8 +34,9 @@ def _open(path: str | os.PathLike) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():
         cap.release()
-        raise KeypointsError(f"{p}: OpenCV cannot open this video; re-encode it, e.g. "
-                             f"ffmpeg -i {p.name} -c:v libx264 fixed.mp4")
+        raise KeypointsError(
+            f"{p}: OpenCV cannot open this video; re-encode it, e.g. ffmpeg -i {p.name} -c:v libx264 fixed.mp4"
+        )
     return cap
 
 
@@ -41,8 +44,12 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
     """Frame rate, stated frame count and size of a video file."""
     cap = _open(path)
     try:
-        return VideoInfo(cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
-                         int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        return VideoInfo(
+            cap.get(cv2.CAP_PROP_FPS),
+            int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
     finally:
         cap.release()
 
@@ -68,8 +75,10 @@ def read_frames(path: str | os.PathLike) -> Iterator[tuple[int, float | None, np
             yield index, _timestamp(cap, index, fps), frame
             index += 1
         if index == 0:
-            raise KeypointsError(f"{path}: no decodable frame; the video may be truncated or use an "
-                                 f"unsupported codec (re-encode it with ffmpeg)")
+            raise KeypointsError(
+                f"{path}: no decodable frame; the video may be truncated or use an "
+                f"unsupported codec (re-encode it with ffmpeg)"
+            )
     finally:
         cap.release()
 
@@ -97,8 +106,13 @@ def video_writer(path: str | os.PathLike, fps: float) -> Iterator[Callable[[np.n
                 writer.release()
 
 
-def track(frames: str | os.PathLike | Iterable[np.ndarray | str | os.PathLike], *, holistic: bool = True,
-          fps: float | None = None, color: str = "bgr") -> Iterator[Keypoints]:
+def track(
+    frames: str | os.PathLike | Iterable[np.ndarray | str | os.PathLike],
+    *,
+    holistic: bool = True,
+    fps: float | None = None,
+    color: str = "bgr",
+) -> Iterator[Keypoints]:
     """Keypoints per frame of a video file, or of a sequence of images (paths,
     or arrays in `color` order) taken as consecutive frames at `fps` (if given).
 

@@ -10,10 +10,12 @@ Accepted inputs of `load`:
   holding `model_params.num_neurons` / `model_params.latentD` (V02_05 style).
 
 Files are read with `torch.load(weights_only=True)`: no code is unpickled; a file that is
-not a checkpoint (or holds pickled code) raises ValueError. Loading is strict: missing or unexpected model keys raise `CheckpointKeyError` naming them.
+not a checkpoint (or holds pickled code) raises ValueError. Loading is strict: missing or
+unexpected model keys raise `CheckpointKeyError` naming them.
 Keys of the official trainer's body model (`bm_train.`) are not model weights and are
 set aside.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -40,8 +42,10 @@ class CheckpointKeyError(KeyError, ValueError):
 
     def __init__(self, path: Path, missing: list[str], unexpected: list[str]) -> None:
         self.missing, self.unexpected = missing, unexpected
-        parts = [f"missing keys: {', '.join(missing)}" if missing else "",
-                 f"unexpected keys: {', '.join(unexpected)}" if unexpected else ""]
+        parts = [
+            f"missing keys: {', '.join(missing)}" if missing else "",
+            f"unexpected keys: {', '.join(unexpected)}" if unexpected else "",
+        ]
         super().__init__(f"{path} does not hold VPoser v2 weights; " + "; ".join(p for p in parts if p))
 
     def __str__(self) -> str:  # KeyError's would quote the message
@@ -82,8 +86,10 @@ def _read(path: Path, map_location: str | torch.device) -> object:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: not a VPoser checkpoint ({type(e).__name__}: {e}); pass an official VPoser v2 "
-                         ".ckpt, an experiment folder, or a prior.train output") from e
+        raise ValueError(
+            f"{path}: not a VPoser checkpoint ({type(e).__name__}: {e}); pass an official VPoser v2 "
+            ".ckpt, an experiment folder, or a prior.train output"
+        ) from e
 
 
 def _model_state_dict(raw: object, path: Path) -> dict[str, torch.Tensor]:
@@ -94,7 +100,7 @@ def _model_state_dict(raw: object, path: Path) -> dict[str, torch.Tensor]:
     if not any(k.startswith(MODEL_PREFIX) for k in state):
         return dict(state)
     return {
-        (k[len(MODEL_PREFIX):] if k.startswith(MODEL_PREFIX) else k): v
+        (k[len(MODEL_PREFIX) :] if k.startswith(MODEL_PREFIX) else k): v
         for k, v in state.items()
         if not k.startswith(TRAINER_ONLY_PREFIXES)
     }

@@ -13,6 +13,7 @@ components) and uniform random rotations (angle uniform up to pi about a uniform
   proxy of `pose_cost`; Gaussian: negative log-likelihood).
 A row for the held-out real poses themselves checks the limits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,18 +21,19 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from body.io import write_text
 from body.rotations import axis_angle_to_matrix, geodesic_angle
+from body.skeleton import HINGE_FLEXION_AXES
 from prior.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.data.fk import smplx_forward_kinematics
-from body.skeleton import HINGE_FLEXION_AXES
 from prior.limits import bend_backwards, within_limits
 from prior.splits import load_splits
-from prior.train import DEFAULT_CONFIG, load_config, rest_skeleton
+from prior.train import load_config, rest_skeleton
 from prior.vposer import VPoser
 
 REC_SIGMA = 0.1  # std of the Gaussian decoder on rotation-matrix entries in the ELBO proxy
@@ -110,7 +112,9 @@ def nearest_real_mm(samples: torch.Tensor, real: torch.Tensor, rest: torch.Tenso
 
 
 @torch.no_grad()
-def body_errors(body_model: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor, batch: int = 256) -> tuple[float, float]:
+def body_errors(
+    body_model: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor, batch: int = 256
+) -> tuple[float, float]:
     """MPJPE of the 22 body joints and mean vertex error (mm) through the body model."""
     joint_err, vert_err = [], []
     for p, t in zip(pred.split(batch), target.split(batch)):
@@ -125,8 +129,9 @@ def rotation_error_deg(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: VPoser, data_cfg: DictConfig, num_samples: int = 1000, max_poses: int = 4000,
-             seed: int = 0) -> list[Row]:
+def evaluate(
+    model: VPoser, data_cfg: DictConfig, num_samples: int = 1000, max_poses: int = 4000, seed: int = 0
+) -> list[Row]:
     """All rows of the table (see the module docstring)."""
     import body
 
@@ -142,32 +147,59 @@ def evaluate(model: VPoser, data_cfg: DictConfig, num_samples: int = 1000, max_p
     prior = torch.distributions.Normal(torch.zeros_like(q.mean), torch.ones_like(q.stddev))
     mpjpe, v2v = body_errors(anny, rec, held_out)
     samples = model.sample(num_samples, seed=seed)
-    vposer = Row("VPoser (this checkpoint)", rotation_error_deg(rec, held_out), mpjpe, v2v,
-                 torch.distributions.kl_divergence(q, prior).sum(-1).mean().item(),
-                 100.0 * within_limits(samples).float().mean().item(), nearest_real_mm(samples, held_out, rest),
-                 separation(lambda p: pose_cost(model, p, "elbo"), held_out, seed),
-                 separation(lambda p: pose_cost(model, p, "mu"), held_out, seed))
+    vposer = Row(
+        "VPoser (this checkpoint)",
+        rotation_error_deg(rec, held_out),
+        mpjpe,
+        v2v,
+        torch.distributions.kl_divergence(q, prior).sum(-1).mean().item(),
+        100.0 * within_limits(samples).float().mean().item(),
+        nearest_real_mm(samples, held_out, rest),
+        separation(lambda p: pose_cost(model, p, "elbo"), held_out, seed),
+        separation(lambda p: pose_cost(model, p, "mu"), held_out, seed),
+    )
 
     gauss = GaussianPrior(train_poses, k=model.latent_dim)
     g_rec = gauss.reconstruct(held_out)
     g_mpjpe, g_v2v = body_errors(anny, g_rec, held_out)
     g_samples = gauss.sample(num_samples, seed)
-    gaussian = Row(f"Gaussian on axis-angle (PCA-{model.latent_dim} reconstruction)",
-                   rotation_error_deg(g_rec, held_out), g_mpjpe, g_v2v, None,
-                   100.0 * within_limits(g_samples).float().mean().item(),
-                   nearest_real_mm(g_samples, held_out, rest), separation(gauss.cost, held_out, seed))
+    gaussian = Row(
+        f"Gaussian on axis-angle (PCA-{model.latent_dim} reconstruction)",
+        rotation_error_deg(g_rec, held_out),
+        g_mpjpe,
+        g_v2v,
+        None,
+        100.0 * within_limits(g_samples).float().mean().item(),
+        nearest_real_mm(g_samples, held_out, rest),
+        separation(gauss.cost, held_out, seed),
+    )
 
     u_samples = uniform_poses(num_samples, seed)
-    uniform = Row("Uniform rotations (angle <= pi)", within_limits_pct=100.0 * within_limits(u_samples).float().mean().item(),
-                  nearest_real_mm=nearest_real_mm(u_samples, held_out, rest))
-    real = Row(f"Held-out real poses (n={len(held_out)})", within_limits_pct=100.0 * within_limits(held_out).float().mean().item())
+    uniform = Row(
+        "Uniform rotations (angle <= pi)",
+        within_limits_pct=100.0 * within_limits(u_samples).float().mean().item(),
+        nearest_real_mm=nearest_real_mm(u_samples, held_out, rest),
+    )
+    real = Row(
+        f"Held-out real poses (n={len(held_out)})",
+        within_limits_pct=100.0 * within_limits(held_out).float().mean().item(),
+    )
     return [vposer, gaussian, uniform, real]
 
 
 def markdown_table(rows: list[Row]) -> str:
     """The rows as a markdown table ('-' where a metric does not apply)."""
-    header = ["prior", "rec. geodesic (deg)", "rec. MPJPE (mm)", "rec. V2V (mm)", "KL (nats)",
-              "samples within limits (%)", "samples to nearest real (mm)", "separation -ELBO (%)", "separation ‖μ‖² (%)"]
+    header = [
+        "prior",
+        "rec. geodesic (deg)",
+        "rec. MPJPE (mm)",
+        "rec. V2V (mm)",
+        "KL (nats)",
+        "samples within limits (%)",
+        "samples to nearest real (mm)",
+        "separation -ELBO (%)",
+        "separation ‖μ‖² (%)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         values = list(asdict(row).values())
@@ -175,34 +207,46 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def checkpoint_data_config(checkpoint: Path | None) -> DictConfig:
-    """The data section used to train a checkpoint (its .yaml beside it), else the default config's."""
+def checkpoint_config(checkpoint: Path | None, overrides: Sequence[str] = ()) -> DictConfig:
+    """The training config of a checkpoint: the defaults, its .yaml beside it (config.yaml in a
+    folder) when present, then `overrides`; unknown keys and bad values raise ConfigError."""
     weights = DEFAULT_CHECKPOINT if checkpoint is None else checkpoint
     beside = weights.with_suffix(".yaml") if weights.is_file() else weights / "config.yaml"
-    cfg = load_config(DEFAULT_CONFIG)
-    if beside.is_file():
-        cfg = OmegaConf.merge(cfg, {"data": OmegaConf.load(beside).get("data", {})})
-    return cfg.data
+    return load_config(beside if beside.is_file() else None, overrides)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=None, help="weights, official .ckpt or folder (default: shipped)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="weights, official .ckpt or folder (default: shipped)"
+    )
     parser.add_argument("--samples", type=int, default=1000, help="poses drawn from each prior")
     parser.add_argument("--max-poses", type=int, default=4000, help="held-out poses evaluated (random subset)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None,
-                        help="also write the rows as JSON here, and the arguments and data config beside it (.yaml)")
-    parser.add_argument("overrides", nargs="*", help="data.* overrides, e.g. data.fps=10")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the rows as JSON here, and the arguments and data config beside it (.yaml)",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="training config overrides (the data.* keys are used), e.g. data.fps=10"
+    )
     args = parser.parse_args(argv)
-    data_cfg = OmegaConf.merge(checkpoint_data_config(args.checkpoint),
-                               OmegaConf.from_dotlist(args.overrides).get("data", {}))
+    try:
+        data_cfg = checkpoint_config(args.checkpoint, args.overrides).data
+    except ValueError as e:
+        parser.error(str(e))
     rows = evaluate(load(args.checkpoint), data_cfg, args.samples, args.max_poses, args.seed)
     print(markdown_table(rows))
     if args.json:
         write_text(args.json, json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-        run = {**vars(args), "checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT), "json": str(args.json),
-               "data": data_cfg}
+        run = {
+            **vars(args),
+            "checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT),
+            "json": str(args.json),
+            "data": data_cfg,
+        }
         write_text(args.json.with_suffix(".yaml"), OmegaConf.to_yaml(run))
 
 

@@ -30,6 +30,7 @@ On the shared mocap (30 fps, retargeted) 97.6 % of the held-out poses pass every
 and 94.4 % of the training poses; the rest are extreme real poses (deep squats, crossed
 legs) and glitches (the head of cmu_bvh salsa/06.bvh is flipped in every frame).
 """
+
 from __future__ import annotations
 
 import math
@@ -80,8 +81,12 @@ class SwingTwistLimit:
         quat = roma.rotmat_to_unitquat(rot)  # (x, y, z, w)
         twist = torch.rad2deg(2.0 * torch.atan2(quat[..., :3] @ axis, quat[..., 3]))
         twist = (twist + 180.0) % 360.0 - 180.0
-        return (swing <= self.max_swing) & (direction >= direction.new_tensor(self.min_direction)).all(-1) \
-            & (twist >= self.twist[0]) & (twist <= self.twist[1])
+        return (
+            (swing <= self.max_swing)
+            & (direction >= direction.new_tensor(self.min_direction)).all(-1)
+            & (twist >= self.twist[0])
+            & (twist <= self.twist[1])
+        )
 
 
 _SPINE = EulerLimit("XZY", ((-40, 80), (-40, 40), (-45, 45)))

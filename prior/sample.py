@@ -5,6 +5,7 @@ DIR/interpolation.gif (rows of latent interpolations between random latents, one
 column per pair), DIR/samples.npz (the sampled body poses, axis-angle) and DIR/config.yaml
 (the arguments).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ def grid(images: np.ndarray, columns: int) -> np.ndarray:
     canvas = np.full((rows * h, columns * w, c), 255, np.uint8)
     for i, img in enumerate(images):
         r, k = divmod(i, columns)
-        canvas[r * h:(r + 1) * h, k * w:(k + 1) * w] = img
+        canvas[r * h : (r + 1) * h, k * w : (k + 1) * w] = img
     return canvas
 
 
@@ -66,7 +67,9 @@ def write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=None, help="weights, official .ckpt or folder (default: shipped)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="weights, official .ckpt or folder (default: shipped)"
+    )
     parser.add_argument("--out", type=Path, default=Path("out/prior_samples"))
     parser.add_argument("--n", type=int, default=16, help="poses in the grid")
     parser.add_argument("--columns", type=int, default=4)
@@ -84,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     write_npz(args.out / "samples.npz", body_pose=poses.numpy())
     write_image(args.out / "samples.png", grid(render_frames(anny, poses, args.cell), args.columns))
     path = interpolations(model, args.pairs, args.frames, args.seed)
-    cells = render_frames(anny, path.reshape(-1, 21, 3), args.cell).reshape(args.frames, args.pairs, args.cell, args.cell, 3)
+    cells = render_frames(anny, path.reshape(-1, 21, 3), args.cell).reshape(
+        args.frames, args.pairs, args.cell, args.cell, 3
+    )
     write_gif(args.out / "interpolation.gif", np.concatenate(list(cells.transpose(1, 0, 2, 3, 4)), axis=2), fps=12)
     print(f"wrote {args.out / 'samples.png'}, {args.out / 'interpolation.gif'} and {args.out / 'samples.npz'}")
 

@@ -7,6 +7,7 @@ key also covers the resolved `mocap` path and the names, sizes and mtimes of its
 An empty training or validation split is a ValueError.
 `max_train_poses` / `max_val_poses` keep a seeded random subset (quick runs, tests).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,14 @@ def dataset_folder(data: DictConfig) -> Path:
     key = hashlib.sha1(json.dumps(key_parts).encode()).hexdigest()[:10]
     folder = Path(data.cache_dir) / f"fps{data.fps:g}_{key}"
     if not (folder / "manifest.json").is_file():
-        build_dataset(mocap, folder, fps=settings["fps"], min_change_deg=settings["min_change_deg"],
-                      mirror=settings["mirror_train"], val_subjects=val_subjects)
+        build_dataset(
+            mocap,
+            folder,
+            fps=settings["fps"],
+            min_change_deg=settings["min_change_deg"],
+            mirror=settings["mirror_train"],
+            val_subjects=val_subjects,
+        )
     return folder
 
 
@@ -53,8 +60,9 @@ def _poses(path: Path, limit: int | None, seed: int) -> torch.Tensor:
         poses = torch.from_numpy(f["body_pose"].astype(np.float32))
     if not len(poses):
         split = {"train": "training", "val": "validation"}[path.stem]
-        raise ValueError(f"{path.parent}: {split} split is empty; set data.val_subjects to subjects listed in "
-                         "manifest.json")
+        raise ValueError(
+            f"{path.parent}: {split} split is empty; set data.val_subjects to subjects listed in manifest.json"
+        )
     if limit is not None and limit < len(poses):
         poses = poses[torch.randperm(len(poses), generator=torch.Generator().manual_seed(seed))[:limit]]
     return poses
@@ -67,7 +75,12 @@ def load_splits(data: DictConfig, seed: int = 0) -> tuple[torch.Tensor, torch.Te
     val = _poses(folder / "val.npz", data.max_val_poses, seed)
     manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {}
     split = manifest.get("split", {})
-    info = {"dataset": str(folder), "settings": manifest.get("settings", {}),
-            "train_poses": len(train), "val_poses": len(val),
-            "train_subjects": split.get("train_subjects", []), "val_subjects": split.get("val_subjects", [])}
+    info = {
+        "dataset": str(folder),
+        "settings": manifest.get("settings", {}),
+        "train_poses": len(train),
+        "val_poses": len(val),
+        "train_subjects": split.get("train_subjects", []),
+        "val_subjects": split.get("val_subjects", []),
+    }
     return train, val, info

@@ -10,6 +10,7 @@ config.yaml, snapshots/best-*.ckpt and last.ckpt (Lightning, model keys prefixed
 `vp_model.` as in official VPoser v2), vposer.pt (best weights), logs/version_<run>/metrics.csv and
 train_metrics.json. Runs on CPU or GPUs; set train.devices / train.strategy=ddp to scale out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,64 +18,76 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Sequence
 
 import lightning as L
 import torch
-import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from torch.utils.data import DataLoader, TensorDataset
 
+import configs
 from body.io import atomic_path, write_text
 from body.rotations import axis_angle_to_matrix, geodesic_angle, matrix_to_axis_angle
 from body.skeleton import BODY_PARENTS
+from configs import Rule
 from prior.checkpoint import best_snapshot, load, save_weights
 from prior.data.fk import forward_kinematics, rest_offsets
 from prior.splits import load_splits
 from prior.vposer import VPoser
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train_prior.yaml"
+TRAIN_RULES: dict[str, Rule] = {
+    "export": Rule(type=str),
+    "data.dataset": Rule(type=str),
+    "data.fps": Rule(type=float, gt=0),
+    "data.min_change_deg": Rule(type=float, ge=0),
+    "data.val_subjects": Rule(type=list),
+    "data.val_subjects.*": Rule(type=str),
+    "data.max_train_poses": Rule(type=int, ge=1),
+    "data.max_val_poses": Rule(type=int, ge=1),
+    "model.num_neurons": Rule(ge=1),
+    "model.latent_dim": Rule(ge=1),
+    "loss.*": Rule(ge=0),
+    "loss.vertex_batch": Rule(ge=1),
+    "train.seed": Rule(ge=0),
+    "train.batch_size": Rule(ge=1),
+    "train.lr": Rule(gt=0),
+    "train.weight_decay": Rule(ge=0),
+    "train.lr_factor": Rule(gt=0, lt=1),
+    "train.lr_patience": Rule(ge=0),
+    "train.early_stopping_patience": Rule(ge=0),
+    "train.max_epochs": Rule(ge=1),
+    "train.max_minutes": Rule(type=float, gt=0, nullable=True),
+    "train.num_workers": Rule(ge=0),
+    "train.cpu_threads": Rule(ge=1, nullable=True),
+    "train.accelerator": Rule(choices=("auto", "cpu", "gpu", "cuda", "mps", "tpu")),
+    "train.devices": Rule(type=(int, str, list)),
+    "train.precision": Rule(
+        type=(str, int),
+        choices=(
+            "32-true",
+            "16-mixed",
+            "bf16-mixed",
+            "16-true",
+            "bf16-true",
+            "64-true",
+            "transformer-engine",
+            "transformer-engine-float16",
+            64,
+            32,
+            16,
+        ),
+    ),
+    "train.progress_refresh": Rule(ge=0),
+}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """The defaults (configs/train_prior.yaml), then the YAML at `path` on top, then dotted
-    `key=value` overrides. Bad YAML, keys the defaults lack and bad overrides raise ValueError."""
-    cfg = _read_yaml(DEFAULT_CONFIG)
-    OmegaConf.set_struct(cfg, True)
-    if path is not None:
-        cfg = _merge(cfg, _read_yaml(path), str(path))
-    if bad := [o for o in overrides if "=" not in o]:
-        raise ValueError(f"overrides must be key=value, got {' '.join(bad)}")
-    try:
-        dotlist = OmegaConf.from_dotlist(list(overrides))
-    except yaml.YAMLError as e:
-        raise ValueError(f"overrides: bad value ({e})") from None
-    cfg = _merge(cfg, dotlist, "overrides")
-    OmegaConf.resolve(cfg)
-    return cfg
-
-
-def _read_yaml(path: str | Path) -> DictConfig:
-    try:
-        cfg = OmegaConf.load(path)
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(cfg, DictConfig):
-        raise ValueError(f"{path}: not a YAML mapping of config keys")
-    return cfg
-
-
-def _merge(cfg: DictConfig, layer: DictConfig, source: str) -> DictConfig:
-    """`layer` merged onto the struct config `cfg`; a key `cfg` lacks is a ValueError naming it."""
-    try:
-        return OmegaConf.merge(cfg, layer)
-    except ConfigKeyError as e:
-        raise ValueError(f"{source}: unknown config key {e.full_key!r} (not in {DEFAULT_CONFIG.name})") from None
-    except OmegaConfBaseException as e:
-        raise ValueError(f"{source}: invalid config key {e.full_key!r}: {e.msg.splitlines()[0]}") from None
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+    """configs/train_prior.yaml, then the YAML at `path`, then dotted `key=value` overrides, checked
+    against TRAIN_RULES. Bad YAML, unknown keys, bad overrides and values raise ConfigError (a ValueError)."""
+    return configs.load_config("train_prior", path, overrides, TRAIN_RULES)
 
 
 def rest_skeleton(body_model: torch.nn.Module) -> torch.Tensor:
@@ -99,8 +112,9 @@ class VPoserTraining(L.LightningModule):
         root = torch.eye(3, dtype=rotmat.dtype, device=rotmat.device).expand(rotmat.shape[0], 1, 3, 3)
         return forward_kinematics(torch.cat([root, rotmat], 1), self.offsets, BODY_PARENTS)[0]
 
-    def losses(self, pose: torch.Tensor, q_z: torch.distributions.Normal, rotmat: torch.Tensor,
-               with_vertices: bool) -> dict[str, torch.Tensor]:
+    def losses(
+        self, pose: torch.Tensor, q_z: torch.distributions.Normal, rotmat: torch.Tensor, with_vertices: bool
+    ) -> dict[str, torch.Tensor]:
         """Unweighted loss terms for target poses (N, 21, 3), the posterior and decoded rotations."""
         target = axis_angle_to_matrix(pose)
         prior = torch.distributions.Normal(torch.zeros_like(q_z.mean), torch.ones_like(q_z.stddev))
@@ -127,8 +141,13 @@ class VPoserTraining(L.LightningModule):
         terms = self.losses(pose, q_z, self.vp_model.decode_rotmat(q_z.rsample()), use_vertices)
         loss = self.weighted(terms)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(pose))
-        self.log_dict({f"train_{k}": v for k, v in terms.items() if k != "vertices"},
-                      on_step=False, on_epoch=True, sync_dist=True, batch_size=len(pose))
+        self.log_dict(
+            {f"train_{k}": v for k, v in terms.items() if k != "vertices"},
+            on_step=False,
+            on_epoch=True,
+            sync_dist=True,
+            batch_size=len(pose),
+        )
         return loss
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
@@ -167,8 +186,14 @@ def make_loaders(cfg: DictConfig) -> tuple[DataLoader, DataLoader, dict]:
     train_poses, val_poses, info = load_splits(cfg.data, seed=cfg.train.seed)
     t = cfg.train
     gen = torch.Generator().manual_seed(t.seed)
-    train = DataLoader(TensorDataset(train_poses), batch_size=t.batch_size, shuffle=True, drop_last=True,
-                       num_workers=t.num_workers, generator=gen)
+    train = DataLoader(
+        TensorDataset(train_poses),
+        batch_size=t.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=t.num_workers,
+        generator=gen,
+    )
     val = DataLoader(TensorDataset(val_poses), batch_size=4 * t.batch_size, num_workers=t.num_workers)
     return train, val, info
 
@@ -187,30 +212,54 @@ def train(cfg: DictConfig) -> Path | None:
     use_vertices = cfg.loss.vertex_every > 0 and cfg.loss.vertices > 0
     module = VPoserTraining(cfg, rest_skeleton(anny), anny if use_vertices else None)
     snapshots = out / "snapshots"
-    checkpoint = ModelCheckpoint(dirpath=snapshots, filename="best-{epoch:03d}-{val_loss:.5f}", monitor="val_loss",
-                                 mode="min", save_top_k=1, save_last=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=snapshots,
+        filename="best-{epoch:03d}-{val_loss:.5f}",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+    )
     t = cfg.train
     trainer = L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
-        max_epochs=t.max_epochs, max_time={"minutes": t.max_minutes} if t.max_minutes else None,
-        callbacks=[checkpoint, EarlyStopping("val_loss", patience=t.early_stopping_patience, mode="min"),
-                   TQDMProgressBar(refresh_rate=t.progress_refresh)],
-        logger=CSVLogger(out, name="logs"), plugins=[AtomicCheckpointIO()],
-        log_every_n_steps=min(50, len(train_loader)), enable_model_summary=False, num_sanity_val_steps=0,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        precision=t.precision,
+        max_epochs=t.max_epochs,
+        max_time={"minutes": t.max_minutes} if t.max_minutes else None,
+        callbacks=[
+            checkpoint,
+            EarlyStopping("val_loss", patience=t.early_stopping_patience, mode="min"),
+            TQDMProgressBar(refresh_rate=t.progress_refresh),
+        ],
+        logger=CSVLogger(out, name="logs"),
+        plugins=[AtomicCheckpointIO()],
+        log_every_n_steps=min(50, len(train_loader)),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
         deterministic=True,
     )
     last = snapshots / "last.ckpt"
     start = time.time()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if cfg.resume and last.exists() else None,
-                weights_only=True)  # resume without unpickling code
+    trainer.fit(
+        module,
+        train_loader,
+        val_loader,
+        ckpt_path=str(last) if cfg.resume and last.exists() else None,
+        weights_only=True,
+    )  # resume without unpickling code
     if not trainer.is_global_zero:
         return None
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else best_snapshot(out)
     model = load(best)
     save_weights(model, out / "vposer.pt")
     metrics = {
-        **info, "best_checkpoint": best.name, "best_val_loss": float(checkpoint.best_model_score or float("nan")),
-        "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+        **info,
+        "best_checkpoint": best.name,
+        "best_val_loss": float(checkpoint.best_model_score or float("nan")),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
         "stopped_early": trainer.early_stopping_callback.stopped_epoch > 0,
         "wall_seconds_this_run": round(time.time() - start, 1),
     }
@@ -222,17 +271,22 @@ def train(cfg: DictConfig) -> Path | None:
 
 def export(out_dir: Path, weights: Path) -> None:
     """Copy a run's best weights, its config and training metrics beside each other at `weights`."""
-    for src, dst in ((out_dir / "vposer.pt", weights), (out_dir / "config.yaml", weights.with_suffix(".yaml")),
-                     (out_dir / "train_metrics.json", weights.with_name(weights.stem + "_train_metrics.json"))):
+    for src, dst in (
+        (out_dir / "vposer.pt", weights),
+        (out_dir / "config.yaml", weights.with_suffix(".yaml")),
+        (out_dir / "train_metrics.json", weights.with_name(weights.stem + "_train_metrics.json")),
+    ):
         with atomic_path(dst) as tmp:
             shutil.copyfile(src, tmp)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="Example: python -m prior.train data.fps=10 train.max_epochs=3")
-    parser.add_argument("--config", type=Path, default=None,
-                        help=f"YAML config layered on the defaults ({DEFAULT_CONFIG})")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="Example: python -m prior.train data.fps=10 train.max_epochs=3"
+    )
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML config layered on the defaults (configs/train_prior.yaml)"
+    )
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.max_epochs=3")
     args = parser.parse_args(argv)
     try:

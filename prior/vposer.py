@@ -8,6 +8,7 @@ checkpoints load unchanged: `encoder_net` (0 flatten, 1 BatchNorm1d(63),
 6 6D-to-matrix). The `logvar` layer's output goes through softplus and is
 used as the standard deviation, as in the published model.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -1,4 +1,5 @@
-"""Shared fixtures: one Anny model per test session, the real data folder."""
+"""Shared fixtures: one Anny model per test session, a synthetic SMPL-X model, the real data folder."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,3 +23,20 @@ def anny_body():
 
     torch.manual_seed(0)
     return body.create("anny")
+
+
+@pytest.fixture(scope="session")
+def smplx_body(tmp_path_factory):
+    """SMPL-X loaded by the real code from a synthetic file with the real keys and shapes."""
+    import body
+    from tests.smplx_fixture import synthetic_smplx_arrays, write_npz
+
+    folder = tmp_path_factory.mktemp("smplx")
+    write_npz(folder / "SMPLX_NEUTRAL.npz", synthetic_smplx_arrays())
+    return body.create("smplx", model_path=folder)
+
+
+@pytest.fixture(scope="session", params=["anny", "smplx"])
+def fit_body(request):
+    """Each body model in turn, for the fitting tests that must hold on both."""
+    return request.getfixturevalue(f"{request.param}_body")

@@ -1,4 +1,5 @@
 """Real body poses for the body-model tests: held-out HDM05 actor 'bk' from ../shared/data."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ Members keep their archive layout (so `framerates.txt`, `NN/NN.asf` and
 small subset extracted once per test process; `extract_actor_clips` / `actor_poses`
 take some clips of one HDM05 actor into a folder the test owns.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -45,8 +46,9 @@ def mocap_subset(mocap: Path) -> Path:
     return out
 
 
-def _extract(archive: Path, choose: Callable[[list[tarfile.TarInfo]], list[tarfile.TarInfo]],
-             dest: Path) -> list[tarfile.TarInfo]:
+def _extract(
+    archive: Path, choose: Callable[[list[tarfile.TarInfo]], list[tarfile.TarInfo]], dest: Path
+) -> list[tarfile.TarInfo]:
     """Extract the members `choose` picks from the archive's files into dest; returns them."""
     with tarfile.open(archive) as tar:
         members = choose([m for m in tar.getmembers() if m.isfile()])
@@ -59,6 +61,7 @@ def extract_actor_clips(mocap: Path, actor: str, clips: slice, dest: Path) -> Pa
 
     Returns dest, laid out like the archive (hdm05_asfamc/<actor>/...).
     """
+
     def choose(members: list[tarfile.TarInfo]) -> list[tarfile.TarInfo]:
         mine = [m for m in members if f"/{actor}/" in m.name]
         amc = sorted((m for m in mine if m.name.endswith(".amc")), key=lambda m: m.name)[clips]

@@ -5,6 +5,7 @@ real loading code on it. Geometry is made meaningful where tests rely on it:
 each joint regresses from a few vertices around a T-pose skeleton, and every
 vertex is skinned to the joint it sits at.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -17,9 +18,11 @@ from scipy import sparse
 from body.skeleton import SMPLX_JOINT_NAMES
 
 V, F, J = 10475, 20908, 55
-PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15] + \
-    [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38] + \
-    [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53]
+PARENTS = (
+    [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
+    + [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38]
+    + [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53]
+)
 
 
 def synthetic_smplx_arrays(seed: int = 0) -> dict[str, np.ndarray]:
@@ -56,8 +59,10 @@ def synthetic_smplx_arrays(seed: int = 0) -> dict[str, np.ndarray]:
         "lmk_bary_coords": rng.dirichlet(np.ones(3), 51),
         "dynamic_lmk_faces_idx": rng.integers(0, F, (79, 17)),
         "dynamic_lmk_bary_coords": rng.dirichlet(np.ones(3), (79, 17)),
-        "hands_componentsl": rng.normal(size=(45, 45)), "hands_meanl": rng.normal(size=45),
-        "hands_componentsr": rng.normal(size=(45, 45)), "hands_meanr": rng.normal(size=45),
+        "hands_componentsl": rng.normal(size=(45, 45)),
+        "hands_meanl": rng.normal(size=45),
+        "hands_componentsr": rng.normal(size=(45, 45)),
+        "hands_meanr": rng.normal(size=45),
     }
 
 

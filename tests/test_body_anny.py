@@ -1,4 +1,5 @@
-"""Anny back end: SMPL-X convention, retarget against an independent FK, gradients."""
+"""Anny back end: SMPL-X convention, retarget against an independent FK, gradients, the BodyModel contract."""
+
 from __future__ import annotations
 
 import math
@@ -6,6 +7,7 @@ import math
 import pytest
 import torch
 
+import body
 from body.keypoint_sets import COCO17, MEDIAPIPE33
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import BODY_JOINT_NAMES, BODY_PARENTS
@@ -88,7 +90,10 @@ def test_retarget_matches_independent_smplx_fk(anny_body, request):
     got = anny_body(global_orient=global_orient, body_pose=body_pose).joints[:, :22]
     err = limb_angles_deg(got - got[:, :1], ref)
     med, mx = err.median().item(), err.max().item()
-    print(f"retarget limb-direction error over {body_pose.shape[0]} {source} poses: median {med:.3f} deg, max {mx:.3f} deg")
+    print(
+        f"retarget limb-direction error over {body_pose.shape[0]} {source} poses: "
+        f"median {med:.3f} deg, max {mx:.3f} deg"
+    )
     assert med < 1.0 and mx < 3.0
 
 
@@ -105,8 +110,11 @@ def test_gradients_reach_every_parameter(anny_body):
     for p in params.values():
         p.requires_grad_(True)
     out = anny_body(**params)
-    loss = out.keypoints("mediapipe33").square().sum() + out.keypoints("left_hand21").square().sum() \
+    loss = (
+        out.keypoints("mediapipe33").square().sum()
+        + out.keypoints("left_hand21").square().sum()
         + out.keypoints("right_hand21").square().sum()
+    )
     loss.backward()
     for name, p in params.items():
         assert torch.isfinite(p.grad).all(), name
@@ -124,7 +132,14 @@ def test_shape_changes_stature(anny_body):
 
 def test_keypoint_sets_on_anny(anny_body):
     out = anny_body()
-    assert set(anny_body.points.supported_sets()) >= {"coco17", "coco23", "body25", "mediapipe33", "left_hand21", "right_hand21"}
+    assert set(anny_body.points.supported_sets()) >= {
+        "coco17",
+        "coco23",
+        "body25",
+        "mediapipe33",
+        "left_hand21",
+        "right_hand21",
+    }
     mp = out.keypoints("mediapipe33")[0]
     assert bool(out.keypoint_mask("mediapipe33").all())
     at = {n: mp[i] for i, n in enumerate(MEDIAPIPE33)}
@@ -142,10 +157,96 @@ def test_keypoint_sets_on_anny(anny_body):
 
 def test_sparse_evaluation_matches_full_mesh(anny_body):
     torch.manual_seed(2)
-    p = {"global_orient": torch.randn(3, 3) * 0.3, "body_pose": torch.randn(3, 21, 3) * 0.3,
-         "transl": torch.randn(3, 3), "shape": torch.randn(3, 6)}
+    p = {
+        "global_orient": torch.randn(3, 3) * 0.3,
+        "body_pose": torch.randn(3, 21, 3) * 0.3,
+        "transl": torch.randn(3, 3),
+        "shape": torch.randn(3, 6),
+    }
     full, sparse = anny_body(**p), anny_body(**p, full_mesh=False)
     assert sparse.vertices.shape[1] < full.vertices.shape[1] // 4
     torch.testing.assert_close(sparse.joints, full.joints)
     for name in ("mediapipe33", "body25", "coco23", "right_hand21"):
         torch.testing.assert_close(sparse.keypoints(name), full.keypoints(name), atol=1e-5, rtol=0)
+
+
+def test_contract_attributes_on_anny(anny_body):
+    assert isinstance(anny_body, body.BodyModel)
+    assert anny_body.num_shape == len(anny_body.shape_names) == 6 and "gender" in anny_body.shape_names
+    assert anny_body.has_hands and not anny_body.has_face and anny_body.num_expression == 0
+    out = anny_body()
+    assert anny_body.faces.dtype == torch.long and anny_body.faces.shape[1] == 3
+    assert int(anny_body.faces.max()) == out.vertices.shape[1] - 1
+    assert len(anny_body.joint_names) == out.joints.shape[1] and anny_body.joint_names[:2] == ["pelvis", "left_hip"]
+    assert anny_body.device == torch.device("cpu") and anny_body.dtype == torch.float32
+    sets = anny_body.keypoint_sets()
+    assert {"coco17", "body25", "mediapipe33"} <= set(sets) and "face68" not in sets
+    assert sets == anny_body.points.supported_sets()
+
+
+def test_flat_and_jointwise_poses_agree_and_jaw_moves_the_jaw(anny_body):
+    torch.manual_seed(3)
+    pose, hand = torch.randn(2, 21, 3) * 0.3, torch.randn(2, 15, 3) * 0.2
+    a = anny_body(body_pose=pose, left_hand_pose=hand)
+    b = anny_body(body_pose=pose.reshape(2, 63), left_hand_pose=hand.reshape(2, 45))
+    torch.testing.assert_close(a.vertices, b.vertices, rtol=0, atol=0)
+    moved = (anny_body(jaw_pose=torch.tensor([[0.3, 0.0, 0.0]])).vertices - anny_body().vertices).norm(dim=-1)
+    assert 100 < int((moved > 1e-3).sum()) < 3000  # the jaw and chin, not the body
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"body_pose": torch.zeros(1, 20, 3)}, r"body_pose has shape \(1, 20, 3\); expected \(B, 21, 3\) or \(B, 63\)"),
+        ({"shape": torch.zeros(1, 10)}, r"shape has shape \(1, 10\); expected \(B, 6\)"),
+        ({"global_orient": torch.zeros(3)}, r"global_orient has shape \(3,\); expected \(B, 3\)"),
+        (
+            {"right_hand_pose": torch.zeros(1, 15)},
+            r"right_hand_pose has shape \(1, 15\); expected \(B, 15, 3\) or \(B, 45\)",
+        ),
+        ({"jaw_pose": torch.zeros(1, 1, 3)}, r"jaw_pose has shape \(1, 1, 3\); expected \(B, 3\)"),
+    ],
+)
+def test_wrong_shape_names_the_argument(anny_body, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        anny_body(**kwargs)
+
+
+def test_batch_mismatch_names_both_arguments(anny_body):
+    with pytest.raises(
+        ValueError,
+        match=r"transl has shape \(3, 3\), expected \(2, 3\) "
+        r"to match global_orient of shape \(2, 3\)",
+    ):
+        anny_body(global_orient=torch.zeros(2, 3), transl=torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"shape has shape \(1, 6\).*body_pose of shape \(4, 63\)"):
+        anny_body(body_pose=torch.zeros(4, 63), shape=torch.zeros(1, 6))
+
+
+def test_unknown_unsupported_and_non_tensor_arguments_are_named(anny_body):
+    with pytest.raises(TypeError, match="betas"):
+        anny_body(betas=torch.zeros(1, 10))
+    with pytest.raises(ValueError, match=r"AnnyBody does not take expression.*num_expression is 0"):
+        anny_body(expression=torch.zeros(1, 10))
+    # An empty (B, 0) expression matches num_expression == 0 and changes nothing.
+    torch.testing.assert_close(anny_body(expression=torch.zeros(1, 0)).vertices, anny_body().vertices, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="body_pose must be a torch.Tensor, got list"):
+        anny_body(body_pose=[[0.0] * 63])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"model_path": "x"}, r"model_path='x': Anny .* reads no model files"),
+        ({"gender": "female"}, r"gender='female': .*phenotype"),
+        ({"num_betas": 10}, r"Anny takes no extra arguments; got \['num_betas'\]"),
+    ],
+)
+def test_create_anny_refuses_smplx_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        body.create("anny", **kwargs)
+
+
+def test_create_unknown_model_names_the_choices():
+    with pytest.raises(ValueError, match=r"'smpl'.*\('anny', 'smplx'\)"):
+        body.create("smpl")

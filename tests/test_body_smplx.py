@@ -1,4 +1,5 @@
-"""SMPL-X back end on a synthetic model file (real keys and shapes, random values)."""
+"""SMPL-X back end on a synthetic model file (real keys and shapes, random values), the BodyModel contract."""
+
 from __future__ import annotations
 
 import math
@@ -55,9 +56,19 @@ def test_forward_outputs_and_keypoints(model_dir):
 
 def test_gradients_reach_all_parameters(model_dir):
     m = body.create("smplx", model_path=model_dir)
-    params = {k: torch.randn(2, *s, requires_grad=True) for k, s in {
-        "global_orient": (3,), "body_pose": (21, 3), "transl": (3,), "shape": (10,),
-        "left_hand_pose": (15, 3), "right_hand_pose": (15, 3), "jaw_pose": (3,), "expression": (10,)}.items()}
+    params = {
+        k: torch.randn(2, *s, requires_grad=True)
+        for k, s in {
+            "global_orient": (3,),
+            "body_pose": (21, 3),
+            "transl": (3,),
+            "shape": (10,),
+            "left_hand_pose": (15, 3),
+            "right_hand_pose": (15, 3),
+            "jaw_pose": (3,),
+            "expression": (10,),
+        }.items()
+    }
     out = m(**params)
     loss = sum(out.keypoints(s).square().sum() for s in ("body25", "left_hand21", "right_hand21", "face68"))
     loss.backward()
@@ -99,3 +110,42 @@ def test_truncated_pkl_names_the_file(model_dir, tmp_path):
     path.write_bytes((model_dir / "SMPLX_MALE.pkl").read_bytes()[:5000])
     with pytest.raises(ModelFileError, match="SMPLX_NEUTRAL.pkl: cannot read"):
         load_model_arrays(path)
+
+
+def test_contract_attributes_on_smplx(model_dir):
+    m = body.create("smplx", model_path=model_dir, gender=None)
+    assert isinstance(m, body.BodyModel) and m.path.name == "SMPLX_NEUTRAL.npz"
+    assert m.num_shape == len(m.shape_names) == 10 and m.num_expression == 10
+    assert m.has_hands and m.has_face
+    assert m.faces.dtype == torch.long and m.faces.shape == (20908, 3)
+    assert len(m.joint_names) == 55 and m.device == torch.device("cpu") and m.dtype == torch.float32
+    assert {"coco17", "body25", "mediapipe33", "face68"} <= set(m.keypoint_sets())
+    small = body.create("smplx", model_path=model_dir, num_betas=4, num_expression=3)
+    assert small.num_shape == 4 and small.num_expression == 3
+    assert small(shape=torch.zeros(2, 4), expression=torch.zeros(2, 3)).vertices.shape == (2, 10475, 3)
+
+
+def test_smplx_arguments_are_checked(model_dir):
+    m = body.create("smplx", model_path=model_dir)
+    with pytest.raises(ValueError, match=r"expression has shape \(1, 5\); expected \(B, 10\)"):
+        m(expression=torch.zeros(1, 5))
+    with pytest.raises(
+        ValueError,
+        match=r"right_hand_pose has shape \(3, 15, 3\), expected \(2, 15, 3\) or "
+        r"\(2, 45\) to match left_hand_pose of shape \(2, 45\)",
+    ):
+        m(left_hand_pose=torch.zeros(2, 45), right_hand_pose=torch.zeros(3, 15, 3))
+    with pytest.raises(TypeError, match="betas"):
+        m(betas=torch.zeros(1, 10))
+    m.has_hands = False  # the base class refuses hands on a model without them
+    with pytest.raises(ValueError, match="SmplxBody does not take left_hand_pose: it has no hands"):
+        m(left_hand_pose=torch.zeros(1, 45))
+
+
+def test_create_smplx_checks_gender_and_options(model_dir):
+    with pytest.raises(ValueError, match=r"unknown SMPL-X arguments \['use_pca'\]"):
+        body.create("smplx", model_path=model_dir, use_pca=False)
+    with pytest.raises(ValueError, match=r"gender must be one of \('neutral', 'male', 'female'\).*'other'"):
+        body.create("smplx", model_path=model_dir, gender="other")
+    with pytest.raises(ValueError, match="gender must be one of"):  # checked before the missing path
+        body.create("smplx", gender="other")

@@ -1,4 +1,5 @@
-"""The fitter on real MediaPipe keypoints and on known synthetic bodies (shortened schedule)."""
+"""The fitter on real MediaPipe keypoints and on known synthetic bodies (both body models)."""
+
 from __future__ import annotations
 
 import math
@@ -11,11 +12,12 @@ import torch
 import keypoints
 from fitting.camera import intrinsics
 from fitting.config import load_config
-from fitting.fitter import Fitter, FrameTargets
+from fitting.fitter import Fitter
 from fitting.metrics import mpjpe, pa_mpjpe
 from fitting.outputs import frame_reprojection
 from fitting.priors import VPoserSpace
 from fitting.synthetic import render_views
+from fitting.targets import FrameTargets
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "basketball1.png"
 # SMPLify-X's five stages with 10 L-BFGS iterations each instead of 30 (the camera stage
@@ -24,11 +26,11 @@ SHORT = ["optimizer.max_iter=10"]
 
 
 @pytest.fixture(scope="module")
-def vposer_fitter(anny_body):
-    """The shipped prior and the real schedule (a few seconds per batch on 2 cores)."""
+def vposer_fitter(fit_body):
+    """The shipped prior and the real schedule on each body model (a few seconds per batch on 2 cores)."""
     import prior
 
-    return Fitter(anny_body, VPoserSpace(prior.load()), load_config())
+    return Fitter(fit_body, VPoserSpace(prior.load()), load_config())
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +42,18 @@ def demo_targets() -> FrameTargets:
 
 
 def _joints(model, results) -> np.ndarray:
-    params = {k: torch.as_tensor(np.stack([r.params[k] for r in results]))
-              for k in ("global_orient", "body_pose", "shape", "transl")}
+    params = {
+        k: torch.as_tensor(np.stack([r.params[k] for r in results]))
+        for k in ("global_orient", "body_pose", "shape", "transl")
+    }
     with torch.no_grad():
         return model(**params).joints[:, :22].numpy()
 
 
-def test_fits_real_mediapipe_keypoints(vposer_fitter, demo_targets):
-    (result,) = vposer_fitter.fit_frames([demo_targets])
+def test_fits_real_mediapipe_keypoints(anny_body, demo_targets):
+    import prior
+
+    (result,) = Fitter(anny_body, VPoserSpace(prior.load()), load_config()).fit_frames([demo_targets])
     px, rel = frame_reprojection(result, demo_targets)
     # ~1.8 % of the person's height (6 px). 3 % (11 px on this 365 px tall person, less
     # than a forearm's width) means every limb lies on the person's; a limb on the wrong
@@ -63,15 +69,24 @@ def test_fits_real_mediapipe_keypoints(vposer_fitter, demo_targets):
     assert np.all(np.diff(result.stage_losses[1:]) < 0) or result.stage_losses[-1] < result.stage_losses[1]
 
 
-def test_recovers_a_known_pose_from_its_projection(vposer_fitter, anny_body):
+def test_recovers_a_known_pose_from_its_projection(vposer_fitter, fit_body):
     pose = np.zeros((1, 21, 3), np.float32)
     pose[0, 15, 2], pose[0, 16, 2] = -1.2, 1.2  # arms down
     pose[0, 17, 1] = -1.0  # left elbow bent
     pose[0, 0, 0], pose[0, 3, 0] = -0.6, 0.9  # left hip forward, knee bent
-    views = render_views(anny_body, pose, None, np.random.default_rng(1), keypoint_sets=("coco23",),
-                         noise_px=0.0, drop=0.0, azimuth_deg=(-30, 30), shape=np.zeros((1, 6), np.float32))
+    views = render_views(
+        fit_body,
+        pose,
+        None,
+        np.random.default_rng(1),
+        keypoint_sets=("coco23",),
+        noise_px=0.0,
+        drop=0.0,
+        azimuth_deg=(-30, 30),
+        shape=np.zeros((1, fit_body.num_shape), np.float32),
+    )
     results = vposer_fitter.fit_frames(views.frames)
-    joints = _joints(anny_body, results)
+    joints = _joints(fit_body, results)
     err, pa = 1000 * mpjpe(joints, views.joints)[0], 1000 * pa_mpjpe(joints, views.joints)[0]
     # Exact 2D points of a frontal view, mean shape: ~60 / 45 mm (what remains is depth
     # ambiguity, e.g. how far the straight leg reaches forward, and the prior's pull);
@@ -99,16 +114,20 @@ def test_a_frames_fit_does_not_depend_on_its_batch(demo_targets):
     assert np.array_equal(alone.iterations, together.iterations)
 
 
-def test_smplx_files_fit_with_face_and_hands(tmp_path):
-    import body
-    from tests.smplx_fixture import synthetic_smplx_arrays, write_npz
-
-    write_npz(tmp_path / "SMPLX_NEUTRAL.npz", synthetic_smplx_arrays())
-    model = body.create("smplx", model_path=tmp_path)
+def test_smplx_files_fit_with_face_and_hands(smplx_body):
+    model = smplx_body
     sets = ("body25", "face68", "left_hand21", "right_hand21")
-    views = render_views(model, np.zeros((2, 21, 3), np.float32), None, np.random.default_rng(0),
-                         keypoint_sets=sets, noise_px=0.0, drop=0.0, azimuth_deg=(-20, 20))
-    cfg = load_config(None, ["optimizer.max_iter=5", "optimizer.camera_iter=5", "prior.kind=none"])
+    views = render_views(
+        model,
+        np.zeros((2, 21, 3), np.float32),
+        None,
+        np.random.default_rng(0),
+        keypoint_sets=sets,
+        noise_px=0.0,
+        drop=0.0,
+        azimuth_deg=(-20, 20),
+    )
+    cfg = load_config(None, ["optimizer.max_iter=5", "stages.camera.max_iter=5", "prior.kind=none"])
     from fitting.priors import PoseSpace
 
     results = Fitter(model, PoseSpace(), cfg).fit_frames(views.frames)

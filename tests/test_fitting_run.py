@@ -1,4 +1,5 @@
 """run_fit.py end to end: bad inputs, resume, OpenPose JSON folders, video (few iterations)."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,7 @@ from fitting.pipeline import run
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "basketball1.png"
 # Few iterations: these tests check the plumbing, test_fitting_fit.py the fits.
-FAST = ["optimizer.camera_iter=4", "optimizer.max_iter=4", "stages.pose_prior=[404,4.78]",
-        "stages.shape_prior=[100,5]", "stages.hand_prior=[404,4.78]", "stages.hand_data=[0,2]",
-        "stages.face_data=[0,2]", "stages.jaw_prior=[4040,47.8]", "stages.expression_prior=[100,5]"]
+FAST = ["stages.camera.max_iter=4", "optimizer.max_iter=4", "schedule=[camera,body1,body5]"]
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +87,24 @@ def test_resume_refits_only_the_missing_frame(tmp_path, detections):
 def test_cli_on_an_openpose_folder_with_images(tmp_path, detections, shared_data):
     src = _openpose_folder(tmp_path / "json", detections)
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "run_fit.py"), str(src), "--out", str(out), "--images",
-           str(shared_data / "images"), "--batch-size", "2", "--focal", "700", "--quiet", *FAST]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_fit.py"),
+        str(src),
+        "--out",
+        str(out),
+        "--images",
+        str(shared_data / "images"),
+        "--batch-size",
+        "2",
+        "--focal",
+        "700",
+        "--quiet",
+        *FAST,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "fitted 2" in proc.stdout
     with np.load(out / "basketball2.npz") as f:
@@ -100,6 +113,10 @@ def test_cli_on_an_openpose_folder_with_images(tmp_path, detections, shared_data
         assert f["latent"].shape == (32,)  # the latent is saved too, never alone
         assert np.allclose(f["focal"], 700) and tuple(f["image_size"]) == (640, 480)
         assert f["keypoints_body25"].shape == (25, 3) and f["stage_losses"].shape == (3,)
+        # every start hypothesis' final loss, and which one won
+        assert list(f["hypothesis_names"]) == ["torso", "side_view_twin"]
+        losses = f["hypothesis_losses"]
+        assert losses.shape == (2,) and np.nanargmin(losses) == f["hypothesis"]
     overlay = cv2.imread(str(out / "basketball2_overlay.png"))
     assert overlay.shape == (480, 640, 3)
     assert (out / "basketball1.obj").read_text().startswith("v ")
@@ -129,8 +146,18 @@ def test_a_killed_run_resumes_without_redoing_or_losing_frames(tmp_path, detecti
     src = _openpose_folder(tmp_path / "in", detections)
     keypoints.write_openpose(detections["basketball1"], src / "again_keypoints.json")
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "run_fit.py"), str(src), "--out", str(out), "--batch-size", "1", "--quiet",
-           "camera.image_size=[640,480]", *FAST]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_fit.py"),
+        str(src),
+        "--out",
+        str(out),
+        "--batch-size",
+        "1",
+        "--quiet",
+        "camera.image_size=[640,480]",
+        *FAST,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

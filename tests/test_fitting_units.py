@@ -1,4 +1,5 @@
 """Fitting building blocks: batched L-BFGS, camera, losses, GMM, config, sparse model."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import torch
 
 from fitting import losses
 from fitting.camera import init_translation, initial_orientation, intrinsics, project, torso_view
-from fitting.config import ConfigError, load_config
 from fitting.gmm import GaussianMixture, fit_gmm
 from fitting.optimize import LbfgsOptions, minimize
 
@@ -25,14 +25,21 @@ def test_batched_lbfgs_rows_are_independent_and_match_torch():
     opts = LbfgsOptions(max_iter=200, rel_tolerance=1e-14, tolerance_grad=1e-9)
     batch = minimize(_rosenbrock, x0, opts)
     for i in range(6):
-        single = minimize(lambda x, rows, i=i: _rosenbrock(x, rows + i), x0[i:i + 1], opts)
+        single = minimize(lambda x, rows, i=i: _rosenbrock(x, rows + i), x0[i : i + 1], opts)
         assert torch.equal(single.x[0], batch.x[i])  # same trajectory whatever else is in the batch
         assert single.iterations.item() == batch.iterations[i].item()
     # Row 0 is the classic Rosenbrock: same minimum and iteration count as torch.optim.LBFGS.
     assert torch.allclose(batch.x[0], torch.ones(5, dtype=torch.float64), atol=1e-6)
     x = x0[:1].clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1, max_iter=200, line_search_fn="strong_wolfe", tolerance_grad=1e-9,
-                            tolerance_change=1e-14, history_size=10)
+    opt = torch.optim.LBFGS(
+        [x],
+        lr=1,
+        max_iter=200,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-14,
+        history_size=10,
+    )
 
     def closure():
         opt.zero_grad()
@@ -80,14 +87,17 @@ def test_camera_intrinsics_projection_and_torso_depth():
 def test_torso_view_reads_roll_and_yaw_off_2d_shoulders():
     # Points: left shoulder, right shoulder, left hip, right hip; torso 100 px, frontal width 40 px.
     torso = (torch.tensor([0, 1]), torch.tensor([2, 3]))
-    xy = torch.tensor([
-        [[520.0, 300], [480, 300], [520, 400], [480, 400]],  # front, upright
-        [[480.0, 300], [520, 300], [480, 400], [520, 400]],  # back
-        [[503.0, 300], [497, 300], [503, 400], [497, 400]],  # side view
-        [[400.0, 480], [400, 520], [500, 480], [500, 520]],  # front, lying with the head to the image left
-    ])
-    view = torso_view(xy, torch.ones(4, 4), torso, (torch.tensor([0]), torch.tensor([1])), width_ratio=0.4,
-                      side_cos=0.87)
+    xy = torch.tensor(
+        [
+            [[520.0, 300], [480, 300], [520, 400], [480, 400]],  # front, upright
+            [[480.0, 300], [520, 300], [480, 400], [520, 400]],  # back
+            [[503.0, 300], [497, 300], [503, 400], [497, 400]],  # side view
+            [[400.0, 480], [400, 520], [500, 480], [500, 520]],  # front, lying with the head to the image left
+        ]
+    )
+    view = torso_view(
+        xy, torch.ones(4, 4), torso, (torch.tensor([0]), torch.tensor([1])), width_ratio=0.4, side_cos=0.87
+    )
     assert torch.allclose(view.yaw, torch.tensor([0.0, math.pi, math.acos(0.15), 0.0]), atol=1e-3)
     assert view.ambiguous.tolist() == [False, False, True, False]
     assert torch.allclose(view.roll, torch.tensor([0.0, 0.0, 0.0, -math.pi / 2]), atol=1e-5)
@@ -120,18 +130,6 @@ def test_gmm_em_recovers_two_clusters_and_penalty_is_nonnegative(tmp_path):
     assert (pen >= -1e-5).all() and pen[2] > 100 * pen[:2].max()
 
 
-def test_config_overrides_and_errors(tmp_path):
-    cfg = load_config(None, ["optimizer.max_iter=7", "camera.focal=[800,820]"])
-    assert cfg.optimizer.max_iter == 7 and list(cfg.camera.focal) == [800, 820]
-    with pytest.raises(ConfigError, match="optimizr"):
-        load_config(None, ["optimizr.max_iter=7"])
-    with pytest.raises(ConfigError, match="entries"):
-        load_config(None, ["stages.shape_prior=[1,2]"])
-    user = tmp_path / "my.yaml"
-    user.write_text("prior:\n  kind: none\n")
-    assert load_config(user).prior.kind == "none"
-
-
 def test_gmm_load_names_the_file_and_the_fix(tmp_path):
     bad = tmp_path / "gmm.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
@@ -147,17 +145,17 @@ def test_video_shape_ignores_diverged_fits():
     from fitting.video import _person_shape
 
     def result(shape: float, loss: float) -> FitResult:
-        return FitResult({"shape": np.full(2, shape)}, np.array([loss]), np.array([1]), {}, 0.0)
+        return FitResult({"shape": np.full(2, shape)}, np.array([loss]), np.array([1]), {}, np.zeros(3))
 
     fits = [result(1.0, 0.5), result(float("nan"), float("nan")), result(3.0, 0.5)]
-    fitter = SimpleNamespace(fit_frames=lambda targets: fits[:len(targets)], device="cpu", dtype=torch.float64)
-    session = SimpleNamespace(fitter=fitter, cfg=SimpleNamespace(video=SimpleNamespace(shape_frames=3)))
+    fitter = SimpleNamespace(fit_frames=lambda targets: fits[: len(targets)], device="cpu", dtype=torch.float64)
+    cfg = SimpleNamespace(video=SimpleNamespace(shape_frames=3))
     valid = [(i, None) for i in range(3)]
-    shape = _person_shape(None, None, session, valid, [False] * 3)
+    shape = _person_shape(None, fitter, None, cfg, valid, [False] * 3)
     assert torch.equal(shape, torch.tensor([2.0, 2.0], dtype=torch.float64))
     fits[0] = fits[2] = fits[1]
     with pytest.raises(ValueError, match="no shape frame converged"):
-        _person_shape(None, None, session, valid, [False] * 3)
+        _person_shape(None, fitter, None, cfg, valid, [False] * 3)
 
 
 def test_inputs_of_a_keypoints_detect_folder(tmp_path):
@@ -177,8 +175,11 @@ def test_resume_and_summary_outputs(tmp_path):
     (tmp_path / "cut.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:60])
     (tmp_path / "empty.npz").write_bytes(b"")
     assert [is_done(tmp_path, n) for n in ("good", "cut", "empty", "missing")] == [True, False, False, False]
-    summary = Summary(fitted=["a", "b"], reprojection_px={"a": 2.0, "b": float("nan")},
-                      reprojection_rel={"a": 0.01, "b": float("nan")})
+    summary = Summary(
+        fitted=["a", "b"],
+        reprojection_px={"a": 2.0, "b": float("nan")},
+        reprojection_rel={"a": 0.01, "b": float("nan")},
+    )
     summary.write(tmp_path / "summary.json")
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["reprojection_px"] == {"a": 2.0, "b": None} and saved["mean_reprojection_px"] == 2.0

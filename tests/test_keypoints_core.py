@@ -1,4 +1,5 @@
 """Keypoints container, joint-set maps and overlays (no detector needed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,13 @@ def test_default_weights_encode_trust():
 
 def test_targets_per_set():
     rng = np.random.default_rng(0)
-    mp = Keypoints("mediapipe33", _points(MEDIAPIPE33, rng), left_hand=_points(range(21), rng),
-                   right_hand=_points(range(21), rng), face=_points(range(68), rng))
+    mp = Keypoints(
+        "mediapipe33",
+        _points(MEDIAPIPE33, rng),
+        left_hand=_points(range(21), rng),
+        right_hand=_points(range(21), rng),
+        face=_points(range(68), rng),
+    )
     t = targets(mp, person=1)
     assert set(t) == {"mediapipe33", "left_hand21", "right_hand21", "face68"}
     pts, w = t["mediapipe33"]
@@ -116,8 +122,12 @@ def test_convert_by_name():
 
 def test_draw_keypoints_marks_points():
     rng = np.random.default_rng(3)
-    kp = Keypoints("body25", _points(BODY25, rng, people=1), left_hand=_points(range(21), rng, people=1),
-                   face=_points(range(68), rng, people=1))
+    kp = Keypoints(
+        "body25",
+        _points(BODY25, rng, people=1),
+        left_hand=_points(range(21), rng, people=1),
+        face=_points(range(68), rng, people=1),
+    )
     image = np.zeros((320, 320), np.uint8)
     out = draw_keypoints(image, kp)
     assert out.shape == (320, 320, 3) and out.any() and not image.any()

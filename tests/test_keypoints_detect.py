@@ -1,5 +1,6 @@
 """Real MediaPipe on the real images in ../shared/data/images: detection,
 people search, video tracking, bad inputs, the CLI, and no network."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ from keypoints import KeypointsError, MediaPipeDetector, convert, read_frames, r
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
-pytestmark = pytest.mark.skipif(not (IMAGES / "basketball1.png").is_file(),
-                                reason=f"real images absent: {IMAGES} (the repository's sibling ../shared/data)")
+pytestmark = pytest.mark.skipif(
+    not (IMAGES / "basketball1.png").is_file(),
+    reason=f"real images absent: {IMAGES} (the repository's sibling ../shared/data)",
+)
 # The man on the left of basketball1.png, head to toe (checked on the image).
 LEFT_MAN_BOX = (25, 70, 180, 480)
 
@@ -42,7 +45,7 @@ def _image():
 
 def _paste(canvas, image, scale, x, y):
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
     return canvas
 
 
@@ -146,10 +149,12 @@ def test_two_frame_video_tracks_one_person(tmp_path):
 
 def test_bad_images_and_videos_name_the_file(tmp_path, detector):
     data = (IMAGES / "basketball1.png").read_bytes()
-    cases = {"truncated.png": (data[: len(data) // 2], "truncated"),
-             "empty.jpg": (b"", "empty file"),
-             "noise.png": (os.urandom(2000), "not a readable image"),
-             "cut.jpg": (cv2.imencode(".jpg", _image())[1].tobytes()[:5000], "truncated")}
+    cases = {
+        "truncated.png": (data[: len(data) // 2], "truncated"),
+        "empty.jpg": (b"", "empty file"),
+        "noise.png": (os.urandom(2000), "not a readable image"),
+        "cut.jpg": (cv2.imencode(".jpg", _image())[1].tobytes()[:5000], "truncated"),
+    }
     for name, (content, match) in cases.items():
         (tmp_path / name).write_bytes(content)
         with pytest.raises(KeypointsError, match=match) as err:
@@ -164,8 +169,10 @@ def test_bad_images_and_videos_name_the_file(tmp_path, detector):
 
 
 def _can_unshare() -> bool:
-    return shutil.which("unshare") is not None and subprocess.run(
-        ["unshare", "-n", "true"], capture_output=True).returncode == 0
+    return (
+        shutil.which("unshare") is not None
+        and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+    )
 
 
 def test_cli_batch_offline(tmp_path):
@@ -189,8 +196,14 @@ def test_cli_batch_offline(tmp_path):
     assert run.returncode == 1, run.stderr  # 1: some inputs failed, the rest were processed
     assert "FAILED" in run.stdout and "truncated.png" in run.stdout and "empty.mp4" in run.stdout
     names = {p.name for p in out.iterdir()}
-    assert {"basketball1_keypoints.json", "basketball1_overlay.png", "clip_000000_keypoints.json",
-            "clip_000001_keypoints.json", "clip_overlay.mp4", "summary.json"} <= names
+    assert {
+        "basketball1_keypoints.json",
+        "basketball1_overlay.png",
+        "clip_000000_keypoints.json",
+        "clip_000001_keypoints.json",
+        "clip_overlay.mp4",
+        "summary.json",
+    } <= names
     assert not any(n.startswith(".") for n in names)  # no temporary files left
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 3 and summary["no_person"] == []
@@ -204,6 +217,7 @@ def test_cli_batch_offline(tmp_path):
 def test_no_network_needed(monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError("network disabled by the test")
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)

@@ -1,4 +1,5 @@
 """OpenPose and COCO JSON: real-world layouts, round trips, bad files."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,16 @@ import numpy as np
 import pytest
 
 from body.keypoint_sets import BODY25, COCO17
-from keypoints import (Keypoints, KeypointsError, read_coco, read_openpose, read_openpose_folder, targets,
-                       write_coco, write_openpose)
+from keypoints import (
+    Keypoints,
+    KeypointsError,
+    read_coco,
+    read_openpose,
+    read_openpose_folder,
+    targets,
+    write_coco,
+    write_openpose,
+)
 
 DATA = Path(__file__).resolve().parent / "data" / "keypoints"
 
@@ -20,6 +29,7 @@ def _random(body_set, k, people, rng, parts=True):
         a[..., 2] = rng.uniform(0, 1, (people, n))
         a[:, ::5] = 0  # missing points, as OpenPose writes them
         return a
+
     extra = dict(left_hand=pts(21), right_hand=pts(21), face=pts(68)) if parts else {}
     return Keypoints(body_set, pts(k), **extra)
 
@@ -57,8 +67,9 @@ def test_openpose_empty_people_and_coco18():
 def test_openpose_old_key_names(tmp_path):
     body = np.arange(75, dtype=np.float32) % 7
     path = tmp_path / "v1_keypoints.json"
-    path.write_text(json.dumps({"version": 1.0, "people": [
-        {"pose_keypoints": body.tolist(), "hand_left_keypoints": [1.0] * 63}]}))
+    path.write_text(
+        json.dumps({"version": 1.0, "people": [{"pose_keypoints": body.tolist(), "hand_left_keypoints": [1.0] * 63}]})
+    )
     kp = read_openpose(path)
     np.testing.assert_array_equal(kp.body[0].ravel(), body)
     assert kp.left_hand.shape == (1, 21, 3) and kp.right_hand is None
@@ -145,14 +156,17 @@ def test_coco_written_from_mediapipe_is_coco17(tmp_path):
     np.testing.assert_array_equal(back.body[0, COCO17.index("right_knee")], kp.body[0, 26])
 
 
-@pytest.mark.parametrize("content, match", [
-    ('[{"image_id": 1, "keypoints": [1, 2, 0.5]}]', "people|OpenPose"),  # COCO, not OpenPose
-    ('{"version": 1.3}', "not OpenPose JSON"),
-    ('{"people": [{"pose_keypoints_2d": [1, 2, 3, 4]}]}', "flat list"),
-    ('{"people": [{"pose_keypoints_2d": [1, 2, 0.5]}]}', "1 points, expected 25 or 18"),
-    ('{"people": [', "not valid JSON"),
-    ("", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ('[{"image_id": 1, "keypoints": [1, 2, 0.5]}]', "people|OpenPose"),  # COCO, not OpenPose
+        ('{"version": 1.3}', "not OpenPose JSON"),
+        ('{"people": [{"pose_keypoints_2d": [1, 2, 3, 4]}]}', "flat list"),
+        ('{"people": [{"pose_keypoints_2d": [1, 2, 0.5]}]}', "1 points, expected 25 or 18"),
+        ('{"people": [', "not valid JSON"),
+        ("", "not valid JSON"),
+    ],
+)
 def test_openpose_bad_files_name_the_file(tmp_path, content, match):
     path = tmp_path / "bad_keypoints.json"
     path.write_text(content)
@@ -161,13 +175,16 @@ def test_openpose_bad_files_name_the_file(tmp_path, content, match):
     assert str(path) in str(err.value)
 
 
-@pytest.mark.parametrize("content, match", [
-    ('{"version": 1.3, "people": []}', "not COCO keypoint JSON"),
-    ('[{"keypoints": [1, 2, 0.5, 3]}]', "flat x, y, score"),
-    ('[{"keypoints": [1, 2, 0.5]}]', "has 1 keypoints"),
-    ('[{"bbox": [1, 2, 3, 4]}]', "no 'keypoints'"),
-    ('\x89PNG\r\n', "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ('{"version": 1.3, "people": []}', "not COCO keypoint JSON"),
+        ('[{"keypoints": [1, 2, 0.5, 3]}]', "flat x, y, score"),
+        ('[{"keypoints": [1, 2, 0.5]}]', "has 1 keypoints"),
+        ('[{"bbox": [1, 2, 3, 4]}]', "no 'keypoints'"),
+        ("\x89PNG\r\n", "not valid JSON"),
+    ],
+)
 def test_coco_bad_files_name_the_file(tmp_path, content, match):
     path = tmp_path / "bad.json"
     path.write_text(content, encoding="latin-1")

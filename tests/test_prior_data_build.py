@@ -1,4 +1,5 @@
 """Dataset builder on a small real subset: npz + manifest, subject split, skips, glitch filter."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,12 @@ def test_build_small_subset(small_mocap: Path, tmp_path: Path) -> None:
 
 def test_build_custom_split_and_archive_input(small_mocap: Path, tmp_path: Path) -> None:
     manifest = build_dataset(
-        small_mocap / "hdm05_asfamc.tar.xz", tmp_path, fps=5, mirror=False, val_subjects=["hdm05_asfamc/mm"], progress=False
+        small_mocap / "hdm05_asfamc.tar.xz",
+        tmp_path,
+        fps=5,
+        mirror=False,
+        val_subjects=["hdm05_asfamc/mm"],
+        progress=False,
     )
     assert manifest["split"]["val_subjects"] == ["hdm05_asfamc/mm"]
     assert manifest["split"]["train_subjects"] == ["hdm05_asfamc/bk"]
@@ -92,7 +98,9 @@ def test_glitch_frames_are_flagged(subset: Path) -> None:
     as axis-angle that reads as a 150 deg hyperextension, which the builder drops (along
     with a few frames whose right ankle is turned over 100 deg)."""
     path = subset / "hdm05_asfamc/bk/HDM_bk_depositFloorR_007_120.amc"
-    raw = np.array([float(ln.split()[1]) for ln in path.read_text(encoding="latin-1").splitlines() if ln.startswith("rtibia ")])
+    raw = np.array(
+        [float(ln.split()[1]) for ln in path.read_text(encoding="latin-1").splitlines() if ln.startswith("rtibia ")]
+    )
     ok = plausible_frames(load_motion(path).body_pose)
     assert (raw > 180).sum() > 20
     assert not ok[raw > 180].any()

@@ -1,4 +1,5 @@
 """Motion readers on the real shared mocap (BVH, CMU and HDM05 ASF/AMC) and a synthetic AMASS file."""
+
 from __future__ import annotations
 
 import re
@@ -107,7 +108,9 @@ def test_amass_reader_synthetic_layout(tmp_path: Path) -> None:
     assert motion.joints is None and motion.rest_joints is None
     turn = torch.tensor(Z_UP_TO_Y_UP)
     expected_root = turn @ axis_angle_to_matrix(torch.tensor(data["poses"][:, :3]))
-    assert torch.allclose(axis_angle_to_matrix(torch.tensor(motion.root_orient, dtype=torch.float64)), expected_root, atol=1e-5)
+    assert torch.allclose(
+        axis_angle_to_matrix(torch.tensor(motion.root_orient, dtype=torch.float64)), expected_root, atol=1e-5
+    )
     assert np.allclose(motion.transl[:, 1], data["trans"][:, 2], atol=1e-6)  # AMASS z up -> y up
     # SMPL-X AMASS files name the rate mocap_frame_rate; SMPL-H files have 156 pose columns.
     _write_amass(folder / "x.npz", rate_key="mocap_frame_rate", poses=np.zeros((7, 156)))

@@ -1,4 +1,5 @@
 """Retargeting real mocap to SMPL-X body poses: positions, hinges, mirroring, forward kinematics."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -10,7 +11,14 @@ import torch
 
 from body.rotations import axis_angle_to_matrix, geodesic_angle
 from body.skeleton import BODY_JOINT_NAMES, BODY_MIRROR
-from prior.data import Motion, bone_direction_errors, load_motion, mirror_body_pose, mirror_motion, smplx_forward_kinematics
+from prior.data import (
+    Motion,
+    bone_direction_errors,
+    load_motion,
+    mirror_body_pose,
+    mirror_motion,
+    smplx_forward_kinematics,
+)
 from tests.prior_data_mocap import mocap_subset
 
 SOURCES = {
@@ -100,7 +108,9 @@ def test_smplx_forward_kinematics_convention() -> None:
     assert torch.allclose(joints[1, J("left_wrist")], torch.tensor([-0.75, 0.4, 0.0]), atol=1e-6)  # turned 180
     # Batched leading dims, flat (..., 63) poses, per-sample rest skeletons, gradients.
     flat = pose.reshape(2, 63).requires_grad_()
-    batched = smplx_forward_kinematics(flat[None].expand(3, 2, 63), rest.expand(3, 2, 22, 3), root[None].expand(3, 2, 3))
+    batched = smplx_forward_kinematics(
+        flat[None].expand(3, 2, 63), rest.expand(3, 2, 22, 3), root[None].expand(3, 2, 3)
+    )
     assert torch.allclose(batched[1], joints, atol=1e-6)
     batched.sum().backward()
     assert flat.grad is not None and torch.isfinite(flat.grad).all()
@@ -115,7 +125,10 @@ def test_retargeted_rest_skeleton_is_a_tpose(motions: dict) -> None:
             ("spine3", "neck", (0, 1, 0)),
         ):  # fmt: skip
             bone = rest[J(child)] - rest[J(joint)]
-            assert torch.allclose(bone / bone.norm(), torch.tensor(direction, dtype=bone.dtype), atol=1e-5), (name, joint)
+            assert torch.allclose(bone / bone.norm(), torch.tensor(direction, dtype=bone.dtype), atol=1e-5), (
+                name,
+                joint,
+            )
         # Consecutive frames differ little: no flips from the retargeting itself.
         rot = axis_angle_to_matrix(torch.tensor(ms[0].body_pose[::4]))
         step = torch.rad2deg(geodesic_angle(rot[1:], rot[:-1]))

@@ -1,4 +1,5 @@
 """VPoser v2 architecture (official layout, 6D decoding, encode/decode/sample) and joint limits."""
+
 from __future__ import annotations
 
 import pytest
@@ -67,16 +68,30 @@ def one_joint(joint: str, degrees: tuple[float, float, float]) -> torch.Tensor:
     return pose
 
 
-@pytest.mark.parametrize("joint, degrees, ok", [
-    ("left_knee", (90, 0, 0), True), ("right_knee", (120, 0, 0), True),
-    ("left_knee", (-30, 0, 0), False), ("right_knee", (-30, 0, 0), False),
-    ("left_elbow", (0, -90, 0), True), ("right_elbow", (0, 90, 0), True),
-    ("left_elbow", (0, 40, 0), False), ("right_elbow", (0, -40, 0), False),
-    ("left_hip", (-90, 0, 0), True), ("left_hip", (90, 0, 0), False), ("right_hip", (0, 0, 60), False),
-    ("left_shoulder", (0, 0, -80), True), ("right_shoulder", (0, 0, 80), True),
-    ("left_shoulder", (0, -90, 0), True), ("left_shoulder", (0, 90, 0), False), ("right_shoulder", (0, -90, 0), False),
-    ("spine2", (30, 0, 0), True), ("spine2", (-70, 0, 0), False), ("neck", (0, 100, 0), False),
-])
+@pytest.mark.parametrize(
+    "joint, degrees, ok",
+    [
+        ("left_knee", (90, 0, 0), True),
+        ("right_knee", (120, 0, 0), True),
+        ("left_knee", (-30, 0, 0), False),
+        ("right_knee", (-30, 0, 0), False),
+        ("left_elbow", (0, -90, 0), True),
+        ("right_elbow", (0, 90, 0), True),
+        ("left_elbow", (0, 40, 0), False),
+        ("right_elbow", (0, -40, 0), False),
+        ("left_hip", (-90, 0, 0), True),
+        ("left_hip", (90, 0, 0), False),
+        ("right_hip", (0, 0, 60), False),
+        ("left_shoulder", (0, 0, -80), True),
+        ("right_shoulder", (0, 0, 80), True),
+        ("left_shoulder", (0, -90, 0), True),
+        ("left_shoulder", (0, 90, 0), False),
+        ("right_shoulder", (0, -90, 0), False),
+        ("spine2", (30, 0, 0), True),
+        ("spine2", (-70, 0, 0), False),
+        ("neck", (0, 100, 0), False),
+    ],
+)
 def test_joint_limits_on_single_joint_poses(joint, degrees, ok):
     assert bool(within_limits(one_joint(joint, degrees))[0]) == ok
     assert bool(within_limits(mirror_body_pose(one_joint(joint, degrees)))[0]) == ok  # left/right symmetric

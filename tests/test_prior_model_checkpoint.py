@@ -1,4 +1,5 @@
 """prior.load: plain weights, official VPoser v2 Lightning .ckpt files and experiment folders, strictly."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,14 @@ def official_ckpt(model: VPoser) -> dict:
     """A checkpoint laid out like the published V02_05 .ckpt (Lightning, `vp_model.` prefix)."""
     state = {f"vp_model.{k}": v for k, v in model.state_dict().items()}
     state["bm_train.init_pose_body"] = torch.zeros(1, 63)  # the official trainer's body-model buffer
-    return {"epoch": 8, "global_step": 1000, "pytorch-lightning_version": "1.2.0", "state_dict": state,
-            "optimizer_states": [], "lr_schedulers": []}
+    return {
+        "epoch": 8,
+        "global_step": 1000,
+        "pytorch-lightning_version": "1.2.0",
+        "state_dict": state,
+        "optimizer_states": [],
+        "lr_schedulers": [],
+    }
 
 
 def assert_same(a: VPoser, b: VPoser) -> None:

@@ -1,4 +1,5 @@
 """The shipped default checkpoint on held-out real mocap: separation, reconstruction, samples."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Training on a few hundred real mocap poses: the loss falls, checkpoints load, training resumes."""
+
 from __future__ import annotations
 
 import csv
@@ -40,8 +41,15 @@ def epoch_metrics(out_dir) -> dict[int, dict[str, float]]:
 def test_training_reduces_loss_saves_and_resumes(small_dataset, tmp_path):
     dataset, manifest = small_dataset
     assert 200 <= manifest["counts"]["train"]["frames"] <= 1500
-    overrides = [f"data.dataset={dataset}", f"out_dir={tmp_path / 'run'}", "train.batch_size=64",
-                 "train.max_epochs=4", "loss.vertex_every=4", "loss.vertex_batch=8", "train.progress_refresh=1000"]
+    overrides = [
+        f"data.dataset={dataset}",
+        f"out_dir={tmp_path / 'run'}",
+        "train.batch_size=64",
+        "train.max_epochs=4",
+        "loss.vertex_every=4",
+        "loss.vertex_batch=8",
+        "train.progress_refresh=1000",
+    ]
     weights = train(load_config(overrides=overrides))
 
     metrics = epoch_metrics(tmp_path / "run")

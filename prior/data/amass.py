@@ -1,4 +1,5 @@
 """AMASS .npz reader (SMPL-H `poses` (T, 156) or SMPL-X `poses` (T, 165))."""
+
 from __future__ import annotations
 
 import zipfile

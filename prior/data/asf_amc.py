@@ -7,6 +7,7 @@ first). Each bone becomes a joint at its start point, so joint b's offset is its
 bone's vector; leaf bones get an extra `<name>_end` joint. Lengths are converted with the
 Acclaim/VICON convention used by CMU and HDM05: file length = inches x `:units length`.
 """
+
 from __future__ import annotations
 
 import re
@@ -217,7 +218,9 @@ def read_amc(path: str | Path, skeleton: AsfSkeleton, fps: float = 120.0) -> Sou
             raise MotionFormatError(path, f"unknown bone {words[0]!r}", n)
         start, count = columns[words[0]]
         if len(words) - 1 != count or words[0] in seen:
-            raise MotionFormatError(path, f"{words[0]}: expected {count} values once per frame, found {len(words) - 1}", n)
+            raise MotionFormatError(
+                path, f"{words[0]}: expected {count} values once per frame, found {len(words) - 1}", n
+            )
         try:
             current[start : start + count] = [float(w) for w in words[1:]]
         except ValueError:

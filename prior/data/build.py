@@ -15,6 +15,7 @@ are dropped before de-duplication. Writes, atomically:
 A subject is "<dataset>/<folder>", the dataset being the archive's (or top folder's) name.
 Files that fail to read are reported and skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,10 @@ _HDM05 = (
     "M. Müller, T. Röder, M. Clausen, B. Eberhardt, B. Krüger, A. Weber: "
     "Documentation Mocap Database HDM05, Universität Bonn, Tech. Rep. CG-2007-2, 2007.",
 )
-_AMASS = ("AMASS and its sub-datasets: see amass.is.tue.mpg.de (research licences)", "Mahmood et al., AMASS, ICCV 2019.")
+_AMASS = (
+    "AMASS and its sub-datasets: see amass.is.tue.mpg.de (research licences)",
+    "Mahmood et al., AMASS, ICCV 2019.",
+)
 LICENCES: tuple[tuple[str, tuple[str, str]], ...] = (("hdm05", _HDM05), ("cmu", _CMU), ("amass", _AMASS))
 
 
@@ -278,8 +282,10 @@ def build_dataset(
         },
         "datasets": datasets,
         "retarget_check_deg": {
-            name: {"median": float(f"{np.median(np.concatenate(e)):.3g}"),
-                   "p95": float(f"{np.percentile(np.concatenate(e), 95):.3g}")}
+            name: {
+                "median": float(f"{np.median(np.concatenate(e)):.3g}"),
+                "p95": float(f"{np.percentile(np.concatenate(e), 95):.3g}"),
+            }
             for name, e in errors.items()
         },  # fmt: skip
         "skipped": skipped,
@@ -298,8 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mocap", required=True, type=Path, help="folder of mocap files/archives, or one archive")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--fps", type=float, default=30.0, help="target frame rate (default 30)")
-    parser.add_argument("--min-change-deg", type=float, default=5.0,
-                        help="drop a frame unless some joint moved this much since the last kept one (default 5)")  # fmt: skip
+    parser.add_argument(
+        "--min-change-deg",
+        type=float,
+        default=5.0,
+        help="drop a frame unless some joint moved this much since the last kept one (default 5)",
+    )
     parser.add_argument("--no-mirror", action="store_true", help="do not add mirrored training poses")
     parser.add_argument("--keep-implausible", action="store_true",
                         help="keep glitch frames (see PLAUSIBLE_MAX_DEG, MAX_HYPEREXTENSION_DEG)")  # fmt: skip

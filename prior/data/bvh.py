@@ -1,4 +1,5 @@
 """BVH reader: any skeleton, rotation channels in any order, End Sites kept as joints."""
+
 from __future__ import annotations
 
 import re
@@ -92,9 +93,7 @@ def read_bvh(path: str | Path, length_scale: float | None = None) -> SourceMotio
     )
 
 
-def _parse_hierarchy(
-    path: Path, lines: list[str]
-) -> tuple[list[str], list[int], list[np.ndarray], list[list[str]]]:
+def _parse_hierarchy(path: Path, lines: list[str]) -> tuple[list[str], list[int], list[np.ndarray], list[list[str]]]:
     tokens = _Tokens(path, lines)
     tokens.expect("HIERARCHY")
     names: list[str] = []

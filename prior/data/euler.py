@@ -1,4 +1,5 @@
 """Euler-angle channels (BVH, ASF/AMC) to rotation matrices, in numpy float64."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Forward kinematics of a joint tree whose rest frames are aligned with the world axes."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

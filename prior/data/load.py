@@ -1,4 +1,5 @@
 """`load_motion`: one entry point for BVH, ASF/AMC and AMASS files."""
+
 from __future__ import annotations
 
 import re

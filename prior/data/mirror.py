@@ -1,4 +1,5 @@
 """Left-right mirroring (reflection through the x = 0 plane) of SMPL-X body motions."""
+
 from __future__ import annotations
 
 from dataclasses import replace

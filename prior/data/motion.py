@@ -1,4 +1,5 @@
 """Data containers shared by the motion readers, the retargeter and the dataset builder."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -15,6 +15,7 @@ lies inside an SMPL-X bone, the bone's joint gets a minimal swing so the bone st
 where the source's does. The rest skeleton `rest_joints` (source bone lengths, aligned as
 above) makes SMPL-X forward kinematics reproduce the source's joint positions.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,7 +61,9 @@ def minimal_rotation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return axis_angle_to_matrix(axis * torch.atan2(sin, cos))
 
 
-def _twist_to_hinge(align: torch.Tensor, bone: torch.Tensor, hinge_src: torch.Tensor, hinge: torch.Tensor) -> torch.Tensor:
+def _twist_to_hinge(
+    align: torch.Tensor, bone: torch.Tensor, hinge_src: torch.Tensor, hinge: torch.Tensor
+) -> torch.Tensor:
     """`align` followed by the twist about `bone` (unit) mapping the hinge line onto hinge_src."""
     h = align.T @ hinge_src
     h = h - (h @ bone) * bone

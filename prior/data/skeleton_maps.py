@@ -5,6 +5,7 @@ drives it (`rotations`) or, for SMPL-X joints the source lacks, the source joint
 sits (`anchors`; such a joint gets no rotation of its own). Source joints named in neither
 are absorbed: their rotation ends up in the next mapped joint's local rotation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,0 +1,230 @@
+"""The driver: runs a schedule of stages over a problem with the batched L-BFGS.
+
+Rows of a batch are independent problems (`fitting.optimize.minimize`). A row
+holds T frames: T = 1 for images; a video window has T > 1 and one shape. Per
+frame the variables are the pose-space variable, global orientation and
+translation in camera coordinates, and hands, jaw and expression where the
+model and the keypoints have them; per row, shape. Each stage frees its
+variables (less those held) and minimises the weighted sum of its terms; frames
+marked frozen keep their start values.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from body.base import BodyModel
+from body.keypoint_sets import keypoint_names
+from fitting.camera import TorsoView, init_translation, initial_orientation, torso_view
+from fitting.hypotheses import StartValues
+from fitting.optimize import LbfgsOptions, minimize
+from fitting.priors import PoseSpace
+from fitting.problem import Problem
+from fitting.stages import Stage
+from fitting.targets import FACE, HAND
+from fitting.terms import TERMS, Evaluation, Term
+
+log = logging.getLogger(__name__)
+
+# stage name, iteration, rows (R,) still iterating, their weighted terms {name: (R, T)}
+IterationHook = Callable[[str, int, torch.Tensor, dict[str, torch.Tensor]], None]
+
+
+@dataclass
+class RunResult:
+    v: dict[str, torch.Tensor]  # final variables (B, T, ...); shape (B, S)
+    start: dict[str, torch.Tensor]  # the variables the schedule started from
+    losses: np.ndarray  # (B, T, stages) each frame's loss after each stage
+    iterations: np.ndarray  # (B, stages) L-BFGS iterations of each row
+
+
+class Engine:
+    """Start values, the weighted objective and the stage driver for one body model and pose space."""
+
+    def __init__(self, model: BodyModel, space: PoseSpace, cfg: DictConfig) -> None:
+        self.model = model
+        self.space = space
+        self.rho = float(cfg.data.rho)
+        self.side_view_cos = float(cfg.init.side_view_cos)
+        o = cfg.optimizer
+        self.options = LbfgsOptions(
+            history_size=o.history_size, rel_tolerance=o.rel_tolerance, max_line_search=o.max_line_search
+        )
+        self.evaluations = 0  # batched objective calls so far (for benchmarks)
+        self.on_iteration: IterationHook | None = None
+        self._terms: dict[str, Term] = {}
+        with torch.no_grad():  # shoulder width / torso length of the average body, to read yaw off 2D shoulders
+            k = model(shape=torch.zeros(1, model.num_shape, device=model.device, dtype=model.dtype)).keypoints(
+                "coco17"
+            )[0]
+        at = {n: k[i] for i, n in enumerate(keypoint_names("coco17"))}
+        shoulders = (at["left_shoulder"] + at["right_shoulder"]) / 2
+        hips = (at["left_hip"] + at["right_hip"]) / 2
+        self.width_ratio = float((at["left_shoulder"] - at["right_shoulder"]).norm() / (shoulders - hips).norm())
+
+    # ----- start values ------------------------------------------------------
+    def torso_view(self, problem: Problem) -> TorsoView:
+        """Roll, yaw and side-view flag of every frame (B*T), from its 2D torso."""
+        n = problem.rows * problem.frames
+        return torso_view(
+            problem.xy.reshape(n, -1, 2),
+            problem.body_conf().reshape(n, -1),
+            problem.layout.torso,
+            problem.layout.shoulders,
+            self.width_ratio,
+            self.side_view_cos,
+        )
+
+    def start(
+        self, problem: Problem, blocks: Sequence[tuple[torch.Tensor, StartValues]] = ()
+    ) -> dict[str, torch.Tensor]:
+        """Start variables (B, T, ...): the prior's mean pose, average shape, turned as the 2D torso
+        suggests; `blocks` (rows, values) override variables of some rows (values (M, ...) per row,
+        the same for all its frames). Rows whose translation is not given are placed over their torso."""
+        b, t, n = problem.rows, problem.frames, problem.rows * problem.frames
+        kw = dict(device=self.model.device, dtype=self.model.dtype)
+        v = {
+            "pose": self.space.initial(n, self.model.device, self.model.dtype).reshape(b, t, -1),
+            "shape": torch.zeros(b, self.model.num_shape, **kw),
+        }
+        if self._uses(problem, HAND):
+            v["left_hand_pose"] = torch.zeros(b, t, 45, **kw)
+            v["right_hand_pose"] = torch.zeros(b, t, 45, **kw)
+        if self._uses(problem, FACE):
+            v["jaw_pose"] = torch.zeros(b, t, 3, **kw)
+            v["expression"] = torch.zeros(b, t, self.model.num_expression, **kw)
+        view = self.torso_view(problem)
+        v["global_orient"] = initial_orientation(view.roll, view.yaw).reshape(b, t, 3)
+        v["transl"] = torch.zeros(b, t, 3, **kw)
+        placed = torch.zeros(b, dtype=torch.bool, device=self.model.device)
+        for rows, values in blocks:
+            rows = rows.to(self.model.device)
+            for k, x in values.items():
+                if k in v:
+                    per_row = v[k][rows]  # shape (M, S); the rest (M, T, ...), one value for all T frames
+                    x = x.reshape(per_row.shape) if k == "shape" else x.reshape(len(rows), 1, *per_row.shape[2:])
+                    v[k][rows] = x.to(**kw).expand_as(per_row)
+            if "transl" in values:
+                placed[rows] = True
+        with torch.no_grad():  # rows still at zero translation: the body's points about its pelvis
+            pts = torch.cat([self._evaluation(v, v, problem).body.keypoints(s) for s in problem.layout.sets], 1)
+        transl = init_translation(
+            problem.xy.reshape(n, -1, 2),
+            problem.body_conf().reshape(n, -1),
+            pts,
+            problem.layout.torso,
+            problem.focal.reshape(n, 2),
+            problem.center.reshape(n, 2),
+        )
+        v["transl"] = torch.where(placed[:, None, None], v["transl"], transl.reshape(b, t, 3))
+        return v
+
+    def _uses(self, problem: Problem, part: int) -> bool:
+        has = self.model.has_hands if part == HAND else self.model.has_face
+        return has and bool((problem.conf[..., problem.layout.part == part] > 0).any())
+
+    # ----- objective ---------------------------------------------------------
+    def _evaluation(self, v: dict[str, torch.Tensor], start: dict[str, torch.Tensor], problem: Problem) -> Evaluation:
+        return Evaluation(v, start, problem, self.model, self.space, self.rho)
+
+    def terms(
+        self, v: dict[str, torch.Tensor], start: dict[str, torch.Tensor], problem: Problem, weights: dict[str, float]
+    ) -> dict[str, torch.Tensor]:
+        """Weighted terms (B, T) of a stage; terms with weight 0, or whose variables are absent, are left out."""
+        e = self._evaluation(v, start, problem)
+        out = {}
+        for name, w in weights.items():
+            if w == 0:
+                continue
+            if name not in self._terms:
+                self._terms[name] = TERMS.create(name)
+            t = self._terms[name]
+            if all(k in v for k in t.reads):
+                out[name] = t(e) * w**2
+        return out
+
+    # ----- optimisation ------------------------------------------------------
+    def run(
+        self, problem: Problem, v: dict[str, torch.Tensor], stages: Sequence[Stage], hold: Sequence[str] = ()
+    ) -> RunResult:
+        """Run `stages` from `v` (B, T, ...); variables in `hold` and frames in `problem.frozen` stay."""
+        v = {k: x.detach().clone() for k, x in v.items()}
+        start = {k: x.clone() for k, x in v.items()}
+        losses = np.zeros((problem.rows, problem.frames, len(stages)), np.float32)
+        iters = np.zeros((problem.rows, len(stages)), np.int64)
+        for si, stage in enumerate(stages):
+            free = [k for k in stage.free if k in v and k not in hold]
+            if free:
+                iters[:, si] = self._minimize(problem, v, start, stage, free)
+            with torch.no_grad():
+                losses[:, :, si] = sum(self.terms(v, start, problem, stage.weights).values()).cpu().numpy()
+            log.debug("stage %s: mean loss %.4g", stage.name, float(losses[:, :, si].mean()))
+        return RunResult(v, start, losses, iters)
+
+    def _minimize(
+        self,
+        problem: Problem,
+        v: dict[str, torch.Tensor],
+        start: dict[str, torch.Tensor],
+        stage: Stage,
+        free: list[str],
+    ) -> np.ndarray:
+        """One stage's L-BFGS over the `free` variables; updates `v` in place, returns iterations per row."""
+        packer = _Packer(v, free)
+
+        def rows_terms(x: torch.Tensor, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+            sub = {k: val[rows] for k, val in v.items()}
+            sub.update(packer.unpack(x))
+            start_rows = {k: s[rows] for k, s in start.items()}
+            _hold_frozen(sub, start_rows, problem.frozen[rows], free)
+            return self.terms(sub, start_rows, problem.take(rows), stage.weights)
+
+        def objective(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return sum(rows_terms(x, rows).values()).sum(1)
+
+        callback = None
+        if self.on_iteration is not None:
+            hook = self.on_iteration
+
+            def callback(iteration: int, rows: torch.Tensor, x: torch.Tensor) -> None:
+                with torch.no_grad():
+                    hook(stage.name, iteration, rows, rows_terms(x, rows))
+
+        options = LbfgsOptions(**{**self.options.__dict__, "max_iter": stage.max_iter})
+        result = minimize(objective, packer.pack(v), options, callback=callback)
+        self.evaluations += result.evaluations
+        v.update(packer.unpack(result.x))
+        _hold_frozen(v, start, problem.frozen, free)
+        return result.iterations.cpu().numpy()
+
+
+def _hold_frozen(
+    v: dict[str, torch.Tensor], start: dict[str, torch.Tensor], frozen: torch.Tensor, free: list[str]
+) -> None:
+    """Frozen frames (B, T) of the free per-frame variables back to their start values, in place."""
+    for k in free:
+        if k != "shape":
+            mask = frozen.reshape(*frozen.shape, *([1] * (v[k].dim() - frozen.dim())))
+            v[k] = torch.where(mask, start[k], v[k])
+
+
+class _Packer:
+    """Named (B, ...) tensors <-> one flat (B, D) vector per row."""
+
+    def __init__(self, template: dict[str, torch.Tensor], names: list[str]) -> None:
+        self.names = names
+        self.shapes = [template[n].shape[1:] for n in names]
+        self.sizes = [int(np.prod(s)) for s in self.shapes]
+
+    def pack(self, v: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([v[n].reshape(v[n].shape[0], -1) for n in self.names], 1)
+
+    def unpack(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = torch.split(x, self.sizes, dim=1)
+        return {n: p.reshape(x.shape[0], *s) for n, p, s in zip(self.names, parts, self.shapes)}

@@ -1,0 +1,58 @@
+"""Stages as data: each one's free variables, L-BFGS iteration limit and term weights (configs/fit.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from omegaconf import DictConfig
+
+from fitting.terms import TERMS
+
+# Optimisation variables: the pose-space variable, orientation, translation, shape (one per
+# row), and where the model and the keypoints have them hands, jaw and expression.
+VARIABLES = ("pose", "global_orient", "transl", "shape", "left_hand_pose", "right_hand_pose", "jaw_pose", "expression")
+
+STAGE_KEYS = ("free", "max_iter", "weights")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One optimisation stage: which variables move, for how many iterations, under which weights."""
+
+    name: str
+    free: tuple[str, ...]
+    max_iter: int
+    weights: dict[str, float]  # term name -> weight (enters the loss squared)
+
+
+def schedule(cfg: DictConfig, names: Sequence[str]) -> list[Stage]:
+    """The stages `names` of `cfg.stages`; a stage without `max_iter` takes `optimizer.max_iter`."""
+    out = []
+    for name in names:
+        s = cfg.stages[name]
+        max_iter = cfg.optimizer.max_iter if s.max_iter is None else s.max_iter
+        out.append(Stage(name, tuple(s.free), int(max_iter), {k: float(w) for k, w in s.weights.items()}))
+    return out
+
+
+def check_stages(cfg: DictConfig) -> list[str]:
+    """Problems of the stage settings: unknown stages in a schedule, variables or terms (empty when fine)."""
+    errors = []
+    for key, names in (("schedule", cfg.schedule), ("video.schedule", cfg.video.schedule)):
+        if not names:
+            errors.append(f"{key} is empty; list stage names from `stages`")
+        for name in names:
+            if name not in cfg.stages:
+                errors.append(f"{key}: unknown stage {name!r}; stages are {', '.join(cfg.stages)}")
+    for name, s in cfg.stages.items():
+        if missing := [k for k in STAGE_KEYS if k not in s]:
+            errors.append(f"stages.{name}: missing {', '.join(missing)}")
+            continue
+        if unknown := [k for k in s if k not in STAGE_KEYS]:
+            errors.append(f"stages.{name}: unknown keys {unknown}; a stage has {', '.join(STAGE_KEYS)}")
+        if bad := [v for v in s.free if v not in VARIABLES]:
+            errors.append(f"stages.{name}.free: unknown variables {bad}; choose from {', '.join(VARIABLES)}")
+        if bad := [t for t in s.weights if t not in TERMS]:
+            errors.append(f"stages.{name}.weights: unknown loss terms {bad}; known terms: {', '.join(TERMS.names())}")
+    return errors

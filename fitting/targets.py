@@ -1,0 +1,115 @@
+"""What a frame is fitted to: its 2D keypoints and camera, their validation, and their layout.
+
+`frame_targets` turns one detection (`keypoints.Keypoints`) into `FrameTargets`
+or a reason to skip the frame; `Layout` concatenates the keypoint sets of a
+batch and says which points are body, hand or face and which form the torso.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+import keypoints
+from body.keypoint_sets import keypoint_names
+from fitting.camera import intrinsics
+
+HAND_SETS = ("left_hand21", "right_hand21")
+FACE_SETS = ("face68",)
+BODY, HAND, FACE = 0, 1, 2
+
+
+@dataclass
+class FrameTargets:
+    """One frame's 2D keypoints (as `keypoints.targets` gives them) and camera."""
+
+    points: dict[str, tuple[np.ndarray, np.ndarray]]  # set -> ((K, 3) x, y, confidence; (K,) weights)
+    focal: tuple[float, float]
+    center: tuple[float, float]
+    image_size: tuple[int, int]  # (w, h)
+
+
+def part_of(set_name: str) -> int:
+    """BODY, HAND or FACE: which part of the body a keypoint set belongs to."""
+    return HAND if set_name in HAND_SETS else FACE if set_name in FACE_SETS else BODY
+
+
+def check_targets(points: dict[str, tuple[np.ndarray, np.ndarray]], min_points: int) -> str | None:
+    """Why a frame cannot be fitted (None when it can): empty, all-zero, NaN or too few points."""
+    body = [pts for name, (pts, _) in points.items() if part_of(name) == BODY]
+    if not body:
+        return "no body keypoints"
+    pts = np.concatenate(body)
+    finite = np.isfinite(pts).all(1)
+    if not finite.any():
+        return "keypoints are all NaN/inf"
+    if not np.any(pts[finite]):
+        return "keypoints are all zero"
+    usable = int((finite & (pts[:, 2] > 0)).sum())
+    if usable < min_points:
+        bad = int((~finite).sum())
+        extra = f", {bad} NaN/inf" if bad else ""
+        return f"only {usable} usable body keypoints (need {min_points}{extra})"
+    return None
+
+
+def frame_targets(
+    kp: keypoints.Keypoints, image_size: tuple[int, int] | None, cfg: DictConfig
+) -> tuple[FrameTargets | None, str | None]:
+    """Targets for the person chosen by `cfg.keypoints.person`, or (None, why the frame is skipped)."""
+    if kp.num_people == 0:
+        return None, "no person detected"
+    size = image_size or kp.image_size or (tuple(cfg.camera.image_size) if cfg.camera.image_size else None)
+    if size is None:
+        raise keypoints.KeypointsError(
+            f"{kp.source}: image size unknown; pass the images (--images DIR) or camera.image_size=[w,h]"
+        )
+    person = kp.choose(cfg.keypoints.person)
+    points = keypoints.targets(person)
+    reason = check_targets(points, cfg.keypoints.min_points)
+    if reason is not None:
+        return None, reason
+    focal = cfg.camera.focal
+    if focal is not None and not isinstance(focal, (int, float)):
+        focal = tuple(focal)
+    center = tuple(cfg.camera.center) if cfg.camera.center is not None else None
+    f, c = intrinsics((int(size[0]), int(size[1])), focal, center, cfg.camera.fov_deg)
+    return FrameTargets(points, f, c, (int(size[0]), int(size[1]))), None
+
+
+@dataclass
+class Layout:
+    """The keypoint sets of a batch, concatenated: names, part (body/hand/face) per point, torso pairs."""
+
+    sets: list[str]
+    names: list[str]
+    part: torch.Tensor  # (K,)
+    torso: tuple[torch.Tensor, torch.Tensor]  # shoulder and hip indices of matching sides
+    shoulders: tuple[torch.Tensor, torch.Tensor]  # left and right shoulder indices, one pair per body set
+
+    @staticmethod
+    def of(frames: list[FrameTargets], supported: set[str], device: torch.device) -> "Layout":
+        """The layout of the sets that any of `frames` has and the body model supports."""
+        return Layout.build(sorted({s for f in frames for s in f.points if s in supported}), device)
+
+    @staticmethod
+    def build(sets: list[str], device: torch.device) -> "Layout":
+        names, part, shoulders, hips, lefts, rights = [], [], [], [], [], []
+        for s in sets:
+            n = list(keypoint_names(s))
+            kind = part_of(s)
+            if kind == BODY:
+                for side in ("left", "right"):
+                    if f"{side}_shoulder" in n and f"{side}_hip" in n:
+                        shoulders.append(len(names) + n.index(f"{side}_shoulder"))
+                        hips.append(len(names) + n.index(f"{side}_hip"))
+                if "left_shoulder" in n and "right_shoulder" in n:
+                    lefts.append(len(names) + n.index("left_shoulder"))
+                    rights.append(len(names) + n.index("right_shoulder"))
+            names += n
+            part += [kind] * len(n)
+        as_t = lambda v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
+        return Layout(sets, names, as_t(part), (as_t(shoulders), as_t(hips)), (as_t(lefts), as_t(rights)))

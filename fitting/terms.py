@@ -1,0 +1,261 @@
+"""Loss terms of the fitting objective: one small class per term, found by name.
+
+A term reads an `Evaluation` (the variables of B rows x T frames, the problem,
+the posed body, computed once per objective call and shared by all terms) and
+returns its unweighted value per frame (B, T). A stage weights terms by name
+(`configs/fit.yaml`, weights enter squared as in SMPLify-X); a term whose
+variables a problem lacks (hands on a body-only fit) is left out. A new term is
+a `Term` subclass decorated with `@register` (`TERMS.register`), and joins a stage through config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import ClassVar
+
+import torch
+
+from body.base import BodyModel
+from body.output import BodyOutput
+from body.rotations import axis_angle_to_matrix
+from body.skeleton import BODY_JOINT_NAMES
+from fitting import losses
+from fitting.camera import project
+from fitting.priors import PoseSpace
+from fitting.problem import Problem
+from fitting.registry import Registry
+from fitting.targets import BODY, FACE, HAND
+
+NUM_SKELETON_JOINTS = len(BODY_JOINT_NAMES)  # pelvis + 21, the joints the temporal terms smooth
+HAND_POSES = ("left_hand_pose", "right_hand_pose")
+
+
+@dataclass
+class Evaluation:
+    """What the terms of one objective call read; the body is posed on first use, once.
+
+    v: variables (B, T, ...) per frame, `shape` (B, S) per row; start: the same at the
+    start of the schedule (terms that keep a variable near its start read it).
+    """
+
+    v: dict[str, torch.Tensor]
+    start: dict[str, torch.Tensor]
+    problem: Problem
+    model: BodyModel
+    space: PoseSpace
+    rho: float
+
+    @property
+    def shape_bt(self) -> tuple[int, int]:
+        return self.problem.rows, self.problem.frames
+
+    def per_frame(self, x: torch.Tensor) -> torch.Tensor:
+        """(B*T,) -> (B, T)."""
+        return x.reshape(self.shape_bt)
+
+    @cached_property
+    def flat(self) -> dict[str, torch.Tensor]:
+        """Variables as (B*T, ...), the row's shape repeated per frame."""
+        return flatten(self.v)
+
+    @cached_property
+    def body_pose(self) -> torch.Tensor:
+        """(B*T, 21, 3) axis-angle body pose of the pose-space variable."""
+        return self.space.body_pose(self.flat["pose"])
+
+    @cached_property
+    def body(self) -> BodyOutput:
+        """The posed body (only the vertices behind keypoints are skinned)."""
+        return pose_body(self.model, self.flat, self.body_pose, full_mesh=False)
+
+    @cached_property
+    def projected(self) -> torch.Tensor:
+        """(B*T, K, 2) model keypoints of the layout, in pixels."""
+        n = self.problem.rows * self.problem.frames
+        pts = torch.cat([self.body.keypoints(s) for s in self.problem.layout.sets], 1)
+        return project(pts, self.problem.focal.reshape(n, 2), self.problem.center.reshape(n, 2))
+
+    def keypoint_data(self, weight: torch.Tensor) -> torch.Tensor:
+        """Robust reprojection error (B, T) with per-point weights (B, T, K)."""
+        p = self.problem
+        n = p.rows * p.frames
+        return self.per_frame(
+            losses.keypoint_data(
+                self.projected, p.xy.reshape(n, -1, 2), weight.reshape(n, -1), p.scale.reshape(n), self.rho
+            )
+        )
+
+
+def flatten(v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """(B, T, ...) variables -> (B*T, ...) with the row's shape (B, S) repeated per frame."""
+    b, t = v["transl"].shape[:2]
+    out = {k: x.reshape(b * t, *x.shape[2:]) for k, x in v.items() if k != "shape"}
+    out["shape"] = v["shape"].repeat_interleave(t, 0)
+    return out
+
+
+def pose_body(model: BodyModel, flat: dict[str, torch.Tensor], body_pose: torch.Tensor, full_mesh: bool) -> BodyOutput:
+    """Pose `model` with flat variables (B*T, ...) and their decoded body pose."""
+    kwargs = {k: flat[k] for k in ("global_orient", "transl", "shape", "jaw_pose", "expression") if k in flat}
+    kwargs.update({k: flat[k].reshape(-1, 15, 3) for k in HAND_POSES if k in flat})
+    return model(body_pose=body_pose, full_mesh=full_mesh, **kwargs)
+
+
+class Term:
+    """A loss term: `name` (its key in a stage's weights), `reads` (variables it needs)."""
+
+    name: ClassVar[str]
+    reads: ClassVar[tuple[str, ...]] = ()
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:  # (B, T)
+        raise NotImplementedError
+
+
+TERMS: Registry[Term] = Registry("loss term")
+register = TERMS.register
+
+
+class _PartData(Term):
+    """Reprojection of the detections of one part (body, hands or face), confidence x joint weight."""
+
+    part: ClassVar[int]
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        p = e.problem
+        return e.keypoint_data(p.weight * (p.layout.part == self.part).to(p.weight.dtype))
+
+
+@register
+class BodyData(_PartData):
+    name, part = "body_data", BODY
+
+
+@register
+class HandData(_PartData):
+    name, part = "hand_data", HAND
+
+
+@register
+class FaceData(_PartData):
+    name, part = "face_data", FACE
+
+
+@register
+class TorsoData(Term):
+    """Reprojection of the shoulders and hips by confidence alone (the camera stage)."""
+
+    name = "torso_data"
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        p = e.problem
+        torso = torch.zeros(len(p.layout.names), dtype=p.conf.dtype, device=p.conf.device)
+        torso[torch.cat(p.layout.torso)] = 1.0
+        return e.keypoint_data(p.conf * torso)
+
+
+@register
+class Depth(Term):
+    """Squared change of the depth from its start (the similar-triangles estimate), m^2."""
+
+    name, reads = "depth", ("transl",)
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        return (e.v["transl"][..., 2] - e.start["transl"][..., 2]) ** 2
+
+
+@register
+class PosePrior(Term):
+    """The pose space's penalty: |z|^2 for VPoser, the mixture's for a GMM, 0 for none."""
+
+    name, reads = "pose_prior", ("pose",)
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        return e.per_frame(e.space.penalty(e.flat["pose"]))
+
+
+@register
+class Bending(Term):
+    """SMPLify's angle prior on elbows and knees bending the wrong way."""
+
+    name, reads = "bending", ("pose",)
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        return e.per_frame(losses.bending(e.body_pose))
+
+
+@register
+class ShapePrior(Term):
+    """|shape|^2 of the row, counted once per frame."""
+
+    name, reads = "shape_prior", ("shape",)
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        return losses.squared_norm(e.v["shape"])[:, None].expand(*e.shape_bt)
+
+
+class _SquaredNorm(Term):
+    """|x|^2 summed over the variables it reads."""
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        return e.per_frame(sum(losses.squared_norm(e.flat[k]) for k in self.reads))
+
+
+@register
+class HandPrior(_SquaredNorm):
+    name, reads = "hand_prior", HAND_POSES
+
+
+@register
+class JawPrior(_SquaredNorm):
+    name, reads = "jaw_prior", ("jaw_pose",)
+
+
+@register
+class ExpressionPrior(_SquaredNorm):
+    name, reads = "expression_prior", ("expression",)
+
+
+class _Smoothness(Term):
+    """Squared change between linked consecutive frames, charged to the later frame (0 for images)."""
+
+    def sequence(self, e: Evaluation) -> torch.Tensor:  # (B, T, D)
+        raise NotImplementedError
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        b, t = e.shape_bt
+        if t == 1:
+            return e.v["transl"].new_zeros(b, t)
+        change = losses.smoothness(self.sequence(e), e.problem.link)
+        return torch.cat([change.new_zeros(b, 1), change], 1)
+
+
+@register
+class SmoothPose(_Smoothness):
+    """Rotation matrices of the pelvis and the 21 body joints."""
+
+    name, reads = "smooth_pose", ("pose", "global_orient")
+
+    def sequence(self, e: Evaluation) -> torch.Tensor:
+        rot = torch.cat([axis_angle_to_matrix(e.flat["global_orient"])[:, None], axis_angle_to_matrix(e.body_pose)], 1)
+        return rot.reshape(*e.shape_bt, -1)
+
+
+@register
+class SmoothTransl(_Smoothness):
+    """Translation (m)."""
+
+    name, reads = "smooth_transl", ("transl",)
+
+    def sequence(self, e: Evaluation) -> torch.Tensor:
+        return e.v["transl"]
+
+
+@register
+class SmoothJoints(_Smoothness):
+    """3D positions of the pelvis and the 21 body joints (m)."""
+
+    name = "smooth_joints"
+
+    def sequence(self, e: Evaluation) -> torch.Tensor:
+        return e.body.joints[:, :NUM_SKELETON_JOINTS].reshape(*e.shape_bt, -1)

@@ -1,0 +1,184 @@
+"""The one config loader (configs.loader) on the packaged fit.yaml and train_prior.yaml."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+import configs
+from configs import ConfigError, Rule, save_config
+from fitting.config import load_config
+from prior.evaluate import checkpoint_config
+from prior.evaluate import main as evaluate_main
+from prior.train import load_config as load_train_config
+
+
+def test_overrides_and_a_user_file_layer_on_the_defaults(tmp_path):
+    cfg = load_config(None, ["optimizer.max_iter=7", "camera.focal=[800,820]"])
+    assert cfg.optimizer.max_iter == 7 and list(cfg.camera.focal) == [800, 820]
+    user = tmp_path / "my.yaml"
+    user.write_text("prior:\n  kind: none\n")
+    assert load_config(user, ["batch_size=2"]).prior.kind == "none"
+
+
+def test_unknown_keys_are_refused_by_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"'optimizr' \(not in fit.yaml\)"):
+        load_config(None, ["optimizr.max_iter=7"])
+    with pytest.raises(ConfigError, match=r"'optimizer.max_iters' \(not in fit.yaml\)"):
+        load_config(None, ["optimizer.max_iters=7"])
+    user = tmp_path / "typo.yaml"
+    user.write_text("camera:\n  fov: 50\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml: unknown config key 'camera.fov'"):
+        load_config(user)
+    with pytest.raises(ConfigError, match=r"'train.epochs' \(not in train_prior.yaml\)"):
+        load_train_config(overrides=["train.epochs=3"])
+    with pytest.raises(AttributeError):  # the result is strict too
+        load_config().camera.fov
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("batch_size=abc", "batch_size must be an integer, got 'abc'"),
+        ("batch_size=0", "batch_size must be >= 1, got 0"),
+        ("batch_size=true", "batch_size must be an integer, got True"),
+        ("batch_size=null", "batch_size must be an integer, got null"),
+        ("threads=-1", "threads must be >= 1, got -1"),
+        ("camera.fov_deg=0", "camera.fov_deg must be > 0 and < 180, got 0"),
+        ("camera.fov_deg=180", "camera.fov_deg must be > 0 and < 180, got 180"),
+        ("camera.focal=-500", "camera.focal must be .*, got -500"),
+        ("camera.focal=.nan", "camera.focal must be .*, got nan"),
+        ("camera.focal=nan", "camera.focal must be .*, got 'nan'"),
+        ("camera.focal=[800,.inf]", r"camera.focal must be .*, got \[800, inf\]"),
+        ("camera.center=[1,2,3]", r"camera.center must be .*, got \[1, 2, 3\]"),
+        ("camera.image_size=[640,0]", r"camera.image_size must be .*, got \[640, 0\]"),
+        ("device=foo", "device must be cpu, cuda, cuda:N or mps, got 'foo'"),
+        ("device=cuda:abc", "device must be cpu, cuda, cuda:N or mps, got 'cuda:abc'"),
+        ("prior.kind=nonsense", "prior.kind must be one of vposer, gmm, none, got 'nonsense'"),
+        ("keypoints.person=nonsense", "keypoints.person must be one of largest, confident, got 'nonsense'"),
+        ("body.gender=alien", "body.gender must be one of neutral, male, female, got 'alien'"),
+        ("init.side_view_cos=1.5", r"init.side_view_cos must be >= 0 and <= 1, got 1.5"),
+        ("output.mesh=yes please", "output.mesh must be true or false, got 'yes please'"),
+        ("camera=5", "camera must be a mapping, got 5"),
+        ("video.overlap=40", r"video.overlap \(40\) must be smaller than video.window \(32\)"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_override_and_key(override, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(None, [override])
+    assert "\n" not in str(err.value)
+    if "window" not in message:
+        assert str(err.value).startswith(f"override {override!r}: ")
+
+
+def test_good_values_and_types():
+    cfg = load_config(
+        None,
+        [
+            "device=cuda:1",
+            "threads=2",
+            "camera.focal=700",
+            "camera.fov_deg=50",
+            "data.rho=50.5",
+            "camera.center=[320,240.5]",
+            "camera.image_size=[640,480]",
+        ],
+    )
+    assert cfg.device == "cuda:1" and cfg.threads == 2 and cfg.camera.focal == 700
+    assert isinstance(cfg.camera.fov_deg, float) and cfg.camera.fov_deg == 50.0  # a float key takes an int
+    assert isinstance(cfg.optimizer.rel_tolerance, float)
+    assert isinstance(load_config(None, ["optimizer.rel_tolerance=0"]).optimizer.rel_tolerance, float)
+    assert load_config(None, ["threads=null"]).threads is None
+
+
+def test_bad_files_are_named(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("camera: [1\n")
+    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+        load_config(broken)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="list.yaml: not a YAML mapping"):
+        load_config(listed)
+    with pytest.raises(ConfigError, match="missing.yaml not found"):
+        load_config(tmp_path / "missing.yaml")
+    user = tmp_path / "bad_value.yaml"
+    user.write_text("batch_size: -3\n")
+    with pytest.raises(ConfigError, match="bad_value.yaml: batch_size must be >= 1, got -3"):
+        load_config(user)
+    with pytest.raises(ConfigError, match="override 'batch_size': overrides look like key.sub=value"):
+        load_config(None, ["batch_size"])
+    with pytest.raises(ConfigError, match="no packaged config nonexistent.yaml"):
+        configs.load_config("nonexistent")
+
+
+def test_open_mappings_take_new_keys_and_strict_ones_refuse_them(tmp_path):
+    user = tmp_path / "extra_loss.yaml"
+    user.write_text("loss:\n  extra:\n    every: 2\n    weights: {a: 2}\n")
+    open_keys = ("loss", "loss.*.weights")
+    rules = {"loss.*.weights.*": Rule(type=float, ge=0)}
+    cfg = configs.load_config("train_prior", user, ["loss.extra.weights.b=1", "loss.kl=1"], rules, open_keys)
+    assert cfg.loss.extra == {"every": 2, "weights": {"a": 2.0, "b": 1.0}} and cfg.loss.kl == 1.0
+    cfg.loss.another = 1.0  # open in the result too ...
+    with pytest.raises(Exception):  # ... while the new entry itself and other mappings stay strict
+        cfg.loss.extra.typo = 1
+    with pytest.raises(Exception):
+        cfg.train.typo = 1
+    with pytest.raises(ConfigError, match="override 'loss.extra.weights.a=-1': loss.extra.weights.a must be >= 0"):
+        configs.load_config("train_prior", user, ["loss.extra.weights.a=-1"], rules, open_keys)
+    with pytest.raises(ConfigError, match="unknown config key 'loss.extra.typo'"):
+        configs.load_config("train_prior", user, ["loss.extra.typo=1"], rules, open_keys)
+    with pytest.raises(ConfigError, match="extra_loss.yaml: unknown config key 'loss.extra'"):
+        configs.load_config("train_prior", user)  # not open without open_keys
+    with pytest.raises(ConfigError, match="rule for 'train.lrate' matches no key of train_prior.yaml"):
+        configs.load_config("train_prior", rules={"train.lrate": Rule(gt=0)})
+    mine = ["stages.mine.free=[pose]", "stages.mine.max_iter=null", "stages.mine.weights.body_data=1"]
+    assert "mine" in load_config(None, mine).stages  # the fitter's stages are open
+
+
+def test_interpolations_are_resolved_after_all_layers(tmp_path):
+    cfg = load_train_config(overrides=["name=mine"])
+    assert cfg.out_dir == "out/prior/mine"
+    with pytest.raises(ConfigError, match="override 'name=\\${nowhere}': name cannot be resolved"):
+        load_train_config(overrides=["name=${nowhere}"])
+
+
+def test_save_config_round_trips(tmp_path):
+    cfg = load_config(None, ["camera.focal=[800,820]", "threads=3"])
+    save_config(cfg, tmp_path / "out" / "config.yaml")
+    assert load_config(tmp_path / "out" / "config.yaml") == cfg
+    train = load_train_config(overrides=["name=x", "data.fps=10"])
+    save_config(train, tmp_path / "train.yaml")
+    assert OmegaConf.load(tmp_path / "train.yaml") == train
+    assert load_train_config(tmp_path / "train.yaml") == train
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=0", "train.lr must be > 0"),
+        ("train.batch_size=0", "train.batch_size must be >= 1"),
+        ("loss.kl=-1", "loss.kl must be >= 0"),
+        ("train.precision=15", "train.precision must be one of 32-true, .*, got 15"),
+        ("train.accelerator=quantum", "train.accelerator must be one of auto, cpu, .*, got 'quantum'"),
+        ("data.val_subjects=[cmu/01,2]", "data.val_subjects.1 must be a string, got 2"),
+    ],
+)
+def test_train_config_checks_its_values(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(overrides=[override])
+
+
+def test_train_config_takes_good_values():
+    cfg = load_train_config(overrides=["train.devices=2", "train.max_minutes=null", "data.val_subjects=[cmu/01]"])
+    assert cfg.train.devices == 2 and cfg.train.max_minutes is None and cfg.data.fps == 30.0
+
+
+def test_evaluate_applies_overrides_to_the_whole_training_config(capsys):
+    cfg = checkpoint_config(None, ["data.fps=10"])
+    assert cfg.data.fps == 10.0 and cfg.name == "default"  # the shipped checkpoint's .yaml is the user layer
+    with pytest.raises(ConfigError, match="unknown config key 'data.fsp'"):
+        checkpoint_config(None, ["data.fsp=10"])
+    with pytest.raises(SystemExit):
+        evaluate_main(["train.nonexistent=1"])
+    assert "unknown config key 'train.nonexistent'" in capsys.readouterr().err

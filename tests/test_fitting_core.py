@@ -1,0 +1,139 @@
+"""The fitting core's pluggable parts on both body models: terms, stages, hypotheses, the iteration hook."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fitting.config import ConfigError, load_config
+from fitting.fitter import Fitter
+from fitting.hypotheses import Hypothesis, StartContext
+from fitting.priors import PoseSpace
+from fitting.synthetic import render_views
+from fitting.terms import Evaluation, Term, register
+
+# The camera stage and SMPLify-X's last stage, a few iterations each: these tests check the mechanics.
+SHORT = ["prior.kind=none", "schedule=[camera,body5]", "stages.camera.max_iter=8", "optimizer.max_iter=8"]
+
+
+@register
+class PelvisToTheRight(Term):
+    """A term defined here, outside the fitting package: pull the pelvis to x = +1 m."""
+
+    name, reads = "test_pelvis_to_the_right", ("transl",)
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        return (e.v["transl"][..., 0] - 1.0) ** 2
+
+
+def _views(model, n: int = 2, seed: int = 0):
+    pose = np.zeros((n, 21, 3), np.float32)
+    pose[:, 17, 1] = -0.8  # left elbow bent
+    return render_views(
+        model,
+        pose,
+        None,
+        np.random.default_rng(seed),
+        keypoint_sets=("body25",),
+        noise_px=0.0,
+        drop=0.0,
+        azimuth_deg=(-30, 30),
+        shape=np.zeros((n, model.num_shape), np.float32),
+    )
+
+
+def test_a_loss_term_defined_in_a_test_joins_a_stage_through_config_alone(fit_body):
+    views = _views(fit_body)
+    plain = Fitter(fit_body, PoseSpace(), load_config(None, SHORT)).fit_frames(views.frames)
+    cfg = load_config(None, [*SHORT, "stages.body5.weights.test_pelvis_to_the_right=300"])
+    pulled = Fitter(fit_body, PoseSpace(), cfg).fit_frames(views.frames)
+    for a, b in zip(plain, pulled):
+        assert "test_pelvis_to_the_right" in b.terms and "test_pelvis_to_the_right" not in a.terms
+        assert b.params["transl"][0] > a.params["transl"][0] + 0.05  # moved toward x = +1 m
+
+
+class _Given(Hypothesis):
+    """Starts every frame from per-frame values (the truth, or a corrupted copy of it)."""
+
+    def __init__(self, name: str, values: dict[str, torch.Tensor]) -> None:
+        self.name, self.values = name, values
+
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return torch.arange(ctx.problem.rows), self.values
+
+
+def test_of_three_start_hypotheses_the_known_best_wins(fit_body):
+    views = _views(fit_body, n=2, seed=3)
+    truth = {k: torch.as_tensor(v).reshape(2, -1) for k, v in views.params.items() if k != "body_pose"}
+    truth["pose"] = torch.as_tensor(views.params["body_pose"]).reshape(2, -1)
+    far = dict(truth, transl=truth["transl"] + torch.tensor([0.8, 0.0, 3.0]))
+    turned = dict(truth, global_orient=truth["global_orient"] + torch.tensor([0.0, 2.5, 0.0]))
+    cfg = load_config(None, ["prior.kind=none", "schedule=[body5]", "optimizer.max_iter=3"])
+    fitter = Fitter(fit_body, PoseSpace(), cfg)
+    results = fitter.fit_frames(
+        views.frames, hypotheses=[_Given("far", far), _Given("truth", truth), _Given("turned", turned)]
+    )
+    for i, r in enumerate(results):
+        assert r.hypothesis_names == ("far", "truth", "turned")
+        assert r.hypothesis == 1 and np.isfinite(r.hypothesis_losses).all()
+        assert r.hypothesis_losses[1] < 0.5 * min(r.hypothesis_losses[0], r.hypothesis_losses[2])
+        assert np.allclose(r.params["transl"], truth["transl"][i].numpy(), atol=0.05)
+
+
+def test_side_views_start_both_ways_and_frontal_views_once(anny_body):
+    views = render_views(
+        anny_body,
+        np.zeros((2, 21, 3), np.float32),
+        None,
+        np.random.default_rng(0),
+        keypoint_sets=("body25",),
+        noise_px=0.0,
+        drop=0.0,
+        azimuth_deg=(0, 0),
+    )
+    side = render_views(
+        anny_body,
+        np.zeros((1, 21, 3), np.float32),
+        None,
+        np.random.default_rng(0),
+        keypoint_sets=("body25",),
+        noise_px=0.0,
+        drop=0.0,
+        azimuth_deg=(90, 90),
+    )
+    fitter = Fitter(anny_body, PoseSpace(), load_config(None, ["prior.kind=none", "schedule=[camera]"]))
+    results = fitter.fit_frames([views.frames[0], side.frames[0]])
+    assert np.isnan(results[0].hypothesis_losses[1]) and np.isfinite(results[1].hypothesis_losses).all()
+    # the twin starts turned the other way about the vertical (the two yaws differ in sign)
+    assert results[1].hypothesis_names == ("torso", "side_view_twin")
+
+
+def test_the_iteration_hook_sees_each_stages_terms(fit_body):
+    calls: list[tuple[str, int, int, tuple[str, ...]]] = []
+    fitter = Fitter(fit_body, PoseSpace(), load_config(None, SHORT))
+    fitter.on_iteration(lambda stage, it, rows, terms: calls.append((stage, it, len(rows), tuple(sorted(terms)))))
+    (result,) = fitter.fit_frames(_views(fit_body, n=1).frames)
+    stages = [c[0] for c in calls]
+    assert stages == sorted(stages, key=["camera", "body5"].index)  # in schedule order
+    camera = [c for c in calls if c[0] == "camera"]
+    assert camera[0][3] == ("depth", "torso_data")
+    assert len(camera) == result.iterations[0]  # one call per iteration of the row
+    assert {"body_data", "pose_prior", "bending", "shape_prior"} <= set(calls[-1][3])
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("stages.body1.weights.no_such_term=1", "no_such_term"),
+        ("stages.body1.free=[pose,elbows]", "elbows"),
+        ("schedule=[camera,body9]", "body9"),
+        ("init.hypotheses=[torso,psychic]", "psychic"),
+        ("stages.body2.weights.pose_prior=-1", "stages.body2.weights.pose_prior"),
+        ("stages.body3.max_iter=0", "stages.body3.max_iter"),
+        ("stages.body3.max_iters=5", "max_iters"),
+    ],
+)
+def test_a_bad_stage_setting_fails_at_load_naming_it(override, named):
+    with pytest.raises(ConfigError, match=named):
+        load_config(None, [override])
