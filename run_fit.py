@@ -15,12 +15,20 @@ e.g. `optimizer.max_iter=10 prior.kind=none`.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", type=Path, help="image, video, folder of them, or folder of OpenPose JSON")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created; reruns resume)")
     parser.add_argument("--images", type=Path, help="images of OpenPose JSON frames (matched by name)")
@@ -32,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--focal", metavar="F[,FY]", help="focal length in px (f, or fx,fy); default from a 45 deg field of view"
     )
+    parser.add_argument("--overwrite", action="store_true", help="refit frames that --out holds from other settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true", help="log every step, and the detectors' own messages")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
     args = parser.parse_intermixed_args(argv)
 
@@ -60,15 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         parser.error(str(e))
 
+    import keypoints
     from fitting.pipeline import run
 
+    if args.verbose:  # else BODYFIT_VERBOSE from the environment decides
+        keypoints.set_verbose(True)
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    logging.getLogger().addHandler(console)
     try:
-        summary = run(args.input, args.out, cfg, images=args.images, progress=not args.quiet)
-    except (FileNotFoundError, ValueError) as e:  # missing input, model or prior files; unusable device
+        summary = run(args.input, args.out, cfg, images=args.images, progress=not args.quiet, overwrite=args.overwrite)
+    except (FileNotFoundError, ValueError) as e:  # missing input, model or prior files; unusable device; busy --out
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary.report())
-    print(f"outputs in {args.out} (summary.json, config.yaml)")
+    print(f"outputs in {args.out} (summary.json, config.yaml, run.log)")
     return 1 if summary.failed else 0
 
 

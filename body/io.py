@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,17 +11,21 @@ from typing import Iterator
 
 import numpy as np
 
+TEMP_PREFIX = ".bodyfit-tmp-"  # + PID-XXXXXXXX-NAME: no user's file is named like this
+_TEMP_NAME = re.compile(rf"^{re.escape(TEMP_PREFIX)}(\d+)-[a-z0-9_]{{8}}-.")
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` atomically.
 
-    The temporary file is named `.STEM.PID.XXXXXXXX.SUFFIX`, so leftovers of a killed
-    process can be told from a live process's writes (`is_orphan_temporary`).
+    The temporary file is named `.bodyfit-tmp-PID-XXXXXXXX-NAME` (NAME keeps the
+    extension writers go by), so leftovers of a killed process can be told from a live
+    process's writes and from the user's own files (`is_orphan_temporary`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=f"-{path.name}", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -63,13 +68,16 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
 
 def is_orphan_temporary(path: Path) -> bool:
     """Whether `path` is an `atomic_path` temporary file whose writing process is gone."""
-    parts = path.name.split(".")
-    if not path.name.startswith(".") or len(parts) < 5 or not parts[-3].isdigit():
-        return False
+    match = _TEMP_NAME.match(path.name)
+    return match is not None and not pid_alive(int(match.group(1)))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (another user's counts as alive)."""
     try:
-        os.kill(int(parts[-3]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
         return False
-    return False
+    except PermissionError:
+        return True
+    return True

@@ -49,6 +49,8 @@ FIT_RULES: dict[str, Rule] = {
     "camera.image_size": Rule(check=_pair(_size), means="a list [w, h] of two integers >= 1"),
     "keypoints.person": Rule(choices=("largest", "confident")),
     "keypoints.min_points": Rule(ge=1),
+    "keypoints.outside_margin": Rule(type=float, ge=0),
+    "output.max_reprojection": Rule(type=float, gt=0),
     "init.side_view_cos": Rule(ge=0, le=1),
     "data.reference_size": Rule(type=float, gt=0),
     "data.rho": Rule(type=float, gt=0),

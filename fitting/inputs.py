@@ -25,47 +25,52 @@ OPENPOSE_SUFFIX = "_keypoints.json"
 class Item:
     """One input: an image, an OpenPose JSON frame (with its image if known), or a video."""
 
-    name: str  # output file stem
+    name: str  # output key: the file's name with its extension (a video's frames go under it); OpenPose: the stem
     kind: str  # "image" | "openpose" | "video"
     path: Path
     image: Path | None = None
 
 
 def collect(path: Path, images: Path | None = None) -> tuple[list[Item], dict[str, str]]:
-    """Items under `path` (a file, or a folder's files sorted by name, not recursive),
-    and the files passed over with the reason. `images`: where OpenPose frames' images are.
-    A folder's other .json files and `*_overlay.*` images and videos (e.g. beside the
-    `*_keypoints.json` of `python -m keypoints.detect`) are ignored."""
+    """Items under `path` (a file, or a folder's entries sorted by name, not recursive),
+    and every other entry with the reason it is passed over (broken links, folders,
+    hidden files, other file types, and overlays and summaries that bodyfit or
+    `python -m keypoints.detect` wrote). `images`: where OpenPose frames' images are."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    files = sorted(f for f in path.iterdir() if f.is_file() and _is_input(f)) if path.is_dir() else [path]
     items: list[Item] = []
     passed: dict[str, str] = {}
-    names: set[str] = set()
-    for f in files:
-        suffix = f.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
-            kind, stem = "image", f.stem
-        elif suffix in VIDEO_SUFFIXES:
-            kind, stem = "video", f.stem
-        elif suffix == ".json":
-            kind, stem = "openpose", f.name[: -len(OPENPOSE_SUFFIX)] if f.name.endswith(OPENPOSE_SUFFIX) else f.stem
-        else:
-            passed[f.name] = "not an image, video or OpenPose .json"
+    for f in sorted(path.iterdir()) if path.is_dir() else [path]:
+        kind, reason = _kind(f)
+        if kind is None:
+            passed[f.name] = reason
             continue
-        name = stem if stem not in names else f"{stem}_{suffix[1:]}"
-        names.add(name)
-        image = _find_image(images, stem) if kind == "openpose" else None
-        items.append(Item(name, kind, f, image))
+        if kind == "openpose":  # x_keypoints.json -> key x (no input's key lacks an extension but these)
+            stem = f.name[: -len(OPENPOSE_SUFFIX)]
+            items.append(Item(stem, kind, f, _find_image(images, stem)))
+        else:
+            items.append(Item(f.name, kind, f))
     return items, passed
 
 
-def _is_input(f: Path) -> bool:
-    """Whether a folder's file is to be fitted or reported: not hidden, not an overlay, not a non-OpenPose .json."""
+def _kind(f: Path) -> tuple[str | None, str]:
+    """("image" | "video" | "openpose", "") for an input, else (None, why it is passed over)."""
     suffix = f.suffix.lower()
-    if f.name.startswith(".") or (suffix == ".json" and not f.name.endswith(OPENPOSE_SUFFIX)):
-        return False
-    return not (f.stem.endswith("_overlay") and suffix in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+    if f.is_symlink() and not f.exists():
+        return None, "broken link: its target does not exist"
+    if f.is_dir():
+        return None, "a folder (folders are not searched: pass it as the input)"
+    if f.name.startswith("."):
+        return None, "hidden file"
+    if f.name in ("summary.json", "config.yaml", "run.log") or f.stem.endswith(("_overlay", ".overlay")):
+        return None, "an output of bodyfit or keypoints.detect"
+    if suffix in IMAGE_SUFFIXES:
+        return "image", ""
+    if suffix in VIDEO_SUFFIXES:
+        return "video", ""
+    if f.name.endswith(OPENPOSE_SUFFIX):
+        return "openpose", ""
+    return None, "not an image, video or OpenPose *_keypoints.json"
 
 
 def _find_image(folder: Path | None, stem: str) -> Path | None:

@@ -1,27 +1,43 @@
-"""Per-frame outputs (npz, obj, overlay png), resume checks and the run summary.
+"""Per-frame outputs (npz, obj, overlay png), resume checks, the folder lock and the run summary.
 
-Every file is written atomically; a frame's .npz is written last, so a frame
-counts as done exactly when its .npz exists (a killed run leaves no partial
-files and redoes only frames without one). A run's `Writer` is the one place
-that writes outputs and records what happened to each frame in its `Summary`.
+Outputs are keyed by the input's file name with its extension (`x.jpg` ->
+`x.jpg.npz`, `x.jpg.obj`, `x.jpg.overlay.png`; a video's frames under its own
+folder: `clip.avi/000012.npz`), so two inputs never share a key. Every file is
+written atomically; a frame's .npz is written last and records the input it came
+from and a digest of the settings that shape a fit, so a frame counts as done
+exactly when its .npz opens and matches this run (a killed run leaves no partial
+files and redoes only frames without one; a run with other settings never counts
+old frames as its own). A run's `Writer` is the one place that writes outputs and
+records what happened to each frame in its `Summary`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from body.base import BodyModel
-from body.io import write_image, write_npz, write_obj, write_text
+from body.io import pid_alive, write_image, write_npz, write_obj, write_text
 from fitting.fitter import FitResult
 from fitting.metrics import reprojection_error
 from fitting.targets import BODY, FrameTargets, part_of
+
+log = logging.getLogger(__name__)
+
+# Settings that do not change a fit: a rerun may change them and still resume.
+RUN_ONLY_KEYS = ("device", "threads", "batch_size", "output")
+LOCK_NAME = ".bodyfit.lock"
 
 BODY_PARAMS = (
     "global_orient",
@@ -35,17 +51,83 @@ BODY_PARAMS = (
 )
 
 
-def frame_paths(out_dir: Path, name: str) -> dict[str, Path]:
-    return {"npz": out_dir / f"{name}.npz", "obj": out_dir / f"{name}.obj", "png": out_dir / f"{name}_overlay.png"}
+class OutputError(ValueError):
+    """The output folder cannot be used as asked (locked by another run, or fitted with other settings)."""
 
 
-def is_done(out_dir: Path, name: str) -> bool:
-    """Whether the frame's .npz exists and opens; a truncated or unreadable one is fitted again."""
+def frame_paths(out_dir: Path, key: str) -> dict[str, Path]:
+    return {"npz": out_dir / f"{key}.npz", "obj": out_dir / f"{key}.obj", "png": out_dir / f"{key}.overlay.png"}
+
+
+def saved_stamp(out_dir: Path, key: str) -> dict[str, str] | None:
+    """The input and settings digest recorded in a frame's .npz; None when it is missing,
+    truncated or unreadable (then the frame is fitted again)."""
     try:
-        with np.load(frame_paths(out_dir, name)["npz"], allow_pickle=False):
-            return True
+        with np.load(frame_paths(out_dir, key)["npz"], allow_pickle=False) as data:
+            return {k: str(data[k]) if k in data.files else "" for k in ("input", "config_digest")}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile):
-        return False
+        return None
+
+
+def fit_settings(cfg: DictConfig) -> dict:
+    """The resolved settings that shape a fit (all but RUN_ONLY_KEYS)."""
+    return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in RUN_ONLY_KEYS}
+
+
+def config_digest(cfg: DictConfig) -> str:
+    return hashlib.sha256(json.dumps(fit_settings(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_settings(out_dir: Path, cfg: DictConfig, overwrite: bool) -> None:
+    """Refuse a folder whose config.yaml holds other fit settings than `cfg` (unless `overwrite`)."""
+    saved = out_dir / "config.yaml"
+    if overwrite or not saved.is_file():
+        return
+    before = fit_settings(OmegaConf.load(saved))
+    now = fit_settings(cfg)
+    changed = sorted(_changed_keys(before, now))
+    if changed:
+        raise OutputError(
+            f"{out_dir} holds fits made with other settings ({', '.join(changed[:6])}"
+            f"{', ...' if len(changed) > 6 else ''} changed); pass --overwrite to refit them, or choose another --out"
+        )
+
+
+def _changed_keys(a: object, b: object, prefix: str = "") -> Iterator[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            yield from _changed_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+    elif a != b:
+        yield prefix.rstrip(".")
+
+
+@contextmanager
+def folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold `out_dir` for this run: a second run into the same folder is refused while this one lives
+    (a lock left by a killed run is taken over)."""
+    lock = out_dir / LOCK_NAME
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and pid_alive(owner):
+                raise OutputError(
+                    f"{out_dir} is in use by another run (pid {owner}); wait for it to finish or choose another --out"
+                ) from None
+            lock.unlink(missing_ok=True)
+    else:
+        raise OutputError(f"{out_dir}: could not take the folder lock {LOCK_NAME}")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def full_params(model: BodyModel, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -72,15 +154,18 @@ def posed_vertices(model: BodyModel, params: list[dict[str, np.ndarray]]) -> np.
 
 
 def frame_reprojection(result: FitResult, frame: FrameTargets) -> tuple[float, float]:
-    """Mean reprojection error over the body keypoints used: (px, fraction of the person's height)."""
+    """Mean reprojection error over the body keypoints used: (px, fraction of the person's height);
+    over the confident detections, or over all used ones when none is confident."""
     used = [n for n in frame.points if n in result.projected and part_of(n) == BODY]
     if not used:
         return float("nan"), float("nan")
-    return reprojection_error(
-        np.concatenate([result.projected[n] for n in used]),
-        np.concatenate([frame.points[n][0] for n in used]),
-        np.concatenate([frame.points[n][1] for n in used]),
-    )
+    projected = np.concatenate([result.projected[n] for n in used])
+    points = np.concatenate([frame.points[n][0] for n in used])
+    weights = np.concatenate([frame.points[n][1] for n in used])
+    px, rel = reprojection_error(projected, points, weights)
+    if not np.isfinite(px):
+        px, rel = reprojection_error(projected, points, weights, min_confidence=1e-6)
+    return px, rel
 
 
 def write_frame(
@@ -91,12 +176,12 @@ def write_frame(
     vertices: np.ndarray,
     faces: np.ndarray,
     image: np.ndarray | None,
-    model_name: str,
-    prior_kind: str,
+    stamp: dict[str, str],
     mesh: bool = True,
     overlay: bool = True,
-) -> dict[str, float]:
-    """Write one frame's obj, overlay and (last) npz; returns its reprojection error."""
+) -> None:
+    """Write one frame's obj, overlay and (last) npz; `stamp`: strings saved as they are
+    (input, config_digest, body_model, pose_prior)."""
     from body.render import render_overlay
 
     paths = frame_paths(out_dir, name)
@@ -120,8 +205,7 @@ def write_frame(
         hypothesis_names=np.asarray(result.hypothesis_names, dtype=str),
         reprojection_px=np.float32(px),
         reprojection_rel=np.float32(rel),
-        body_model=np.asarray(model_name),
-        pose_prior=np.asarray(prior_kind),
+        dropped_keypoints=np.int32(frame.dropped),
         loss_terms=np.asarray(json.dumps({k: round(v, 4) for k, v in result.terms.items()})),
     )
     for set_name, (points, weights) in frame.points.items():
@@ -129,8 +213,8 @@ def write_frame(
         arrays[f"weights_{set_name}"] = weights.astype(np.float32)
         if set_name in result.projected:
             arrays[f"projected_{set_name}"] = result.projected[set_name].astype(np.float32)
+    arrays.update({k: np.asarray(v) for k, v in stamp.items()})
     write_npz(paths["npz"], **arrays)
-    return {"reprojection_px": px, "reprojection_rel": rel}
 
 
 def load_frame_params(out_dir: Path, name: str) -> dict[str, np.ndarray]:
@@ -149,6 +233,7 @@ class Summary:
     failed: dict[str, str] = field(default_factory=dict)
     reprojection_px: dict[str, float] = field(default_factory=dict)
     reprojection_rel: dict[str, float] = field(default_factory=dict)
+    dropped_keypoints: dict[str, int] = field(default_factory=dict)  # detections far outside the image, ignored
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -169,6 +254,7 @@ class Summary:
             "skipped": self.skipped,
             "failed": self.failed,
             "reprojection_px": {k: _rounded(v, 2) for k, v in self.reprojection_px.items()},
+            "dropped_keypoints": self.dropped_keypoints,
         }
 
     def write(self, path: Path) -> None:
@@ -197,67 +283,94 @@ def _rounded(value: float, digits: int) -> float | None:
 
 
 class Writer:
-    """Writes a run's frames into `out` and records each frame's fate in `summary`."""
+    """Writes a run's frames into `out` and records each frame's fate in `summary` (and run.log)."""
 
-    def __init__(self, out: Path, model: BodyModel, cfg: DictConfig) -> None:
+    def __init__(self, out: Path, model: BodyModel, cfg: DictConfig, overwrite: bool = False) -> None:
         self.out = out
         self.model = model
         self.faces = model.faces.cpu().numpy()
         self.options = cfg.output
-        self.model_name, self.prior_kind = cfg.body.model, cfg.prior.kind
+        self.overwrite = overwrite
+        self.stamp = {"config_digest": config_digest(cfg), "body_model": cfg.body.model, "pose_prior": cfg.prior.kind}
         self.summary = Summary()
 
-    def is_done(self, name: str) -> bool:
-        """Whether the frame was finished by an earlier run (and records it as such)."""
-        done = is_done(self.out, name)
-        if done:
-            self.summary.already_done.append(name)
-        return done
+    def is_done(self, key: str, source: Path) -> bool:
+        """Whether an earlier run already fitted this frame from `source` with these settings (recorded
+        as already done). A frame fitted from another input or with other settings is refitted with
+        `overwrite`, else reported as failed and left as it is (also True: nothing to do)."""
+        stamp = saved_stamp(self.out, key)
+        if stamp is None:
+            return False
+        if stamp == {"input": str(source), "config_digest": self.stamp["config_digest"]}:
+            self.summary.already_done.append(key)
+            return True
+        if self.overwrite:
+            return False
+        self.fail(
+            key,
+            f"{frame_paths(self.out, key)['npz']} holds a fit of {stamp['input'] or 'another input'} "
+            "or with other settings; pass --overwrite to refit it",
+        )
+        return True
 
-    def skip(self, name: str, reason: str) -> None:
-        self.summary.skipped[name] = reason
+    def skip(self, key: str, reason: str) -> None:
+        self.summary.skipped[key] = reason
+        log.info("skipped %s: %s", key, reason)
 
-    def fail(self, name: str, error: str) -> None:
-        self.summary.failed[name] = error
+    def fail(self, key: str, error: str, exc: BaseException | None = None) -> None:
+        """Record a failed frame; run.log gets the traceback of `exc`."""
+        self.summary.failed[key] = error
+        log.error("failed %s: %s", key, error, exc_info=exc)
 
-    def saved_params(self, name: str) -> dict[str, np.ndarray]:
-        return load_frame_params(self.out, name)
+    def saved_params(self, key: str) -> dict[str, np.ndarray]:
+        return load_frame_params(self.out, key)
 
-    def write(self, frames: list[tuple[str, FitResult, FrameTargets, np.ndarray | None]]) -> None:
-        """Meshes, overlays and npz of fitted frames (name, result, targets, BGR image or None);
-        a diverged fit is reported as failed."""
-        ok = [f for f in frames if f[1].is_finite()]
-        for name, *_ in frames:
-            if not any(name == f[0] for f in ok):
-                self.fail(name, "optimisation diverged (non-finite loss or parameters)")
+    def write(self, frames: list[tuple[str, Path, FitResult, FrameTargets, np.ndarray | None]]) -> None:
+        """Meshes, overlays and npz of fitted frames (key, input, result, targets, BGR image or None).
+        A diverged fit, or one whose reprojection error is non-finite or above
+        `output.max_reprojection` of the person's height, is reported as failed, not written."""
+        ok = []
+        for key, source, result, frame, image in frames:
+            px, rel = frame_reprojection(result, frame)
+            if not result.is_finite():
+                self.fail(key, "optimisation diverged (non-finite loss or parameters)")
+            elif not np.isfinite(px) or rel > self.options.max_reprojection:
+                self.fail(
+                    key,
+                    f"fit rejected: reprojection error {px:.4g} px ({100 * rel:.3g} % of the person's "
+                    f"height; at most {100 * self.options.max_reprojection:.3g} % accepted)",
+                )
+            else:
+                ok.append((key, source, result, frame, image, px, rel))
         if not ok:
             return
-        params = [full_params(self.model, r.params) for _, r, _, _ in ok]
+        params = [full_params(self.model, f[2].params) for f in ok]
         vertices = posed_vertices(self.model, params)
-        for (name, result, frame, image), p, verts in zip(ok, params, vertices):
+        for (key, source, result, frame, image, px, rel), p, verts in zip(ok, params, vertices):
             result.params = p
             rgb = None if image is None else np.ascontiguousarray(image[..., ::-1])
             try:
-                err = write_frame(
+                write_frame(
                     self.out,
-                    name,
+                    key,
                     result,
                     frame,
                     verts,
                     self.faces,
                     rgb,
-                    self.model_name,
-                    self.prior_kind,
+                    {**self.stamp, "input": str(source)},
                     mesh=self.options.mesh,
                     overlay=self.options.overlay,
                 )
             except Exception as e:
-                self.fail(name, f"writing outputs failed: {error_text(e)}")
+                self.fail(key, f"writing outputs failed: {error_text(e)}", e)
                 continue
-            self.summary.failed.pop(name, None)  # a video frame that diverged in one window, fitted in the next
-            self.summary.fitted.append(name)
-            self.summary.reprojection_px[name] = err["reprojection_px"]
-            self.summary.reprojection_rel[name] = err["reprojection_rel"]
+            self.summary.failed.pop(key, None)  # a video frame that diverged in one window, fitted in the next
+            self.summary.fitted.append(key)
+            self.summary.reprojection_px[key] = px
+            self.summary.reprojection_rel[key] = rel
+            if frame.dropped:
+                self.summary.dropped_keypoints[key] = frame.dropped
 
     def finish(self, seconds: float) -> Summary:
         """Write summary.json (also after an interruption) and return the summary."""

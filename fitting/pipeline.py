@@ -7,8 +7,11 @@ videos; data flows one way, from inputs to the writer.
 
 from __future__ import annotations
 
+import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -17,27 +20,39 @@ from tqdm import tqdm
 
 import body
 import keypoints
-from body.io import is_orphan_temporary
+from body.io import TEMP_PREFIX, is_orphan_temporary
 from fitting.config import save_config
 from fitting.fitter import Fitter
 from fitting.inputs import Item, collect, load_item
-from fitting.outputs import Summary, Writer, error_text
+from fitting.outputs import OutputError, Summary, Writer, check_settings, error_text, folder_lock
 from fitting.priors import load_pose_space
 from fitting.targets import FrameTargets
 from fitting.video import fit_video
 
+log = logging.getLogger(__name__)
+
 
 class Detector:
-    """MediaPipe on one BGR image, created on first use (OpenPose-only runs never load it)."""
+    """MediaPipe in a worker process (a native crash fails one item, not the run), started on
+    first use (OpenPose-only runs never load it)."""
 
     def __init__(self, holistic: bool) -> None:
         self.holistic = holistic
-        self._detector: keypoints.MediaPipeDetector | None = None
+        self._detector: keypoints.IsolatedDetector | None = None
+
+    def _worker(self) -> keypoints.IsolatedDetector:
+        if self._detector is None:
+            self._detector = keypoints.IsolatedDetector(holistic=self.holistic)
+        return self._detector
 
     def __call__(self, image: np.ndarray, source: str = "") -> keypoints.Keypoints:
-        if self._detector is None:
-            self._detector = keypoints.MediaPipeDetector(holistic=self.holistic)
-        return self._detector(image, source=source)
+        return self._worker()(image, source)
+
+    def track(
+        self, video: Path, on_frame: Callable[[keypoints.Keypoints], None] | None = None
+    ) -> list[keypoints.Keypoints]:
+        """The tracked person of every frame of a video (`on_frame` sees each as it arrives)."""
+        return self._worker().track(video, on_frame=on_frame)
 
     def close(self) -> None:
         if self._detector is not None:
@@ -55,37 +70,71 @@ def build_fitter(cfg: DictConfig) -> Fitter:
     return Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, device), cfg)
 
 
-def run(path: Path, out: Path, cfg: DictConfig, images: Path | None = None, progress: bool = True) -> Summary:
-    """Fit everything under `path` into `out`; frames whose .npz exists are skipped (resume)."""
+def run(
+    path: Path,
+    out: Path,
+    cfg: DictConfig,
+    images: Path | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Summary:
+    """Fit everything under `path` into `out`; frames already fitted there with these settings are
+    skipped (resume). `overwrite`: refit frames fitted with other settings. Raises OutputError when
+    another run holds `out` or `out` holds fits made with other settings."""
     start = time.perf_counter()
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; give a folder")
+    if images is not None and not images.is_dir():
+        raise FileNotFoundError(f"--images {images}: no such folder")
     items, passed = collect(path, images)
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
-    save_config(cfg, out / "config.yaml")
-    fitter = build_fitter(cfg)
-    writer = Writer(out, fitter.model, cfg)
-    for name, reason in passed.items():
-        writer.skip(name, reason)
-    detector = Detector(cfg.keypoints.holistic)
-    try:
-        frames = [i for i in items if i.kind != "video"]
-        if frames:
-            fit_images(frames, detector, fitter, writer, cfg, progress)
-        for item in (i for i in items if i.kind == "video"):
-            try:
-                fit_video(item, fitter, writer, cfg, progress)
-            except Exception as e:
-                writer.fail(item.name, error_text(e))
-    finally:  # also when interrupted: the summary of what was done
-        detector.close()
-        summary = writer.finish(time.perf_counter() - start)
+    with folder_lock(out), run_log(out):
+        check_settings(out, cfg, overwrite)
+        _remove_stale_temporaries(out)
+        save_config(cfg, out / "config.yaml")
+        log.info("fitting %s into %s: %d items", path, out, len(items))
+        fitter = build_fitter(cfg)
+        writer = Writer(out, fitter.model, cfg, overwrite)
+        for name, reason in passed.items():
+            writer.skip(name, reason)
+        detector = Detector(cfg.keypoints.holistic)
+        try:
+            frames = [i for i in items if i.kind != "video"]
+            if frames:
+                fit_images(frames, detector, fitter, writer, cfg, progress)
+            for item in (i for i in items if i.kind == "video"):
+                try:
+                    fit_video(item, detector.track, fitter, writer, cfg, progress)
+                except Exception as e:
+                    writer.fail(item.name, error_text(e), e)
+        finally:  # also when interrupted: the summary of what was done
+            detector.close()
+            summary = writer.finish(time.perf_counter() - start)
     return summary
+
+
+@contextmanager
+def run_log(out: Path) -> Iterator[None]:
+    """Log the run (with the tracebacks of failed items) to out/run.log, appending."""
+    handler = logging.FileHandler(out / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    if level > logging.INFO:  # WARNING by default: let the run's INFO lines reach the file
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
 
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Delete the temporary files a killed run left (body.io.atomic_path names carry the writer's pid;
     a live process's, such as a concurrent run's write in progress, are kept)."""
-    for tmp in out.glob(".*"):
+    for tmp in out.rglob(f"{TEMP_PREFIX}*"):
         if is_orphan_temporary(tmp):
             tmp.unlink(missing_ok=True)
 
@@ -93,30 +142,41 @@ def _remove_stale_temporaries(out: Path) -> None:
 def fit_images(
     items: list[Item], detector: Detector, fitter: Fitter, writer: Writer, cfg: DictConfig, progress: bool
 ) -> None:
-    """Images and OpenPose frames in batches of `cfg.batch_size`; each image is read once."""
+    """Images and OpenPose frames in batches of `cfg.batch_size`; each image is read once. A batch
+    that fails is fitted again frame by frame, so one bad frame fails alone."""
     pending: list[tuple[Item, FrameTargets, np.ndarray | None]] = []
     bar = tqdm(total=len(items), unit="frame", desc="fitting", disable=not progress)
+
+    def fit(batch: list[tuple[Item, FrameTargets, np.ndarray | None]]) -> None:
+        results = fitter.fit_frames([t for _, t, _ in batch])
+        writer.write([(item.name, item.path, r, t, image) for (item, t, image), r in zip(batch, results)])
 
     def flush() -> None:
         if not pending:
             return
         try:
-            results = fitter.fit_frames([t for _, t, _ in pending])
-            writer.write([(item.name, r, t, image) for (item, t, image), r in zip(pending, results)])
+            fit(pending)
         except Exception as e:
-            for item, _, _ in pending:
-                writer.fail(item.name, f"fitting failed: {error_text(e)}")
+            if len(pending) == 1:
+                writer.fail(pending[0][0].name, f"fitting failed: {error_text(e)}", e)
+            else:
+                log.warning("a batch of %d frames failed (%s); fitting them one by one", len(pending), error_text(e))
+                for one in pending:
+                    try:
+                        fit([one])
+                    except Exception as e1:
+                        writer.fail(one[0].name, f"fitting failed: {error_text(e1)}", e1)
         bar.update(len(pending))
         pending.clear()
 
     for item in items:
-        if writer.is_done(item.name):
+        if writer.is_done(item.name, item.path):
             bar.update(1)
             continue
         try:
             targets, reason, image = load_item(item, detector, cfg)
         except Exception as e:
-            writer.fail(item.name, error_text(e))
+            writer.fail(item.name, error_text(e), e)
             bar.update(1)
             continue
         if targets is None:

@@ -7,7 +7,7 @@ batch and says which points are body, hand or face and which form the torso.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ class FrameTargets:
     focal: tuple[float, float]
     center: tuple[float, float]
     image_size: tuple[int, int]  # (w, h)
+    dropped: int = 0  # detected points of the frame (any person) ignored for lying far outside the image
 
 
 def part_of(set_name: str) -> int:
@@ -38,28 +39,49 @@ def part_of(set_name: str) -> int:
 
 
 def check_targets(points: dict[str, tuple[np.ndarray, np.ndarray]], min_points: int) -> str | None:
-    """Why a frame cannot be fitted (None when it can): empty, all-zero, NaN or too few points."""
+    """Why a frame's screened points cannot be fitted (None when they can): none, all zero, too few."""
     body = [pts for name, (pts, _) in points.items() if part_of(name) == BODY]
     if not body:
         return "no body keypoints"
     pts = np.concatenate(body)
-    finite = np.isfinite(pts).all(1)
-    if not finite.any():
-        return "keypoints are all NaN/inf"
-    if not np.any(pts[finite]):
+    if not np.any(pts):
         return "keypoints are all zero"
-    usable = int((finite & (pts[:, 2] > 0)).sum())
+    usable = int((pts[:, 2] > 0).sum())
     if usable < min_points:
-        bad = int((~finite).sum())
-        extra = f", {bad} NaN/inf" if bad else ""
-        return f"only {usable} usable body keypoints (need {min_points}{extra})"
+        return f"only {usable} usable body keypoints (need {min_points})"
     return None
+
+
+def screened(
+    kp: keypoints.Keypoints, image_size: tuple[int, int], margin: float
+) -> tuple[keypoints.Keypoints, int, int]:
+    """The detections with confidences clipped to [0, 1] (non-finite: 0) and every point that is
+    not finite or lies further than `margin` x the image size outside the image removed; with the
+    number of detected points (confidence > 0) removed for lying outside, and of non-finite points."""
+    w, h = image_size
+    outside = nonfinite = 0
+    parts = {}
+    for name, pts in kp.parts().items():
+        pts = pts.astype(np.float32, copy=True)
+        finite = np.isfinite(pts).all(-1)
+        conf = np.where(finite, pts[..., 2], 0.0).clip(0.0, 1.0)
+        with np.errstate(invalid="ignore"):
+            x, y = pts[..., 0], pts[..., 1]
+            inside = (x >= -margin * w) & (x <= (1 + margin) * w) & (y >= -margin * h) & (y <= (1 + margin) * h)
+        keep = finite & inside
+        nonfinite += int((~finite).sum())
+        outside += int((finite & ~inside & (conf > 0)).sum())
+        pts[..., 2] = np.where(keep, conf, 0.0)
+        pts[..., :2] = np.where(keep[..., None], pts[..., :2], 0.0)
+        parts[name] = pts
+    return replace(kp, **parts), outside, nonfinite
 
 
 def frame_targets(
     kp: keypoints.Keypoints, image_size: tuple[int, int] | None, cfg: DictConfig
 ) -> tuple[FrameTargets | None, str | None]:
-    """Targets for the person chosen by `cfg.keypoints.person`, or (None, why the frame is skipped)."""
+    """Targets for the person chosen by `cfg.keypoints.person`, or (None, why the frame is skipped).
+    Detections are screened first (`screened`, margin `cfg.keypoints.outside_margin`)."""
     if kp.num_people == 0:
         return None, "no person detected"
     size = image_size or kp.image_size or (tuple(cfg.camera.image_size) if cfg.camera.image_size else None)
@@ -67,17 +89,19 @@ def frame_targets(
         raise keypoints.KeypointsError(
             f"{kp.source}: image size unknown; pass the images (--images DIR) or camera.image_size=[w,h]"
         )
-    person = kp.choose(cfg.keypoints.person)
-    points = keypoints.targets(person)
+    size = (int(size[0]), int(size[1]))
+    kp, dropped, nonfinite = screened(kp, size, cfg.keypoints.outside_margin)
+    points = keypoints.targets(kp.choose(cfg.keypoints.person))
     reason = check_targets(points, cfg.keypoints.min_points)
     if reason is not None:
-        return None, reason
+        ignored = [f"{n} {what}" for n, what in ((nonfinite, "NaN/inf"), (dropped, "far outside the image")) if n]
+        return None, reason + (f" ({', '.join(ignored)} points ignored)" if ignored else "")
     focal = cfg.camera.focal
     if focal is not None and not isinstance(focal, (int, float)):
         focal = tuple(focal)
     center = tuple(cfg.camera.center) if cfg.camera.center is not None else None
-    f, c = intrinsics((int(size[0]), int(size[1])), focal, center, cfg.camera.fov_deg)
-    return FrameTargets(points, f, c, (int(size[0]), int(size[1]))), None
+    f, c = intrinsics(size, focal, center, cfg.camera.fov_deg)
+    return FrameTargets(points, f, c, size, dropped), None
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """Videos: one tracked person fitted as a sequence, in overlapping windows.
 
-1. Detect every frame (MediaPipe tracking); detections are cached beside the
-   outputs so a resumed run does not detect again.
+1. Detect every frame (MediaPipe tracking, in the detector's worker process);
+   detections are cached in the video's output folder so a resumed run does
+   not detect again. A video's outputs live under its own key: `OUT/clip.avi/`
+   holds `000012.npz` (.obj, .overlay.png) per frame, `keypoints.npz` and
+   `overlay.mp4`.
 2. One shape for the person: the mean of independent fits of `video.shape_frames`
    frames spread over the video, then held fixed (a resumed run reads it from a
    finished frame).
@@ -18,7 +21,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -34,48 +37,49 @@ from fitting.inputs import Item
 from fitting.outputs import Writer, frame_paths
 from fitting.targets import FrameTargets, frame_targets
 
+# The detector's video tracking: a video -> every frame's Keypoints (on_frame: called per frame).
+Tracker = Callable[..., list[keypoints.Keypoints]]
+
 
 def frame_name(item: Item, index: int) -> str:
-    return f"{item.name}_{index:06d}"
+    """A video frame's output key: under the video's own key."""
+    return f"{item.name}/{index:06d}"
 
 
-def fit_video(item: Item, fitter: Fitter, writer: Writer, cfg: DictConfig, progress: bool = True) -> None:
-    """Fit one video into the writer's folder (see the module docstring)."""
-    detections = _detections(item, writer.out, cfg, progress)
+def fit_video(
+    item: Item,
+    track: Tracker,
+    fitter: Fitter,
+    writer: Writer,
+    cfg: DictConfig,
+    progress: bool = True,
+) -> None:
+    """Fit one video into the writer's folder (see the module docstring); `track` detects its frames."""
+    detections = _detections(item, track, writer.out / item.name, cfg, progress)
     valid: list[tuple[int, FrameTargets]] = []
     for index, targets, reason in detections:
         if targets is None:
             writer.skip(frame_name(item, index), reason)
         else:
             valid.append((index, targets))
-    done = [writer.is_done(frame_name(item, i)) for i, _ in valid]
+    done = [writer.is_done(frame_name(item, i), item.path) for i, _ in valid]
     if valid and not all(done):
         shape = _person_shape(item, fitter, writer, cfg, valid, done)
         _fit_windows(item, fitter, writer, cfg, valid, done, shape, progress)
-    mp4 = writer.out / f"{item.name}_overlay.mp4"
+    mp4 = writer.out / item.name / "overlay.mp4"
     if cfg.output.video_overlay and cfg.output.overlay and (not mp4.exists() or not all(done)):
         _write_overlay_video(item, writer.out, mp4)
 
 
 def _detections(
-    item: Item, out: Path, cfg: DictConfig, progress: bool
+    item: Item, track: Tracker, folder: Path, cfg: DictConfig, progress: bool
 ) -> list[tuple[int, FrameTargets | None, str | None]]:
-    """(frame index, targets or None, skip reason) per frame, from the cache or MediaPipe."""
-    cache = out / f"{item.name}_keypoints.npz"
+    """(frame index, targets or None, skip reason) per frame, from the cache or the detector."""
+    cache = folder / "keypoints.npz"
     if not cache.exists():
-        info = keypoints.video.video_info(item.path)
-        frames = keypoints.track(item.path, holistic=cfg.keypoints.holistic)
-        kps = list(
-            tqdm(
-                frames,
-                total=info.frame_count or None,
-                desc=f"{item.name}: keypoints",
-                unit="frame",
-                disable=not progress,
-                leave=False,
-            )
-        )
-        _save_detections(cache, kps)
+        total = keypoints.video.video_info(item.path).frame_count or None
+        with tqdm(total=total, desc=f"{item.name}: keypoints", unit="frame", disable=not progress, leave=False) as bar:
+            _save_detections(cache, track(item.path, on_frame=lambda _: bar.update(1)))
     return _load_detections(cache, cfg)
 
 
@@ -165,7 +169,7 @@ def _fit_windows(
                 r = refined.after(first)
                 if r.is_finite():  # a diverged frame is fitted again, not held, where the next window overlaps it
                     known[p] = fitter.variables(r.params)
-                named.append((frame_name(item, valid[p][0]), r, valid[p][1], images[valid[p][0]]))
+                named.append((frame_name(item, valid[p][0]), item.path, r, valid[p][1], images[valid[p][0]]))
             writer.write(named)
             bar.update(len(new))
         if positions[-1] == len(valid) - 1:

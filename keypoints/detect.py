@@ -3,7 +3,8 @@
 INPUT is an image, a video or a folder of them. Writes OpenPose JSON per image
 (`<stem>_keypoints.json`) or per video frame (`<stem>_<frame:06d>_keypoints.json`),
 an overlay PNG per image or MP4 per video, and `summary.json`. A file that
-cannot be read is reported and the others are still processed (exit code 1).
+cannot be read, or on which MediaPipe crashes (it runs in a worker process
+that is restarted), is reported and the others are still processed (exit code 1).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import argparse
 import sys
 import time
 import types
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +21,10 @@ from tqdm import tqdm
 
 from .draw import draw_keypoints
 from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_json, read_image, write_image
-from .mediapipe_detector import MediaPipeDetector, detect
+from .isolated import IsolatedDetector
+from .mediapipe_detector import detect
 from .openpose_json import write_openpose
+from .quiet import set_verbose
 from .types import Keypoints, KeypointsError
 from .video import read_frames, video_info, video_writer
 
@@ -62,25 +64,26 @@ def list_inputs(path: Path) -> list[Path]:
     return [path]
 
 
-def _image(path: Path, out: Path, detector: MediaPipeDetector, summary: Summary, overlay: bool) -> None:
+def _image(path: Path, out: Path, detector: IsolatedDetector, summary: Summary, overlay: bool) -> None:
     image = read_image(path)
-    kp = detector(image, source=str(path))
+    kp = detector(image, str(path))
     write_openpose(kp, out / f"{path.stem}_keypoints.json")
     if overlay:
         write_image(out / f"{path.stem}_overlay.png", draw_keypoints(image, kp))
     summary.add(path.name, kp)
 
 
-def _video(path: Path, out: Path, holistic: bool, summary: Summary, overlay: bool) -> None:
+def _video(path: Path, out: Path, detector: IsolatedDetector, summary: Summary, overlay: bool) -> None:
+    """Track the whole video in the worker, then write its frames' files (none if it failed)."""
     info = video_info(path)
-    frames = tqdm(read_frames(path), total=info.frame_count or None, desc=path.name, unit="frame", leave=False)
-    overlay_video = video_writer(out / f"{path.stem}_overlay.mp4", info.fps) if overlay else nullcontext()
-    with MediaPipeDetector(holistic=holistic, tracking=True) as detector, overlay_video as write_frame:
-        for index, timestamp, frame in frames:
-            kp = detector(frame, source=f"{path}#{index}", frame_index=index, timestamp_s=timestamp)
-            write_openpose(kp, out / f"{path.stem}_{index:06d}_keypoints.json")
-            summary.add(f"{path.name}#{index}", kp)
-            if write_frame is not None:
+    with tqdm(total=info.frame_count or None, desc=path.name, unit="frame", leave=False) as progress:
+        kps = detector.track(path, on_frame=lambda kp: progress.update())
+    for kp in kps:
+        write_openpose(kp, out / f"{path.stem}_{kp.frame_index:06d}_keypoints.json")
+        summary.add(f"{path.name}#{kp.frame_index}", kp)
+    if overlay:
+        with video_writer(out / f"{path.stem}_overlay.mp4", info.fps) as write_frame:
+            for (_, _, frame), kp in zip(read_frames(path), kps):
                 write_frame(draw_keypoints(frame, kp))
 
 
@@ -95,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         "--single", action="store_true", help="images: MediaPipe's one person, no people search (faster)"
     )
     parser.add_argument("--no-overlay", action="store_true", help="write JSON only")
+    parser.add_argument("--verbose", action="store_true", help="show MediaPipe's and TF Lite's own log lines")
     args = parser.parse_args(argv)
+    if args.verbose:
+        set_verbose(True)
     try:
         inputs = list_inputs(args.input)
     except KeypointsError as e:
@@ -105,18 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     images = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
     videos = [p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES]
     start = time.perf_counter()
-    if images:
-        with MediaPipeDetector(holistic=not args.pose_only, find_people=not args.single) as detector:
-            for path in tqdm(images, desc="images", unit="image", disable=len(images) < 2):
-                try:
-                    _image(path, args.out, detector, summary, not args.no_overlay)
-                except (KeypointsError, cv2.error) as e:
-                    summary.failed[str(path)] = str(e)
-    for path in videos:
-        try:
-            _video(path, args.out, not args.pose_only, summary, not args.no_overlay)
-        except (KeypointsError, cv2.error) as e:
-            summary.failed[str(path)] = str(e)
+    with IsolatedDetector(holistic=not args.pose_only, find_people=not args.single) as detector:
+        for path in tqdm(images, desc="images", unit="image", disable=len(images) < 2):
+            try:
+                _image(path, args.out, detector, summary, not args.no_overlay)
+            except (KeypointsError, cv2.error) as e:
+                summary.failed[str(path)] = str(e)
+        for path in videos:
+            try:
+                _video(path, args.out, detector, summary, not args.no_overlay)
+            except (KeypointsError, cv2.error) as e:
+                summary.failed[str(path)] = str(e)
     summary.seconds = time.perf_counter() - start
     atomic_write_json(
         args.out / "summary.json",

@@ -11,6 +11,13 @@ wrist of that side, so `left_hand_landmarks` is the subject's left hand (the
 one at pose point 15, left_wrist). Checked on basketball1.png: the man faces
 the camera, his right hand (image left of his left hand) comes back as
 `right_hand_landmarks`, its wrist within a few pixels of pose right_wrist.
+
+Image sizes: MediaPipe takes any image from 1x1 px (it finds nobody in tiny
+ones); an image with a side of 0 px is refused with KeypointsError (MediaPipe
+raises and its graph stays broken afterwards), and one with a side of 32767 px
+or more aborts the process inside OpenCV's remap, so the whole-image pass runs
+on a copy scaled to at most _MAX_SIDE px. The HOG people search skips images
+smaller than its window (see person_finder).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 
 from .files import read_image
 from .person_finder import PersonFinder, crop_around
+from .quiet import native_stderr_silenced
 from .types import FACE_POINTS, HAND_POINTS, Keypoints, KeypointsError, box_iou
 
 # MediaPipe face-mesh vertex for each iBUG-68 point (jaw 0-16, brows 17-26,
@@ -104,6 +112,9 @@ _FACE_POSE_POINTS = list(range(11))
 
 Person = dict[str, np.ndarray]
 _BLANK = np.zeros((64, 64, 3), np.uint8)
+# MediaPipe aborts on a side >= 32767 px (SHRT_MAX in OpenCV's remap); larger
+# images are detected on a copy scaled down to this longer side.
+_MAX_SIDE = 16384
 
 
 def _points(landmarks: object, width: int, height: int) -> np.ndarray:
@@ -114,9 +125,15 @@ def _points(landmarks: object, width: int, height: int) -> np.ndarray:
     return pts
 
 
-def _as_bgr(image: np.ndarray, color: str) -> np.ndarray:
+def as_bgr(image: np.ndarray, color: str = "bgr", source: str = "") -> np.ndarray:
+    """A checked, contiguous 8-bit BGR (H, W, 3) copy or view of a grey, BGR(A)
+    or RGB(A) array; KeypointsError for other dtypes, shapes or no pixels."""
     if color not in ("bgr", "rgb"):
         raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+    image = np.asarray(image)
+    if image.ndim in (2, 3) and 0 in image.shape[:2]:
+        name = source or "image"
+        raise KeypointsError(f"{name}: image has no pixels ({image.shape[1]}x{image.shape[0]} px)")
     if image.dtype != np.uint8:
         raise KeypointsError(f"image dtype is {image.dtype}; pass 8-bit pixels, e.g. (img * 255).astype(np.uint8)")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
@@ -154,8 +171,6 @@ class MediaPipeDetector:
         min_tracking_confidence: float = 0.5,
         crop_size: int = 512,
     ) -> None:
-        import mediapipe as mp  # imported here: it takes ~1 s and logs on import
-
         self.holistic = holistic
         self.tracking = tracking
         self.find_people = find_people and not tracking
@@ -168,9 +183,16 @@ class MediaPipeDetector:
             min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=min_tracking_confidence,
         )
-        solution = mp.solutions.holistic.Holistic if holistic else mp.solutions.pose.Pose
-        self._model = solution(**options)
+        self._options = options
+        self._model = self._new_model()
         self._finder = PersonFinder() if self.find_people else None
+
+    def _new_model(self) -> object:
+        with native_stderr_silenced():
+            import mediapipe as mp  # imported here: it takes ~1 s and logs on import
+
+            solution = mp.solutions.holistic.Holistic if self.holistic else mp.solutions.pose.Pose
+            return solution(**self._options)
 
     def close(self) -> None:
         self._model.close()
@@ -197,9 +219,15 @@ class MediaPipeDetector:
             source = source or str(image)
             bgr = read_image(image)
         else:
-            bgr = _as_bgr(np.asarray(image), color)
+            bgr = as_bgr(image, color, source)
         h, w = bgr.shape[:2]
-        people = self._detect_all(bgr)
+        try:
+            people = self._detect_all(bgr)
+        except RuntimeError as e:  # MediaPipe's graph is unusable after an error: start a new one
+            self._model.close()
+            self._model = self._new_model()
+            reason = str(e).strip().splitlines()[-1][:300]
+            raise KeypointsError(f"{source or 'image'} ({w}x{h} px): MediaPipe failed: {reason}") from None
         fields = dict(image_size=(w, h), source=source, frame_index=frame_index, timestamp_s=timestamp_s)
         if not people:
             empty = np.zeros((0, HAND_POINTS, 3), np.float32)
@@ -209,7 +237,14 @@ class MediaPipeDetector:
         return Keypoints("mediapipe33", **stacked, **fields)
 
     def _detect_all(self, bgr: np.ndarray) -> list[Person]:
-        first = self._run(bgr, lambda xy: xy)
+        h, w = bgr.shape[:2]
+        if max(w, h) <= _MAX_SIDE:
+            first = self._run(bgr, lambda xy: xy)
+        else:
+            s = _MAX_SIDE / max(w, h)
+            small = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+            factor = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
+            first = self._run(small, lambda xy: xy * factor)
         people = [first] if first is not None else []
         if self._finder is None:
             return people
@@ -232,12 +267,13 @@ class MediaPipeDetector:
 
     def _run(self, bgr: np.ndarray, to_image: Callable[[np.ndarray], np.ndarray]) -> Person | None:
         """One MediaPipe pass; points mapped to full-image pixels by `to_image`."""
-        result = self._model.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        person = self._person(result, bgr.shape[1], bgr.shape[0], to_image)
-        if self.holistic and not self.tracking and result.face_landmarks is not None:
-            # Holistic keeps the face region between calls even in static mode
-            # (same image twice: face points ~3 px apart); a blank image clears it.
-            self._model.process(_BLANK)
+        with native_stderr_silenced():
+            result = self._model.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            person = self._person(result, bgr.shape[1], bgr.shape[0], to_image)
+            if self.holistic and not self.tracking and result.face_landmarks is not None:
+                # Holistic keeps the face region between calls even in static mode
+                # (same image twice: face points ~3 px apart); a blank image clears it.
+                self._model.process(_BLANK)
         return person
 
     def _person(self, result: object, w: int, h: int, to_image: Callable[[np.ndarray], np.ndarray]) -> Person | None:

@@ -10,7 +10,11 @@ import numpy as np
 
 # HOG's window is 64x128 px (people ~96 px tall). Images are searched at a
 # scale where the longer side is at most _MAX_SIDE; small images are searched
-# again at 2x when nothing turned up.
+# again at 2x when nothing turned up. A search is skipped when the image, at
+# its scale, is narrower or lower than the window: OpenCV 4.x's
+# detectMultiScale then aborts or segfaults (seen on 1x1 ... 47x200, 200x96,
+# 1000x3 px) instead of returning nothing; from 64x128 px up it never did
+# (checked on 130 sizes in 64-400 x 128-400 and long thin strips).
 _MAX_SIDE = 1280
 _MIN_SCORE = 0.3
 
@@ -37,8 +41,19 @@ class PersonFinder:
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.min_score = min_score
 
+    def fits(self, width: int, height: int) -> bool:
+        """Whether an image of this size holds one detection window."""
+        win_w, win_h = self._hog.winSize
+        return width >= win_w and height >= win_h
+
     def _search(self, image: np.ndarray, scale: float) -> np.ndarray:
+        h, w = image.shape[:2]
+        size = (int(round(w * scale)), int(round(h * scale)))
+        if not self.fits(*size):
+            return np.zeros((0, 5), np.float32)  # never reaches detectMultiScale (see above)
         small = image if scale == 1 else cv2.resize(image, None, fx=scale, fy=scale)
+        if not self.fits(small.shape[1], small.shape[0]):
+            return np.zeros((0, 5), np.float32)
         rects, scores = self._hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.05)
         if len(rects) == 0:
             return np.zeros((0, 5), np.float32)

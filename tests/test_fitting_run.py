@@ -15,6 +15,7 @@ import pytest
 
 import keypoints
 from fitting.config import load_config
+from fitting.outputs import OutputError
 from fitting.pipeline import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,15 +54,16 @@ def test_bad_inputs_are_reported_and_the_run_finishes(tmp_path, detections):
     cfg = load_config(None, FAST + ["camera.image_size=[640,480]", "output.mesh=false"])
     summary = run(src, tmp_path / "out", cfg, progress=False)
     assert summary.fitted == ["basketball1"]
-    assert set(summary.skipped) == {"nan", "zeros", "nobody", "empty_room", "notes.txt"}
+    assert set(summary.skipped) == {"nan", "zeros", "nobody", "empty_room.png", "notes.txt"}
     assert "NaN" in summary.skipped["nan"] and "zero" in summary.skipped["zeros"]
-    assert summary.skipped["nobody"] == summary.skipped["empty_room"] == "no person detected"
-    assert set(summary.failed) == {"truncated", "corrupt"}
-    assert "JSON" in summary.failed["truncated"] and "truncated" in summary.failed["corrupt"]
+    assert summary.skipped["nobody"] == summary.skipped["empty_room.png"] == "no person detected"
+    assert set(summary.failed) == {"truncated", "corrupt.png"}
+    assert "JSON" in summary.failed["truncated"] and "truncated" in summary.failed["corrupt.png"]
     saved = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert saved["counts"] == {"fitted": 1, "already_done": 0, "skipped": 5, "failed": 2}
     assert (tmp_path / "out" / "config.yaml").is_file()
-    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporaries, no lock
+    assert "Traceback" in (tmp_path / "out" / "run.log").read_text()  # the failed items' tracebacks
 
 
 def test_resume_refits_only_the_missing_frame(tmp_path, detections):
@@ -82,6 +84,41 @@ def test_resume_refits_only_the_missing_frame(tmp_path, detections):
     for p in files:
         changed = p.stat().st_mtime_ns != stamps.get(p.name)
         assert changed == p.name.startswith("again"), p.name
+    # Other settings never count the old frames as theirs: refused, or refitted when asked to.
+    other = load_config(None, FAST + ["camera.image_size=[640,480]", "camera.fov_deg=60"])
+    with pytest.raises(OutputError, match="camera.fov_deg.*--overwrite"):
+        run(src, out, other, progress=False)
+    refitted = run(src, out, other, progress=False, overwrite=True).fitted
+    assert sorted(refitted) == ["again", "basketball1", "basketball2"]
+    # batch size and threads do not change a fit: a rerun with them changed resumes
+    assert (
+        len(
+            run(
+                src,
+                out,
+                load_config(None, [*FAST, "camera.image_size=[640,480]", "camera.fov_deg=60", "batch_size=1"]),
+                progress=False,
+            ).already_done
+        )
+        == 3
+    )
+
+
+def test_one_run_per_output_folder(tmp_path, detections):
+    src = _openpose_folder(tmp_path / "in", detections)
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = load_config(None, FAST + ["camera.image_size=[640,480]", "output.mesh=false", "output.overlay=false"])
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".bodyfit.lock").write_text(str(live.pid))
+        with pytest.raises(OutputError, match=f"in use by another run \\(pid {live.pid}\\)"):
+            run(src, out, cfg, progress=False)
+    finally:
+        live.kill()
+        live.wait()
+    assert sorted(run(src, out, cfg, progress=False).fitted) == ["basketball1", "basketball2"]  # a dead run's lock
+    assert not (out / ".bodyfit.lock").exists()
 
 
 def test_cli_on_an_openpose_folder_with_images(tmp_path, detections, shared_data):
@@ -117,7 +154,7 @@ def test_cli_on_an_openpose_folder_with_images(tmp_path, detections, shared_data
         assert list(f["hypothesis_names"]) == ["torso", "side_view_twin"]
         losses = f["hypothesis_losses"]
         assert losses.shape == (2,) and np.nanargmin(losses) == f["hypothesis"]
-    overlay = cv2.imread(str(out / "basketball2_overlay.png"))
+    overlay = cv2.imread(str(out / "basketball2.overlay.png"))
     assert overlay.shape == (480, 640, 3)
     assert (out / "basketball1.obj").read_text().startswith("v ")
 
@@ -131,11 +168,11 @@ def test_video_gives_per_frame_outputs_and_an_overlay_video(tmp_path, shared_dat
     out = tmp_path / "out"
     cfg = load_config(None, FAST + ["video.window=3", "video.overlap=1", "video.shape_frames=2", "output.mesh=false"])
     summary = run(video, out, cfg, progress=False)
-    names = [f"clip_{i:06d}" for i in range(5)]
+    names = [f"clip.mp4/{i:06d}" for i in range(5)]
     assert sorted(summary.fitted) == names and not summary.failed
     shapes = [np.load(out / f"{n}.npz")["shape"] for n in names]
     assert all(np.array_equal(s, shapes[0]) for s in shapes)  # one shape for the person
-    cap = cv2.VideoCapture(str(out / "clip_overlay.mp4"))
+    cap = cv2.VideoCapture(str(out / "clip.mp4" / "overlay.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     cap.release()
     again = run(video, out, cfg, progress=False)  # resumed: nothing to do, no new detection
@@ -169,15 +206,17 @@ def test_a_killed_run_resumes_without_redoing_or_losing_frames(tmp_path, detecti
         proc.wait()
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.npz")}
     assert before, "the run wrote nothing before it was killed"
+    holiday = out / ".holiday.2019.final.jpg"  # a user's file whose name looks like name.pid.random.ext
+    holiday.write_bytes(b"not ours")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = ["again", "basketball1", "basketball2"]
     assert sorted(p.stem for p in out.glob("[!.]*.npz")) == names
-    assert not list(out.glob(".*")), "the killed run's temporary files were not cleaned up"
-    assert all((out / f"{n}.obj").is_file() and (out / f"{n}_overlay.png").is_file() for n in names)
+    assert [p.name for p in out.glob(".*")] == [holiday.name], "temporaries left, or the user's file removed"
+    assert all((out / f"{n}.obj").is_file() and (out / f"{n}.overlay.png").is_file() for n in names)
     for name, stamp in before.items():
         assert (out / name).stat().st_mtime_ns == stamp, f"{name} was fitted again"
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["already_done"] + summary["fitted"]) == names
     assert sorted(summary["already_done"]) == sorted(n[:-4] for n in before)
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert holiday.read_bytes() == b"not ours"

@@ -161,20 +161,53 @@ def test_video_shape_ignores_diverged_fits():
 def test_inputs_of_a_keypoints_detect_folder(tmp_path):
     from fitting.inputs import collect
 
-    for name in ("a_keypoints.json", "summary.json", "a_overlay.png", "clip_overlay.mp4", "b.png", "notes.txt"):
+    for name in (
+        "a_keypoints.json",
+        "summary.json",
+        "a_overlay.png",
+        "clip_overlay.mp4",
+        "b.png",
+        "notes.txt",
+        "x.jpg",
+        "x.png",
+        "clip.avi",
+        "clip_000000.jpg",
+        ".hidden.jpg",
+    ):
         (tmp_path / name).write_text("")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
     items, passed = collect(tmp_path)
-    assert [(i.name, i.kind) for i in items] == [("a", "openpose"), ("b", "image")]
-    assert list(passed) == ["notes.txt"]
+    # every input under its own key (extension included), never two on one key
+    assert [(i.name, i.kind) for i in items] == [
+        ("a", "openpose"),
+        ("b.png", "image"),
+        ("clip.avi", "video"),
+        ("clip_000000.jpg", "image"),
+        ("x.jpg", "image"),
+        ("x.png", "image"),
+    ]
+    # every other entry is reported with its reason, broken links included
+    assert set(passed) == {
+        "summary.json",
+        "a_overlay.png",
+        "clip_overlay.mp4",
+        "notes.txt",
+        ".hidden.jpg",
+        "sub",
+        "gone.jpg",
+    }
+    assert "broken link" in passed["gone.jpg"] and "folder" in passed["sub"]
 
 
 def test_resume_and_summary_outputs(tmp_path):
-    from fitting.outputs import Summary, is_done
+    from fitting.outputs import Summary, saved_stamp
 
-    np.savez(tmp_path / "good.npz", shape=np.zeros(2))
+    np.savez(tmp_path / "good.npz", shape=np.zeros(2), input="a/good.jpg", config_digest="abc")
     (tmp_path / "cut.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:60])
     (tmp_path / "empty.npz").write_bytes(b"")
-    assert [is_done(tmp_path, n) for n in ("good", "cut", "empty", "missing")] == [True, False, False, False]
+    stamps = [saved_stamp(tmp_path, n) for n in ("good", "cut", "empty", "missing")]
+    assert stamps == [{"input": "a/good.jpg", "config_digest": "abc"}, None, None, None]
     summary = Summary(
         fitted=["a", "b"],
         reprojection_px={"a": 2.0, "b": float("nan")},
@@ -202,7 +235,32 @@ def test_orphan_temporaries_are_told_from_live_writes(tmp_path):
 
     with atomic_path(tmp_path / "frame.npz") as tmp:
         assert not is_orphan_temporary(tmp)  # this process is alive
+        assert tmp.suffix == ".npz"  # writers that go by the extension still see it
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    orphan = tmp_path / f".frame.{int(dead.stdout)}.abcd1234.npz"
+    orphan = tmp_path / f".bodyfit-tmp-{int(dead.stdout)}-abcd1234-frame.npz"
     orphan.touch()
     assert is_orphan_temporary(orphan) and not is_orphan_temporary(tmp_path / "frame.npz")
+    # a user's hidden file that looks like name.pid.random.ext is never taken for ours
+    assert not is_orphan_temporary(tmp_path / f".holiday.{int(dead.stdout)}.final.jpg")
+
+
+def test_detections_are_screened_before_anything_uses_them():
+    import keypoints
+    from fitting.config import load_config
+    from fitting.targets import frame_targets
+
+    rng = np.random.default_rng(0)
+    body = np.concatenate([rng.uniform(100, 500, (1, 25, 2)), np.full((1, 25, 1), 0.9)], -1).astype(np.float32)
+    body[0, 0] = (50_000.0, 200.0, 0.9)  # far right of a 640 px image
+    body[0, 1] = (3e38, 3e38, 0.9)
+    body[0, 2] = (np.nan, 10.0, 0.9)
+    body[0, 3, 2] = 1e6  # an absurd confidence
+    kp = keypoints.Keypoints("body25", body, image_size=(640, 480))
+    targets, reason = frame_targets(kp, None, load_config())
+    assert reason is None and targets.dropped == 2  # the two finite points far outside; NaN is not a detection
+    pts, _ = targets.points["body25"]
+    assert (pts[:3, 2] == 0).all() and (pts[:3, :2] == 0).all()  # ignored, not fitted
+    assert pts[3, 2] == 1.0 and (pts[:, 2] <= 1).all()
+    body[0, :, :2] = np.nan  # nothing usable left: the reason says why
+    _, reason = frame_targets(keypoints.Keypoints("body25", body, image_size=(640, 480)), None, load_config())
+    assert reason.startswith("keypoints are all zero") and "25 NaN/inf" in reason
