@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import models
 from .mediapipe_detector import as_bgr
 from .quiet import is_verbose
 from .types import Keypoints, KeypointsError
@@ -53,7 +54,8 @@ class _WorkerDied(Exception):
 class IsolatedDetector:
     """`MediaPipeDetector` run in a worker process that is restarted after a crash.
 
-    Same options as MediaPipeDetector; `timeout_s` bounds each image (and each
+    Same options as MediaPipeDetector (`landmarks` is resolved here: Heavy's
+    fallback warning is logged in this process); `timeout_s` bounds each image (and each
     video frame in `track`): a worker that takes longer is killed and the item
     fails. The worker starts in the background when the detector is created.
     """
@@ -68,9 +70,14 @@ class IsolatedDetector:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         crop_size: int = 512,
+        landmarks: str = "heavy",
+        finder: str = "auto",
+        top_down: bool = False,
+        gates: bool = True,
         timeout_s: float | None = 300.0,
     ) -> None:
         self.holistic = holistic
+        self.landmarks = models.resolve_landmarks(landmarks)  # here, so that a fallback warning is seen
         self.timeout_s = timeout_s
         self._options = dict(
             holistic=holistic,
@@ -80,6 +87,10 @@ class IsolatedDetector:
             min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=min_tracking_confidence,
             crop_size=crop_size,
+            landmarks=self.landmarks,
+            finder=finder,
+            top_down=top_down,
+            gates=gates,
         )
         self._proc: subprocess.Popen | None = None
         self._send: Connection | None = None
@@ -359,7 +370,7 @@ def _serve() -> None:
             if kind == "ping":  # the image travels, nothing is detected: measures the transfer
                 replies.send(("ok", image.shape))
             elif kind == "track":
-                for kp in track(arg, holistic=options["holistic"]):
+                for kp in track(arg, holistic=options["holistic"], landmarks=options["landmarks"]):
                     kp.source = f"{fields['name']}#{kp.frame_index}"  # as the caller named the video
                     replies.send(("frame", kp))
                 replies.send(("done", None))

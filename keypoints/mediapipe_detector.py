@@ -1,7 +1,18 @@
-"""Offline 2D keypoints with the models bundled in MediaPipe 0.10.21.
+"""Offline 2D keypoints with MediaPipe 0.10.21.
 
-Body: MediaPipe Pose, 33 landmarks (model_complexity=1, the only bundled
-one), confidence = landmark visibility. Holistic mode adds 21 points per hand
+Body: MediaPipe Pose, 33 landmarks, confidence = landmark visibility. The
+landmark model is BlazePose Heavy (`landmarks="heavy"`, model_complexity=2,
+installed by scripts/setup.sh, see keypoints.models) or Full ("full",
+model_complexity=1, bundled); Heavy falls back to Full with one logged warning
+when its file is missing (MediaPipe would otherwise try to download it).
+
+People: a whole-image pass plus crops around person boxes (MoveNet MultiPose
+when installed, else OpenCV's HOG; keypoints.person_finder), or with
+`top_down=True` crops only (the whole image only when no box is found). Every
+skeleton goes through keypoints.gates: one that spans two person boxes, has
+impossible limb ratios or a folded torso is re-detected in a crop around its
+own person box, else dropped; each rejection is recorded in
+`Keypoints.rejected`. Holistic mode adds 21 points per hand
 and the face mesh, reduced to the iBUG 68 layout; MediaPipe gives those no
 per-point score, so a hand takes the mean visibility of its pose wrist and
 finger points and the face that of the pose face points (0 when not found).
@@ -22,14 +33,17 @@ smaller than its window (see person_finder).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable
 
 import cv2
 import numpy as np
 
+from . import models
 from .files import read_image
-from .person_finder import PersonFinder, crop_around
+from .gates import skeleton_problem
+from .person_finder import crop_around, make_finder
 from .quiet import native_stderr_silenced
 from .types import FACE_POINTS, HAND_POINTS, Keypoints, KeypointsError, box_iou
 
@@ -154,10 +168,17 @@ class MediaPipeDetector:
     """MediaPipe Pose or Holistic, reusable over many images (create once: set-up
     costs ~0.2 s). Call it on an image to get a `Keypoints` in "mediapipe33".
 
-    tracking=False: every image on its own; with `find_people` the HOG people
-    detector proposes boxes, each is cropped, upscaled and detected, so small
-    and several people are found. tracking=True: consecutive video frames,
+    tracking=False: every image on its own; with `find_people` a person
+    finder (`finder`: "auto" = MoveNet plus HOG for people it missed, HOG
+    alone when MoveNet is not installed; "movenet"; "hog") proposes boxes,
+    each is cropped, upscaled and detected, so small and several people are
+    found. `top_down=True` skips the whole-image pass when
+    the finder found someone. tracking=True: consecutive video frames,
     MediaPipe follows one person from frame to frame.
+
+    landmarks: "heavy" (default; Full with a warning when not installed) or
+    "full"; `self.landmarks` is the one that runs. gates=False turns the
+    sanity gates off.
     """
 
     def __init__(
@@ -170,22 +191,39 @@ class MediaPipeDetector:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         crop_size: int = 512,
+        landmarks: str = "heavy",
+        finder: str = "auto",
+        top_down: bool = False,
+        gates: bool = True,
     ) -> None:
         self.holistic = holistic
+        self.landmarks = models.resolve_landmarks(landmarks)
+        self.top_down = top_down
+        self.gates = gates
         self.tracking = tracking
         self.find_people = find_people and not tracking
         self.max_people = max_people
         self.crop_size = crop_size
         options = dict(
             static_image_mode=not tracking,
-            model_complexity=1,
+            model_complexity=models.LANDMARK_MODELS[self.landmarks],
             smooth_landmarks=True,
             min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=min_tracking_confidence,
         )
         self._options = options
         self._model = self._new_model()
-        self._finder = PersonFinder() if self.find_people else None
+        self._finder = None
+        if self.find_people:
+            try:
+                self._finder = make_finder(finder)
+            except (RuntimeError, ImportError) as e:  # MoveNet asked for but unusable
+                if finder != "auto":
+                    raise
+                logging.getLogger(__name__).warning("%s: using HOG", e)
+                self._finder = make_finder("hog")
+        names = {"MoveNetFinder": "movenet", "HogFinder": "hog", "UnionFinder": "movenet+hog"}
+        self.finder = names[type(self._finder).__name__] if self._finder is not None else None
 
     def _new_model(self) -> object:
         with native_stderr_silenced():
@@ -221,14 +259,17 @@ class MediaPipeDetector:
         else:
             bgr = as_bgr(image, color, source)
         h, w = bgr.shape[:2]
+        rejected: list[str] = []
         try:
-            people = self._detect_all(bgr)
+            people = self._detect_all(bgr, rejected)
         except RuntimeError as e:  # MediaPipe's graph is unusable after an error: start a new one
             self._model.close()
             self._model = self._new_model()
             reason = str(e).strip().splitlines()[-1][:300]
             raise KeypointsError(f"{source or 'image'} ({w}x{h} px): MediaPipe failed: {reason}") from None
-        fields = dict(image_size=(w, h), source=source, frame_index=frame_index, timestamp_s=timestamp_s)
+        fields = dict(
+            image_size=(w, h), source=source, frame_index=frame_index, timestamp_s=timestamp_s, rejected=rejected
+        )
         if not people:
             empty = np.zeros((0, HAND_POINTS, 3), np.float32)
             parts = dict(left_hand=empty, right_hand=empty, face=np.zeros((0, FACE_POINTS, 3), np.float32))
@@ -236,32 +277,58 @@ class MediaPipeDetector:
         stacked = {k: np.stack([p[k] for p in people]) for k in people[0]}
         return Keypoints("mediapipe33", **stacked, **fields)
 
-    def _detect_all(self, bgr: np.ndarray) -> list[Person]:
+    def _problem(self, person: Person, boxes: np.ndarray | None) -> str | None:
+        if not self.gates:
+            return None
+        return skeleton_problem(person["body"], boxes, self._size)
+
+    def _whole_image(self, bgr: np.ndarray) -> Person | None:
         h, w = bgr.shape[:2]
         if max(w, h) <= _MAX_SIDE:
-            first = self._run(bgr, lambda xy: xy)
-        else:
-            s = _MAX_SIDE / max(w, h)
-            small = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-            factor = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
-            first = self._run(small, lambda xy: xy * factor)
-        people = [first] if first is not None else []
-        if self._finder is None:
-            return people
-        for box in self._finder(bgr):
+            return self._run(bgr, lambda xy: xy)
+        s = _MAX_SIDE / max(w, h)
+        small = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        factor = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
+        return self._run(small, lambda xy: xy * factor)
+
+    def _in_box(self, bgr: np.ndarray, box: np.ndarray) -> Person | None:
+        """The skeleton found in a crop around `box`, if its centre lies in the box."""
+        crop = crop_around(bgr, box, self.crop_size)
+        person = self._run(crop.image, crop.to_image)
+        if person is None:
+            return None
+        found = _box(person)
+        centre = (found[:2] + found[2:]) / 2
+        inside = box[0] <= centre[0] <= box[2] and box[1] <= centre[1] <= box[3]
+        return person if inside else None
+
+    def _detect_all(self, bgr: np.ndarray, rejected: list[str]) -> list[Person]:
+        self._size = (bgr.shape[1], bgr.shape[0])
+        boxes = self._finder(bgr) if self._finder is not None else np.zeros((0, 5), np.float32)
+        people: list[Person] = []
+        redo: list[np.ndarray] = []  # boxes whose whole-image skeleton failed a gate: detect there first
+        if not (self.top_down and len(boxes)):
+            first = self._whole_image(bgr)
+            why = None if first is None else self._problem(first, boxes)
+            if why:
+                rejected.append(f"whole image {_where(first)}: {why}")
+                if len(boxes):
+                    redo = [boxes[int(np.argmax(_holds(first, boxes)))]]
+            elif first is not None:
+                people.append(first)
+        for box in [*redo, *boxes]:
             if len(people) >= self.max_people:
                 break
             taken = np.array([_box(p) for p in people]).reshape(-1, 4)
             if (box_iou(box[None, :4], taken) > 0.4).any():
                 continue  # already found by an earlier pass
-            crop = crop_around(bgr, box, self.crop_size)
-            person = self._run(crop.image, crop.to_image)
-            if person is None:
+            person = self._in_box(bgr, box)
+            if person is None or (box_iou(_box(person)[None], taken) > 0.5).any():
                 continue
-            found = _box(person)
-            centre = (found[:2] + found[2:]) / 2
-            inside = box[0] <= centre[0] <= box[2] and box[1] <= centre[1] <= box[3]
-            if inside and not (box_iou(found[None], taken) > 0.5).any():
+            why = self._problem(person, boxes)
+            if why:
+                rejected.append(f"crop {_where(box)}: {why}")
+            else:
                 people.append(person)
         return people
 
@@ -308,7 +375,21 @@ def _box(person: Person) -> np.ndarray:
     return np.concatenate([xy.min(0), xy.max(0)])
 
 
-_SHARED: dict[tuple[bool, bool], MediaPipeDetector] = {}
+def _holds(person: Person, boxes: np.ndarray) -> np.ndarray:
+    """Per box, how many of the person's confident points it holds (head and torso count double)."""
+    body = person["body"]
+    weight = np.where(np.arange(len(body)) <= 12, 2.0, 1.0) * (body[:, 2] > 0.5)
+    x, y = body[:, 0, None], body[:, 1, None]
+    inside = (x >= boxes[:, 0]) & (x <= boxes[:, 2]) & (y >= boxes[:, 1]) & (y <= boxes[:, 3])
+    return (inside * weight[:, None]).sum(0)
+
+
+def _where(item: Person | np.ndarray) -> str:
+    box = _box(item) if isinstance(item, dict) else item
+    return "(" + ",".join(f"{v:.0f}" for v in box[:4]) + ")"
+
+
+_SHARED: dict[tuple[bool, bool, str], MediaPipeDetector] = {}
 
 
 def detect(
@@ -318,17 +399,19 @@ def detect(
     find_people: bool = True,
     color: str = "bgr",
     detector: MediaPipeDetector | None = None,
+    landmarks: str = "heavy",
 ) -> Keypoints:
     """2D keypoints of every person in one image (a path, or a uint8 array in
     BGR order as from cv2.imread; color="rgb" for RGB arrays).
 
     body_set "mediapipe33"; with holistic=True also hands (21 each) and face
     (iBUG 68). P = 0 when nobody is found. Without `detector`, a detector per
-    (holistic, find_people) is created on first use and kept for later calls.
+    (holistic, find_people, landmarks) is created on first use and kept for
+    later calls. landmarks: "heavy" (Full when not installed) or "full".
     """
     if detector is None:
-        key = (holistic, find_people)
+        key = (holistic, find_people, landmarks)
         if key not in _SHARED:
-            _SHARED[key] = MediaPipeDetector(holistic=holistic, find_people=find_people)
+            _SHARED[key] = MediaPipeDetector(holistic=holistic, find_people=find_people, landmarks=landmarks)
         detector = _SHARED[key]
     return detector(image, color=color)

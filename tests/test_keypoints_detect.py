@@ -139,7 +139,9 @@ def test_two_frame_video_tracks_one_person(tmp_path):
     assert [(k.num_people, k.frame_index, k.timestamp_s) for k in frames] == [(1, 0, 0.0), (1, 1, 0.1)]
     a, b = (_coco(k) for k in frames)
     moved = [np.linalg.norm(a[n][:2] - b[n][:2]) for n in COCO17]
-    assert max(moved) < 6, moved  # consecutive frames: a few pixels at most
+    # consecutive frames (the ball and arms move a little): Full moves every point < 6 px,
+    # Heavy (the default) a wrist or ankle up to ~13 px
+    assert max(moved) < 16, moved
     x0, y0, x1, y1 = LEFT_MAN_BOX
     assert x0 <= a["nose"][0] <= x1 and y0 <= a["nose"][1] <= y1  # the man on the left
     # image files as frames

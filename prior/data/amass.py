@@ -54,4 +54,5 @@ def read_amass(path: str | Path, subject: str | None = None) -> Motion:
         source="amass",
         subject=subject if subject is not None else path.parent.name,
         path=str(path),
+        skeleton="amass",
     )

@@ -188,6 +188,7 @@ def read_amc(path: str | Path, skeleton: AsfSkeleton, fps: float = 120.0) -> Sou
     degrees = skeleton.degrees
     frames: list[list[float]] = []
     frame_lines: list[int] = []
+    frame_numbers: list[int] = []  # the file's own numbering: consecutive, from any start (trimmed CMU clips)
     current: list[float] = []
     seen: set[str] = set()
 
@@ -209,6 +210,9 @@ def read_amc(path: str | Path, skeleton: AsfSkeleton, fps: float = 120.0) -> Sou
             continue
         if len(words) == 1 and words[0].isdigit():
             close_frame()
+            if frame_numbers and int(words[0]) != frame_numbers[-1] + 1:
+                raise MotionFormatError(path, f"frame {words[0]} follows frame {frame_numbers[-1]}", n)
+            frame_numbers.append(int(words[0]))
             frame_lines.append(n)
             current, seen = [0.0] * width, set()
             continue
@@ -233,7 +237,9 @@ def read_amc(path: str | Path, skeleton: AsfSkeleton, fps: float = 120.0) -> Sou
     bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
     if bad.size:
         raise MotionFormatError(path, "non-finite value", frame_lines[bad[0]])
-    return _to_source_motion(skeleton, values, columns, degrees, fps)
+    src = _to_source_motion(skeleton, values, columns, degrees, fps)
+    src.first_frame = frame_numbers[0]
+    return src
 
 
 def _to_source_motion(

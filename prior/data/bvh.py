@@ -52,7 +52,8 @@ def read_bvh(path: str | Path, length_scale: float | None = None) -> SourceMotio
     length_scale: metres per file unit; when None it is guessed among metres, inches,
     centimetres and millimetres from the rest skeleton's height. The frame rate is the
     header's (see `sidecar_fps` for releases whose header is wrong). Position channels are
-    honoured on the root only; other joints keep their OFFSET.
+    honoured on the root only, where they give its position (as Blender and most tools read
+    them; the root's OFFSET is then ignored on that axis); other joints keep their OFFSET.
     """
     path = Path(path)
     try:
@@ -82,7 +83,7 @@ def read_bvh(path: str | Path, length_scale: float | None = None) -> SourceMotio
         if j == 0:
             for k, c in enumerate(chans):
                 if c.endswith("position"):
-                    root_pos[:, "xyz".index(c[0])] += block[:, k]
+                    root_pos[:, "xyz".index(c[0])] = block[:, k]
     return SourceMotion(
         names=names,
         parents=parents,

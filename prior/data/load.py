@@ -5,15 +5,23 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 from prior.data.amass import read_amass
 from prior.data.asf_amc import read_amc, read_asf
 from prior.data.bvh import read_bvh, sidecar_fps
 from prior.data.motion import Motion, MotionFormatError, SourceMotion
 from prior.data.retarget import retarget
-from prior.data.skeleton_maps import SkeletonMap, find_skeleton_map
+from prior.data.skeleton_maps import CMU_LENGTH_UNIT, SkeletonMap, find_skeleton_map
 
 AMC_DEFAULT_FPS = 120.0  # CMU and HDM05 capture rate; AMC files do not state it
 MOTION_SUFFIXES = (".bvh", ".amc", ".npz")
+# BVH length units (metres per unit) tried by `detect_units`, and the head-to-ankle bone chain
+# of an adult (1.39-1.69 m over the CMU and HDM05 ASF skeletons, 1.54-1.72 m for SNU's rigs).
+# Neighbouring units differ by 2.2x or more, so a tolerance of 1.35x picks one unambiguously.
+LENGTH_UNITS = (1.0, 0.01, 0.001, 0.0254, CMU_LENGTH_UNIT)
+TYPICAL_CHAIN_M = 1.5
+UNIT_TOLERANCE = 1.35
 
 
 def load_motion(
@@ -30,8 +38,11 @@ def load_motion(
     fps: overrides the file's frame rate. For BVH the rate is the header's unless a
         `framerates.txt` beside the file (or one folder up) names its folder or stem;
         for AMC it is 120, or the `_<fps>` suffix of HDM05 names (HDM_bk_..._120.amc).
-    skeleton_map: source-to-SMPL-X joint map; the shipped CMU maps are matched by joint
-        names when None. length_scale: metres per BVH unit (guessed when None).
+    skeleton_map: source-to-SMPL-X joint map; the shipped maps (`SKELETON_MAPS`: CMU ASF,
+        CMU Daz / MotionBuilder / 3ds Max / ASF-named BVH, SNU woody and 22-joint, FAIR) are
+        matched by joint names when None. length_scale: metres per BVH unit; when None, the
+        map's units, else detected from the skeleton's size (`detect_units`); maps whose
+        files come in arbitrary units (units="typical") are scaled to a typical adult.
     The subject (for splits) is the file's folder name. Raises MotionFormatError (a
     ValueError naming the file and line) for corrupt, truncated or unknown files.
     """
@@ -46,7 +57,7 @@ def load_motion(
         return motion
     src: SourceMotion
     if suffix == ".bvh":
-        src = read_bvh(path, length_scale=length_scale)
+        src = read_bvh(path, length_scale=1.0)
         src.fps = float(fps or sidecar_fps(path) or src.fps)
         source = "bvh"
     elif suffix == ".amc":
@@ -58,15 +69,62 @@ def load_motion(
         raise MotionFormatError(path, "an .asf holds a skeleton, no motion: pass its .amc")
     else:
         raise MotionFormatError(path, f"unknown motion format {suffix!r} (expected .bvh, .amc or .npz)")
-    smap = skeleton_map or find_skeleton_map(src.names)
-    if smap is None:
-        raise MotionFormatError(
-            path, f"no shipped joint map fits this skeleton ({', '.join(src.names[:8])}, ...): pass skeleton_map"
-        )
+    if skeleton_map is not None:
+        smap, renames = skeleton_map, skeleton_map.resolve(src.names, src.parents) or {}
+    else:
+        found = find_skeleton_map(src.names, src.parents)
+        if found is None:
+            raise MotionFormatError(
+                path, f"no shipped joint map fits this skeleton ({', '.join(src.names[:8])}, ...): pass skeleton_map"
+            )
+        smap, renames = found
+    if renames:
+        src.names = [renames.get(n, n) for n in src.names]
+        src.hinge_axes = {renames.get(n, n): a for n, a in src.hinge_axes.items()}
     missing = sorted(smap.required() - set(src.names))
     if missing:
         raise MotionFormatError(path, f"skeleton map {smap.name} needs joints {missing} the file lacks")
+    if source == "bvh":
+        scale = length_scale or (TYPICAL_CHAIN_M / skeleton_height(src, smap) if smap.units == "typical" else None)
+        scale = scale or smap.units or detect_units(src, smap)
+        src.offsets = src.offsets * scale
+        src.root_pos = src.root_pos * scale
     return retarget(src, smap, source=source, subject=path.parent.name, path=str(path))
+
+
+def skeleton_height(src: SourceMotion, smap: SkeletonMap) -> float:
+    """Length (source units) of the bone chain from the head joint down to the ankles (mean of
+    both sides): a size measure that does not depend on the rest pose."""
+    lengths = np.linalg.norm(src.offsets, axis=-1)
+
+    def chain(joint: int) -> list[int]:
+        out = []
+        while joint >= 0:
+            out.append(joint)
+            joint = src.parents[joint]
+        return out
+
+    head = chain(src.index(smap.source_of("head")))
+    total = 0.0
+    for side in ("left", "right"):
+        ankle = chain(src.index(smap.source_of(f"{side}_ankle")))
+        common = set(head) & set(ankle)
+        total += sum(lengths[j] for j in head + ankle if j not in common)
+    return total / 2
+
+
+def detect_units(src: SourceMotion, smap: SkeletonMap) -> float:
+    """Metres per source unit: the usual unit (m, cm, mm, inch, CMU unit) under which the head-
+    to-ankle chain (`skeleton_height`) is nearest to an adult's TYPICAL_CHAIN_M, when one gives
+    a chain within UNIT_TOLERANCE of it; otherwise the scale that gives exactly TYPICAL_CHAIN_M
+    (a skeleton in arbitrary units, such as FAIR's)."""
+    height = skeleton_height(src, smap)
+    if not height > 0:
+        return 1.0
+    best = min(LENGTH_UNITS, key=lambda u: abs(np.log(height * u / TYPICAL_CHAIN_M)))
+    if abs(np.log(height * best / TYPICAL_CHAIN_M)) <= np.log(UNIT_TOLERANCE):
+        return best
+    return TYPICAL_CHAIN_M / height
 
 
 def find_asf(amc: str | Path) -> Path:

@@ -35,6 +35,7 @@ class SourceMotion:
     root_pos: np.ndarray  # (T, 3) metres, root joint position in the source's world
     fps: float
     hinge_axes: dict[str, np.ndarray] = field(default_factory=dict)  # one-dof joints: axis in rest axes
+    first_frame: int = 0  # the file's number of its first frame (AMC numbering; trimmed CMU clips start later)
 
     @property
     def num_frames(self) -> int:
@@ -67,6 +68,8 @@ class Motion:
     path: str = ""
     joints: np.ndarray | None = None
     rest_joints: np.ndarray | None = None
+    skeleton: str = ""  # the joint map that read it (prior.data.skeleton_maps), "amass" for AMASS
+    first_frame: int = 0  # the source file's number of frame 0 (AMC numbering, else 0)
 
     @property
     def num_frames(self) -> int:
@@ -84,4 +87,6 @@ class Motion:
             path=self.path,
             joints=None if self.joints is None else self.joints[frames],
             rest_joints=self.rest_joints,
+            skeleton=self.skeleton,
+            first_frame=self.first_frame,
         )
