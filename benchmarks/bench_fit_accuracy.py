@@ -28,10 +28,10 @@ import body  # noqa: E402
 from benchmarks.fit_data import held_out_poses, prior_dataset  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
-from fitting.gmm import fit_gmm  # noqa: E402
 from fitting.metrics import mpjpe, pa_mpjpe  # noqa: E402
 from fitting.priors import GmmSpace, PoseSpace, load_pose_space  # noqa: E402
 from fitting.synthetic import render_views  # noqa: E402
+from prior.gmm import fit_gmm  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,86 +1,152 @@
-"""Evaluate a pose prior on held-out actors: `python -m prior.evaluate [--checkpoint PATH]`.
+"""Evaluate a pose prior on held-out actors: `python -m prior.evaluate [--checkpoint PATH] [--compare PATH]`.
 
-Prints a markdown table comparing VPoser with two baselines, a Gaussian fitted to the
-training poses' axis-angles (reconstructing through its 32 leading principal
-components) and uniform random rotations (angle uniform up to pi about a uniform axis):
-- reconstruction of held-out poses: per-joint geodesic error (deg), MPJPE (mm) of the
-  22 body joints and mean vertex error (mm), both through the Anny body model, and KL;
-- samples: % within the anatomical limits of `prior.limits`, and the mean per-joint
-  distance (mm) from each sample to its nearest held-out real pose (joint positions by
-  forward kinematics on Anny's rest skeleton);
-- separation: % of held-out poses whose cost is lower than that of the same pose with a
-  knee or elbow bent backwards by 60 deg (VPoser cost: ||mu||^2 and the negative ELBO
-  proxy of `pose_cost`; Gaussian: negative log-likelihood).
-A row for the held-out real poses themselves checks the limits.
+Measures priors the way Pose-NDF, NRDF and DPoser(-X) do, on the held-out actors' poses (the
+dataset's val.npz) and prints three markdown tables, for: the VPoser being evaluated (default the
+shipped checkpoint), optionally a second VPoser (`--compare`), a GMM (8 full-covariance components,
+SMPLify's prior, `prior.gmm`) and a PCA Gaussian (32 components, `prior.baselines`) fitted on the
+same training poses (train.npz), and no prior. Joints are the 22 SMPL-X body joints by forward
+kinematics on Anny's rest skeleton (pelvis fixed, no global rotation); metric definitions are in
+`prior.metrics`, the recovery tasks in `prior.tasks`.
+
+1. Reconstruction of held-out poses (VPoser: decode(encode(x).mean); PCA: project and
+   reconstruct; the GMM and no prior have no encoder): geodesic error (deg per joint), MPJPE and
+   PA-MPJPE (mm), mean vertex error on the Anny mesh (V2V, mm); separation: % of held-out poses
+   that cost less than themselves with a knee or elbow bent backwards by 60 deg (VPoser: a
+   negative-ELBO proxy; PCA: its negative log-density; GMM: its penalty).
+2. Samples (`--samples` per prior, seeded; no prior: uniform random rotations): % within the
+   anatomical limits of `prior.limits`; APD (cm); k-NN precision and recall (k = 3, axis-angle
+   features) against as many held-out real poses; dNN (rad, summed over the 21 joints) and the
+   mean per-joint distance (mm) to the nearest held-out real pose.
+3. Denoising: Gaussian noise of 20, 40 and 100 mm per coordinate on the 22 joints of
+   `--task-poses` held-out poses, MAP recovery under each prior (`prior.tasks.denoise`), MPJPE (mm)
+   to the clean joints. Completion: the left leg, both legs or the left arm hidden (DPoser's joint
+   sets, hip/collar included), the other joints observed exactly, `--hypotheses` random starts
+   each; MPJPE (mm) on the hidden joints, best hypothesis per pose and mean over hypotheses.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from body.io import write_text
-from body.rotations import axis_angle_to_matrix, geodesic_angle
+from body.rotations import axis_angle_to_matrix
 from body.skeleton import HINGE_FLEXION_AXES
+from prior import metrics
+from prior.baselines import PCAGaussian, uniform_poses
 from prior.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.data.fk import smplx_forward_kinematics
+from prior.gmm import GaussianMixture, fit_gmm
 from prior.limits import bend_backwards, within_limits
 from prior.splits import load_splits
+from prior.tasks import Budget, GmmSpace, LatentSpace, PCASpace, PoseSpace, add_noise, complete, denoise
 from prior.train import load_config, rest_skeleton
 from prior.vposer import VPoser
 
 REC_SIGMA = 0.1  # std of the Gaussian decoder on rotation-matrix entries in the ELBO proxy
+NOISE_MM = (20, 40, 100)
+GMM_COMPONENTS = 8
+PCA_COMPONENTS = 32
 
 
 @dataclass
 class Row:
-    """One line of the table; None where a metric does not apply."""
+    """One prior's results; None where a metric does not apply. Lengths in mm unless named."""
 
     name: str
     rec_geodesic_deg: float | None = None
     rec_mpjpe_mm: float | None = None
+    rec_pa_mpjpe_mm: float | None = None
     rec_v2v_mm: float | None = None
-    kl: float | None = None
-    within_limits_pct: float | None = None
-    nearest_real_mm: float | None = None
     separation_pct: float | None = None
-    separation_mu_pct: float | None = None
+    within_limits_pct: float | None = None
+    apd_cm: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    dnn_rad: float | None = None
+    nearest_real_mm: float | None = None
+    denoise_20_mm: float | None = None
+    denoise_40_mm: float | None = None
+    denoise_100_mm: float | None = None
+    left_leg_best_mm: float | None = None
+    left_leg_mean_mm: float | None = None
+    legs_best_mm: float | None = None
+    legs_mean_mm: float | None = None
+    left_arm_best_mm: float | None = None
+    left_arm_mean_mm: float | None = None
 
 
-class GaussianPrior:
-    """Full-covariance Gaussian on 63-d axis-angle poses, with a k-component PCA reconstruction."""
+# (title, [(Row field, column header, format)]) of the printed tables.
+TABLES: list[tuple[str, list[tuple[str, str, str]]]] = [
+    (
+        "Reconstruction of held-out poses",
+        [
+            ("rec_geodesic_deg", "geodesic (deg)", ".1f"),
+            ("rec_mpjpe_mm", "MPJPE (mm)", ".1f"),
+            ("rec_pa_mpjpe_mm", "PA-MPJPE (mm)", ".1f"),
+            ("rec_v2v_mm", "V2V (mm)", ".1f"),
+            ("separation_pct", "separation (%)", ".1f"),
+        ],
+    ),
+    (
+        "Samples",
+        [
+            ("within_limits_pct", "within limits (%)", ".1f"),
+            ("apd_cm", "APD (cm)", ".2f"),
+            ("precision", "precision", ".2f"),
+            ("recall", "recall", ".2f"),
+            ("dnn_rad", "dNN (rad)", ".2f"),
+            ("nearest_real_mm", "nearest real (mm)", ".1f"),
+        ],
+    ),
+    (
+        "Denoising (MPJPE, mm) and completion (MPJPE of the hidden joints, mm; best / mean of the hypotheses)",
+        [
+            ("denoise_20_mm", "noise 20 mm", ".1f"),
+            ("denoise_40_mm", "noise 40 mm", ".1f"),
+            ("denoise_100_mm", "noise 100 mm", ".1f"),
+            ("left_leg_best_mm", "left leg best", ".1f"),
+            ("left_leg_mean_mm", "left leg mean", ".1f"),
+            ("legs_best_mm", "legs best", ".1f"),
+            ("legs_mean_mm", "legs mean", ".1f"),
+            ("left_arm_best_mm", "left arm best", ".1f"),
+            ("left_arm_mean_mm", "left arm mean", ".1f"),
+        ],
+    ),
+]
+PART_FIELDS = {"left leg": "left_leg", "legs": "legs", "left arm": "left_arm"}
 
-    def __init__(self, poses: torch.Tensor, k: int) -> None:
-        x = poses.reshape(len(poses), -1).double()
-        self.mean = x.mean(0)
-        cov = torch.cov(x.T) + 1e-6 * torch.eye(x.shape[1], dtype=x.dtype)
-        self.dist = torch.distributions.MultivariateNormal(self.mean, covariance_matrix=cov)
-        self.basis = torch.linalg.eigh(cov).eigenvectors[:, -k:]
 
-    def reconstruct(self, poses: torch.Tensor) -> torch.Tensor:
-        x = poses.reshape(len(poses), -1).double() - self.mean
-        return (x @ self.basis @ self.basis.T + self.mean).float().reshape(poses.shape)
+@dataclass
+class Settings:
+    """How much to evaluate (the CLI's options)."""
 
-    def cost(self, poses: torch.Tensor) -> torch.Tensor:
-        return -self.dist.log_prob(poses.reshape(len(poses), -1).double())
-
-    def sample(self, n: int, seed: int) -> torch.Tensor:
-        torch.manual_seed(seed)
-        return self.dist.sample((n,)).float().reshape(n, 21, 3)
+    num_samples: int = 1000
+    max_poses: int = 1000
+    task_poses: int = 50
+    hypotheses: int = 10
+    gmm_poses: int = 10000
+    iterations: int = 30
+    seed: int = 0
 
 
-def uniform_poses(n: int, seed: int) -> torch.Tensor:
-    """Random poses: per joint a uniform axis and an angle uniform in [0, pi]."""
-    gen = torch.Generator().manual_seed(seed)
-    axis = torch.nn.functional.normalize(torch.randn(n, 21, 3, generator=gen), dim=-1)
-    return axis * math.pi * torch.rand(n, 21, 1, generator=gen)
+@dataclass
+class Candidate:
+    """A prior under evaluation: what it can do (None where it cannot)."""
+
+    name: str
+    space: PoseSpace
+    reconstruct: Callable[[torch.Tensor], torch.Tensor] | None
+    sample: Callable[[int, int], torch.Tensor]
+    cost: Callable[[torch.Tensor], torch.Tensor] | None
 
 
 @torch.no_grad()
@@ -103,108 +169,153 @@ def separation(cost, poses: torch.Tensor, seed: int) -> float:
     return 100.0 * (cost(poses) < cost(bend_backwards(poses, hinge))).float().mean().item()
 
 
-def nearest_real_mm(samples: torch.Tensor, real: torch.Tensor, rest: torch.Tensor, chunk: int = 64) -> float:
-    """Mean over samples of the mean per-joint distance (mm) to the closest real pose."""
-    real_j = smplx_forward_kinematics(real, rest)
-    sample_j = smplx_forward_kinematics(samples, rest)
-    best = [(s[:, None] - real_j[None]).norm(dim=-1).mean(-1).min(1).values for s in sample_j.split(chunk)]
-    return 1000.0 * torch.cat(best).mean().item()
+@torch.no_grad()
+def v2v_mm(body_model: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor, batch: int = 256) -> float:
+    """Mean vertex error (mm) of the body model posed by `pred` vs `target` (N, 21, 3)."""
+    err = [
+        (body_model(body_pose=p).vertices - body_model(body_pose=t).vertices).norm(dim=-1).mean(-1)
+        for p, t in zip(pred.split(batch), target.split(batch))
+    ]
+    return 1000.0 * torch.cat(err).mean().item()
+
+
+def vposer_candidate(name: str, model: VPoser) -> Candidate:
+    model = model.eval()
+    return Candidate(
+        name,
+        LatentSpace(model),
+        lambda poses: model.decode(model.encode(poses).mean),
+        lambda n, seed: model.sample(n, seed=seed),
+        lambda poses: pose_cost(model, poses, "elbo"),
+    )
+
+
+def baseline_candidates(train_poses: torch.Tensor, settings: Settings, log: Callable[[str], None]) -> list[Candidate]:
+    """The GMM, the PCA Gaussian (both fitted on `train_poses`) and no prior."""
+    gen = torch.Generator().manual_seed(settings.seed)
+    subset = train_poses[torch.randperm(len(train_poses), generator=gen)[: settings.gmm_poses]]
+    t = time.perf_counter()
+    gmm: GaussianMixture = fit_gmm(subset.reshape(len(subset), -1), components=GMM_COMPONENTS, seed=settings.seed)
+    log(f"GMM: {GMM_COMPONENTS} components fitted on {len(subset)} training poses in {time.perf_counter() - t:.0f} s")
+    pca = PCAGaussian(train_poses, PCA_COMPONENTS)
+    return [
+        Candidate(
+            f"GMM ({GMM_COMPONENTS} full-covariance components)",
+            GmmSpace(gmm),
+            None,
+            lambda n, seed: gmm.sample(n, seed).float().reshape(n, 21, 3),
+            lambda poses: gmm.penalty(poses.reshape(len(poses), -1).double()),
+        ),
+        Candidate(f"PCA Gaussian ({PCA_COMPONENTS} components)", PCASpace(pca), pca.reconstruct, pca.sample, pca.cost),
+        Candidate("no prior", PoseSpace(), None, uniform_poses, None),  # its "samples": uniform rotations
+    ]
 
 
 @torch.no_grad()
-def body_errors(
-    body_model: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor, batch: int = 256
-) -> tuple[float, float]:
-    """MPJPE of the 22 body joints and mean vertex error (mm) through the body model."""
-    joint_err, vert_err = [], []
-    for p, t in zip(pred.split(batch), target.split(batch)):
-        a, b = body_model(body_pose=p), body_model(body_pose=t)
-        joint_err.append((a.joints[:, :22] - b.joints[:, :22]).norm(dim=-1).mean(-1))
-        vert_err.append((a.vertices - b.vertices).norm(dim=-1).mean(-1))
-    return 1000.0 * torch.cat(joint_err).mean().item(), 1000.0 * torch.cat(vert_err).mean().item()
+def evaluate_candidate(
+    cand: Candidate,
+    held_out: torch.Tensor,
+    rest: torch.Tensor,
+    anny: torch.nn.Module,
+    settings: Settings,
+    log: Callable[[str], None],
+) -> Row:
+    """Every metric of one prior (see the module docstring)."""
+    t = time.perf_counter()
+    row = Row(cand.name)
+    real_j = smplx_forward_kinematics(held_out, rest)
+    if cand.reconstruct is not None:
+        rec = cand.reconstruct(held_out).float()
+        rec_j = smplx_forward_kinematics(rec, rest)
+        row.rec_geodesic_deg = torch.rad2deg(metrics.geodesic_error(rec, held_out)).mean().item()
+        row.rec_mpjpe_mm = 1000.0 * metrics.mpjpe(rec_j, real_j).mean().item()
+        row.rec_pa_mpjpe_mm = 1000.0 * metrics.pa_mpjpe(rec_j, real_j).mean().item()
+        row.rec_v2v_mm = v2v_mm(anny, rec, held_out)
+    if cand.cost is not None:
+        row.separation_pct = separation(cand.cost, held_out, settings.seed)
 
+    samples = cand.sample(settings.num_samples, settings.seed).float()
+    sample_j = smplx_forward_kinematics(samples, rest)
+    reference = held_out[: settings.num_samples]
+    row.within_limits_pct = 100.0 * within_limits(samples).float().mean().item()
+    row.apd_cm = 100.0 * metrics.apd(sample_j) if len(samples) > 1 else None
+    if len(samples) > 3 and len(reference) > 3:
+        row.precision, row.recall = metrics.precision_recall(reference.reshape(len(reference), -1), samples, k=3)
+    row.dnn_rad = metrics.nearest_rotation_distance(samples, reference).mean().item()
+    row.nearest_real_mm = 1000.0 * metrics.nearest_joint_distance(sample_j, real_j[: len(reference)]).mean().item()
 
-def rotation_error_deg(pred: torch.Tensor, target: torch.Tensor) -> float:
-    return torch.rad2deg(geodesic_angle(axis_angle_to_matrix(pred), axis_angle_to_matrix(target))).mean().item()
+    budget = Budget(iterations=settings.iterations)
+    task_j = real_j[: settings.task_poses]
+    den = denoise(cand.space, task_j, rest, [mm / 1000 for mm in NOISE_MM], settings.seed, budget=budget)
+    parts = list(metrics.BODY_PARTS.values())
+    comp = complete(cand.space, task_j, rest, parts, settings.hypotheses, settings.seed, budget=budget)
+    for mm, err in zip(NOISE_MM, den):
+        setattr(row, f"denoise_{mm}_mm", 1000.0 * err.mean().item())
+    for part, err in zip(metrics.BODY_PARTS, comp):
+        setattr(row, f"{PART_FIELDS[part]}_best_mm", 1000.0 * err.min(-1).values.mean().item())
+        setattr(row, f"{PART_FIELDS[part]}_mean_mm", 1000.0 * err.mean().item())
+    log(f"{cand.name}: {time.perf_counter() - t:.0f} s")
+    return row
 
 
 @torch.no_grad()
 def evaluate(
-    model: VPoser, data_cfg: DictConfig, num_samples: int = 1000, max_poses: int = 4000, seed: int = 0
+    model: VPoser,
+    data_cfg: DictConfig,
+    settings: Settings = Settings(),
+    compare: tuple[str, VPoser] | None = None,
+    name: str = "VPoser",
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
 ) -> list[Row]:
-    """All rows of the table (see the module docstring)."""
+    """All rows of the tables: the priors, then the held-out real poses and the noisy inputs."""
     import body
 
-    train_poses, val_poses, _ = load_splits(data_cfg, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    held_out = val_poses[torch.randperm(len(val_poses), generator=gen)[:max_poses]]
+    train_poses, val_poses, _ = load_splits(data_cfg, seed=settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    held_out = val_poses[torch.randperm(len(val_poses), generator=gen)[: settings.max_poses]]
+    log(f"{len(held_out)} held-out poses (of {len(val_poses)}), {len(train_poses)} training poses")
     anny = body.create("anny")
     rest = rest_skeleton(anny)
-    model = model.eval()
 
-    q = model.encode(held_out)
-    rec = model.decode(q.mean)
-    prior = torch.distributions.Normal(torch.zeros_like(q.mean), torch.ones_like(q.stddev))
-    mpjpe, v2v = body_errors(anny, rec, held_out)
-    samples = model.sample(num_samples, seed=seed)
-    vposer = Row(
-        "VPoser (this checkpoint)",
-        rotation_error_deg(rec, held_out),
-        mpjpe,
-        v2v,
-        torch.distributions.kl_divergence(q, prior).sum(-1).mean().item(),
-        100.0 * within_limits(samples).float().mean().item(),
-        nearest_real_mm(samples, held_out, rest),
-        separation(lambda p: pose_cost(model, p, "elbo"), held_out, seed),
-        separation(lambda p: pose_cost(model, p, "mu"), held_out, seed),
-    )
+    candidates = [vposer_candidate(name, model)]
+    if compare is not None:
+        candidates.append(vposer_candidate(*compare))
+    candidates += baseline_candidates(train_poses, settings, log)
+    rows = [evaluate_candidate(c, held_out, rest, anny, settings, log) for c in candidates]
 
-    gauss = GaussianPrior(train_poses, k=model.latent_dim)
-    g_rec = gauss.reconstruct(held_out)
-    g_mpjpe, g_v2v = body_errors(anny, g_rec, held_out)
-    g_samples = gauss.sample(num_samples, seed)
-    gaussian = Row(
-        f"Gaussian on axis-angle (PCA-{model.latent_dim} reconstruction)",
-        rotation_error_deg(g_rec, held_out),
-        g_mpjpe,
-        g_v2v,
-        None,
-        100.0 * within_limits(g_samples).float().mean().item(),
-        nearest_real_mm(g_samples, held_out, rest),
-        separation(gauss.cost, held_out, seed),
-    )
-
-    u_samples = uniform_poses(num_samples, seed)
-    uniform = Row(
-        "Uniform rotations (angle <= pi)",
-        within_limits_pct=100.0 * within_limits(u_samples).float().mean().item(),
-        nearest_real_mm=nearest_real_mm(u_samples, held_out, rest),
-    )
+    reference = held_out[: settings.num_samples]
     real = Row(
-        f"Held-out real poses (n={len(held_out)})",
-        within_limits_pct=100.0 * within_limits(held_out).float().mean().item(),
+        f"held-out real poses (n={len(reference)})",
+        within_limits_pct=100.0 * within_limits(reference).float().mean().item(),
+        apd_cm=100.0 * metrics.apd(smplx_forward_kinematics(reference, rest)) if len(reference) > 1 else None,
     )
-    return [vposer, gaussian, uniform, real]
+    task_j = smplx_forward_kinematics(held_out[: settings.task_poses], rest)
+    noisy = Row(f"noisy input, no recovery (n={len(task_j)})")
+    for i, mm in enumerate(NOISE_MM):
+        err = metrics.mpjpe(add_noise(task_j, mm / 1000, settings.seed + i), task_j)
+        setattr(noisy, f"denoise_{mm}_mm", 1000.0 * err.mean().item())
+    return rows + [real, noisy]
 
 
-def markdown_table(rows: list[Row]) -> str:
-    """The rows as a markdown table ('-' where a metric does not apply)."""
-    header = [
-        "prior",
-        "rec. geodesic (deg)",
-        "rec. MPJPE (mm)",
-        "rec. V2V (mm)",
-        "KL (nats)",
-        "samples within limits (%)",
-        "samples to nearest real (mm)",
-        "separation -ELBO (%)",
-        "separation ‖μ‖² (%)",
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        values = list(asdict(row).values())
-        lines.append("| " + " | ".join([values[0]] + ["-" if v is None else f"{v:.1f}" for v in values[1:]]) + " |")
-    return "\n".join(lines)
+def _cell(value: float | str | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def markdown_tables(rows: list[Row]) -> str:
+    """The rows as markdown tables ('-' where a metric does not apply; a row only in the tables
+    where it has a value)."""
+    out = []
+    for title, columns in TABLES:
+        lines = [f"{title}:", "", "| prior | " + " | ".join(h for _, h, _ in columns) + " |"]
+        lines.append("|" + "---|" * (len(columns) + 1))
+        for row in rows:
+            values = [getattr(row, f) for f, _, _ in columns]
+            if any(v is not None for v in values):
+                lines.append(
+                    f"| {row.name} | " + " | ".join(_cell(v, fmt) for v, (_, _, fmt) in zip(values, columns)) + " |"
+                )
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def checkpoint_config(checkpoint: Path | None, overrides: Sequence[str] = ()) -> DictConfig:
@@ -220,9 +331,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--checkpoint", type=Path, default=None, help="weights, official .ckpt or folder (default: shipped)"
     )
-    parser.add_argument("--samples", type=int, default=1000, help="poses drawn from each prior")
-    parser.add_argument("--max-poses", type=int, default=4000, help="held-out poses evaluated (random subset)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare", type=Path, default=None, help="a second VPoser checkpoint to compare with")
+    defaults = Settings()
+    parser.add_argument("--samples", type=int, default=defaults.num_samples, help="poses drawn from each prior")
+    parser.add_argument(
+        "--max-poses", type=int, default=defaults.max_poses, help="held-out poses evaluated (random subset)"
+    )
+    parser.add_argument(
+        "--task-poses", type=int, default=defaults.task_poses, help="held-out poses denoised and completed"
+    )
+    parser.add_argument("--hypotheses", type=int, default=defaults.hypotheses, help="completion starts per pose")
+    parser.add_argument("--gmm-poses", type=int, default=defaults.gmm_poses, help="training poses of the GMM's EM")
+    parser.add_argument(
+        "--iterations", type=int, default=defaults.iterations, help="Levenberg-Marquardt iterations of the tasks"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small batched ops)"
+    )
     parser.add_argument(
         "--json",
         type=Path,
@@ -230,24 +356,41 @@ def main(argv: list[str] | None = None) -> None:
         help="also write the rows as JSON here, and the arguments and data config beside it (.yaml)",
     )
     parser.add_argument(
+        "--render", type=Path, default=None, help="also write prior.sample's grid PNG and interpolation GIF here"
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="training config overrides (the data.* keys are used), e.g. data.fps=10"
     )
     args = parser.parse_args(argv)
+    for key in ("samples", "max_poses", "task_poses", "hypotheses", "gmm_poses", "iterations", "threads"):
+        if getattr(args, key) < 1:
+            parser.error(f"--{key.replace('_', '-')} must be at least 1")
     try:
         data_cfg = checkpoint_config(args.checkpoint, args.overrides).data
     except ValueError as e:
         parser.error(str(e))
-    rows = evaluate(load(args.checkpoint), data_cfg, args.samples, args.max_poses, args.seed)
-    print(markdown_table(rows))
+    settings = Settings(
+        args.samples, args.max_poses, args.task_poses, args.hypotheses, args.gmm_poses, args.iterations, args.seed
+    )
+    torch.set_num_threads(args.threads)
+    weights = args.checkpoint or DEFAULT_CHECKPOINT
+    compare = (f"VPoser {args.compare.name} (compared)", load(args.compare)) if args.compare else None
+    t = time.perf_counter()
+    rows = evaluate(load(args.checkpoint), data_cfg, settings, compare, name=f"VPoser {weights.name}")
+    print(markdown_tables(rows))
+    print(f"\n({time.perf_counter() - t:.0f} s)", file=sys.stderr)
     if args.json:
         write_text(args.json, json.dumps([asdict(r) for r in rows], indent=2) + "\n")
         run = {
-            **vars(args),
-            "checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT),
-            "json": str(args.json),
+            **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "checkpoint": str(weights),
             "data": data_cfg,
         }
         write_text(args.json.with_suffix(".yaml"), OmegaConf.to_yaml(run))
+    if args.render:
+        from prior.sample import main as sample_main
+
+        sample_main(["--checkpoint", str(weights), "--out", str(args.render), "--seed", str(args.seed)])
 
 
 if __name__ == "__main__":

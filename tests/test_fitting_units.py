@@ -1,4 +1,4 @@
-"""Fitting building blocks: batched L-BFGS, camera, losses, GMM, config, sparse model."""
+"""Fitting building blocks: batched L-BFGS, camera, losses, config, sparse model (the GMM: test_prior_gmm)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import torch
 
 from fitting import losses
 from fitting.camera import init_translation, initial_orientation, intrinsics, project, torso_view
-from fitting.gmm import GaussianMixture, fit_gmm
 from fitting.optimize import LbfgsOptions, minimize
 
 
@@ -114,28 +113,6 @@ def test_losses():
     assert natural[0] == pytest.approx(4.0) and natural[1] < 4.0 < losses.bending(pose)[1]
     x = torch.tensor([[[0.0], [1.0], [3.0]]])
     assert torch.equal(losses.smoothness(x, torch.tensor([[1.0, 0.5]])), torch.tensor([[1.0, 2.0]]))
-
-
-def test_gmm_em_recovers_two_clusters_and_penalty_is_nonnegative(tmp_path):
-    rng = np.random.default_rng(0)
-    a = rng.normal(0, 0.1, (400, 3)) + [1, 0, 0]
-    b = rng.normal(0, 0.2, (200, 3)) - [1, 0, 0]
-    gmm = fit_gmm(np.concatenate([a, b]), components=2, seed=0)
-    order = torch.argsort(gmm.means[:, 0])
-    assert torch.allclose(gmm.means[order, 0], torch.tensor([-1.0, 1.0], dtype=torch.float64), atol=0.05)
-    assert torch.allclose(gmm.weights[order], torch.tensor([1 / 3, 2 / 3], dtype=torch.float64), atol=0.02)
-    gmm.save(tmp_path / "gmm.npz")
-    loaded = GaussianMixture.load(tmp_path / "gmm.npz").to("cpu")
-    pen = loaded.penalty(torch.tensor([[1.0, 0, 0], [-1.0, 0, 0], [5.0, 5.0, 5.0]]))
-    assert (pen >= -1e-5).all() and pen[2] > 100 * pen[:2].max()
-
-
-def test_gmm_load_names_the_file_and_the_fix(tmp_path):
-    bad = tmp_path / "gmm.npz"
-    bad.write_bytes(b"PK\x03\x04 truncated")
-    for path in (bad, tmp_path / "missing.npz"):
-        with pytest.raises(ValueError, match=f"{path.name}.*python -m fitting.gmm"):
-            GaussianMixture.load(path)
 
 
 def test_video_shape_ignores_diverged_fits():

@@ -122,7 +122,13 @@ def test_evaluate_json_writes_its_config_beside(small_dataset, tmp_path):
     from prior.evaluate import main as evaluate
 
     dataset, _ = small_dataset
-    evaluate(["--samples", "8", "--max-poses", "8", "--json", str(tmp_path / "rows.json"), f"data.dataset={dataset}"])
-    assert len(json.loads((tmp_path / "rows.json").read_text())) == 4
+    quick = ["--samples", "8", "--max-poses", "8", "--task-poses", "2", "--hypotheses", "2", "--iterations", "3"]
+    evaluate([*quick, "--gmm-poses", "300", "--json", str(tmp_path / "rows.json"), f"data.dataset={dataset}"])
+    rows = {row["name"]: row for row in json.loads((tmp_path / "rows.json").read_text())}
+    assert len(rows) == 6  # VPoser, GMM, PCA, no prior, the real poses, the noisy inputs
+    vposer = rows[f"VPoser {DEFAULT_CHECKPOINT.name}"]
+    assert all(v is not None for v in vposer.values())  # every metric applies to a VPoser
+    gmm = next(row for name, row in rows.items() if name.startswith("GMM"))
+    assert gmm["rec_mpjpe_mm"] is None and gmm["denoise_40_mm"] is not None  # no encoder
     run = OmegaConf.load(tmp_path / "rows.yaml")
     assert run.checkpoint == str(DEFAULT_CHECKPOINT) and run.samples == 8 and run.data.dataset == str(dataset)

@@ -1,6 +1,6 @@
-"""Gaussian-mixture pose prior (the SMPLify baseline): EM fit and max-mixture penalty.
+"""Gaussian-mixture pose prior (the SMPLify baseline): EM fit, max-mixture penalty, sampling.
 
-    python -m fitting.gmm POSES.npz --out gmm.npz   # then: run_fit.py ... prior.kind=gmm prior.path=gmm.npz
+    python -m prior.gmm POSES.npz --out gmm.npz   # then: run_fit.py ... prior.kind=gmm prior.path=gmm.npz
 
 POSES.npz holds `body_pose` (N, 21, 3), e.g. the prior's train.npz from `python -m prior.data.build`.
 The command's arguments are saved beside the mixture (gmm.yaml).
@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from body.io import write_npz, write_text
 
-MAKE_ONE = "make one with python -m fitting.gmm POSES.npz --out gmm.npz"
+MAKE_ONE = "make one with python -m prior.gmm POSES.npz --out gmm.npz"
 
 
 @dataclass
@@ -51,6 +51,26 @@ class GaussianMixture:
         white = torch.einsum("kij,nkj->nki", self._inv_chol, diff)
         cost = 0.5 * white.pow(2).sum(-1) + self._const
         return cost.min(1).values
+
+    def whitened(self, body_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The penalty as a least-squares term, for each pose's cheapest component k: the whitened
+        residual r = L_k^-1 (x - mu_k) (N, D), the constant (N,), so that penalty = 0.5 |r|^2 + const,
+        and L_k^-1 (N, D, D), the Jacobian of r."""
+        x = body_pose.reshape(body_pose.shape[0], -1)
+        diff = x.detach()[:, None] - self.means[None]
+        k = (0.5 * torch.einsum("kij,nkj->nki", self._inv_chol, diff).pow(2).sum(-1) + self._const).argmin(1)
+        inv_chol = self._inv_chol[k]
+        return (inv_chol @ (x - self.means[k])[..., None])[..., 0], self._const[k], inv_chol
+
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """`n` poses (n, D) drawn from the mixture: a component by weight, then its Gaussian."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        weights, means, covs = (t.cpu() for t in (self.weights, self.means, self.covariances))
+        k = torch.multinomial(weights.double(), n, replacement=True, generator=gen)
+        eps = torch.randn(n, means.shape[1], generator=gen, dtype=torch.float64)
+        chol = torch.linalg.cholesky(covs.double())[k]
+        x = means.double()[k] + (chol @ eps[..., None])[..., 0]
+        return x.to(device=self.means.device, dtype=self.means.dtype)
 
     def mode_pose(self) -> torch.Tensor:
         """The mean of the heaviest component (63,), a natural starting pose."""
@@ -132,7 +152,7 @@ def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m fitting.gmm", description="Fit the GMM pose prior baseline.")
+    parser = argparse.ArgumentParser(prog="python -m prior.gmm", description="Fit the GMM pose prior baseline.")
     parser.add_argument("poses", type=Path, help=".npz with body_pose (N, 21, 3)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--components", type=int, default=8)

@@ -1,0 +1,258 @@
+"""Pose recovery under a prior: the denoising and completion tasks of Pose-NDF / DPoser(-X).
+
+Every prior is a pose space: a free variable v (N, dim) per pose, the body rotations it gives
+and a penalty, its negative log-prior up to a constant:
+- VPoser: v = z (latent), rotations = decoder(z), penalty 0.5 |z|^2;
+- PCA Gaussian: v = whitened PCA coefficients w, pose = mean + B sqrt(lambda) w, penalty 0.5 |w|^2;
+- GMM: v = axis-angle, penalty = the max-mixture negative log-likelihood (`prior.gmm`);
+- none: v = axis-angle, no penalty.
+
+`recover` finds the MAP pose given 3D joint observations with isotropic Gaussian noise of
+std sigma: it minimises  sum_observed |FK(v)_j - y_j|^2 / (2 sigma^2) + penalty(v), a least-squares
+problem (every penalty is 0.5 |r(v)|^2 + const), by Levenberg-Marquardt for each pose separately
+(batched, a fixed budget of iterations, float32, Jacobians by forward-mode autodiff), so a pose's
+result does not depend on the other poses of the batch. Joints come from forward kinematics on a
+fixed rest skeleton (the pelvis stays at its rest position, no global rotation).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from body.rotations import axis_angle_to_matrix
+from body.skeleton import BODY_PARENTS, NUM_BODY_JOINTS
+from prior.baselines import PCAGaussian
+from prior.data.fk import forward_kinematics, rest_offsets
+from prior.gmm import GaussianMixture
+from prior.metrics import mpjpe
+from prior.vposer import VPoser
+
+DTYPE = torch.float32  # of the optimisation
+DAMPING_FLOOR = 1e-2  # LM: least diagonal scaling, relative to the mean of diag(J^T J)
+MAX_STEP = 3.0  # LM: longest step (radians of axis-angle, or latent units)
+
+
+class PoseSpace:
+    """No prior: v is the axis-angle pose (N, 63); no penalty; starts from the rest pose."""
+
+    dim = NUM_BODY_JOINTS * 3
+    start_std = 0.1  # radians, std of the random starts of the completion hypotheses
+
+    def rotmat(self, v: torch.Tensor) -> torch.Tensor:
+        return axis_angle_to_matrix(v.reshape(-1, NUM_BODY_JOINTS, 3))
+
+    def penalty(self, v: torch.Tensor) -> torch.Tensor:
+        return v.new_zeros(len(v))
+
+    def prior_residual(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The penalty as 0.5 |r|^2 + const: r (N, p), const (N,) and the Jacobian dr/dv (N, p, dim)."""
+        return v.new_zeros(len(v), 0), v.new_zeros(len(v)), v.new_zeros(len(v), 0, v.shape[1])
+
+    def mean_start(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, self.dim, dtype=DTYPE)
+
+    def random_start(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return self.start_std * torch.randn(n, self.dim, generator=gen, dtype=DTYPE)
+
+
+class LatentSpace(PoseSpace):
+    """A VPoser's latent: rotations = decoder(z), penalty 0.5 |z|^2, starts z = 0 or z ~ N(0, I)."""
+
+    def __init__(self, model: VPoser) -> None:
+        self.model = copy.deepcopy(model).eval().requires_grad_(False).to(DTYPE)
+        self.dim = model.latent_dim
+
+    def rotmat(self, v: torch.Tensor) -> torch.Tensor:
+        return self.model.decode_rotmat(v)
+
+    def penalty(self, v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * v.square().sum(-1)
+
+    def prior_residual(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return v, v.new_zeros(len(v)), torch.eye(v.shape[1], dtype=v.dtype).expand(len(v), -1, -1)
+
+    def random_start(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, self.dim, generator=gen, dtype=DTYPE)
+
+
+class PCASpace(LatentSpace):
+    """A PCA Gaussian's whitened coefficients, like a linear VPoser."""
+
+    def __init__(self, pca: PCAGaussian) -> None:
+        self.pca = pca
+        self.dim = pca.latent_dim
+
+    def rotmat(self, v: torch.Tensor) -> torch.Tensor:
+        return axis_angle_to_matrix(self.pca.decode(v))
+
+
+class GmmSpace(PoseSpace):
+    """Axis-angles under a GMM: its max-mixture penalty; starts at the heaviest component's mean
+    (as the fitter does) or at samples of the mixture."""
+
+    def __init__(self, gmm: GaussianMixture) -> None:
+        self.gmm = gmm.to("cpu", DTYPE)
+
+    def penalty(self, v: torch.Tensor) -> torch.Tensor:
+        return self.gmm.penalty(v)
+
+    def prior_residual(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        white, const, inv_chol = self.gmm.whitened(v)
+        return white, const, inv_chol
+
+    def mean_start(self, n: int) -> torch.Tensor:
+        return self.gmm.mode_pose().expand(n, -1).clone()
+
+    def random_start(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return self.gmm.sample(n, seed=int(torch.randint(2**62, (1,), generator=gen)))
+
+
+def joints_from_rotmat(rotmat: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """(N, 21, 3, 3) body rotations -> (N, 22, 3) joints on the rest skeleton (22, 3), pelvis fixed."""
+    root = torch.eye(3, dtype=rotmat.dtype).expand(len(rotmat), 1, 3, 3)
+    return forward_kinematics(torch.cat([root, rotmat], 1), rest_offsets(rest).to(rotmat), BODY_PARENTS)[0]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Optimiser settings of `recover`: Levenberg-Marquardt iterations, and poses solved at once
+    (bounds the memory of the Jacobians; results do not depend on it)."""
+
+    iterations: int = 30
+    chunk: int = 512
+
+
+def recover(
+    space: PoseSpace,
+    start: torch.Tensor,
+    observed: torch.Tensor,
+    rest: torch.Tensor,
+    sigma: float | torch.Tensor,
+    visible: torch.Tensor | None = None,
+    budget: Budget = Budget(),
+) -> torch.Tensor:
+    """MAP joints (N, 22, 3) of poses whose joints were observed as `observed` (N, 22, 3) with
+    Gaussian noise of std `sigma` (metres; a float or one per pose, (N,)), only where `visible`
+    (N, 22) bool is True (default: all); the optimisation starts at `start` (N, dim)."""
+    n = len(observed)
+    target = observed.detach().to(DTYPE)
+    sigma = torch.as_tensor(sigma, dtype=DTYPE).expand(n)
+    mask = torch.ones(target.shape[:2], dtype=DTYPE) if visible is None else visible.to(DTYPE)
+    scale = mask.sqrt() / sigma[:, None]  # data residual (joint - target) * scale: 0.5 |r|^2 is the data term
+    rest = rest.detach().to(DTYPE)
+    v = start.detach().to(DTYPE)
+    with torch.no_grad():
+        solved = [
+            _levenberg_marquardt(
+                space,
+                v[i : i + budget.chunk],
+                target[i : i + budget.chunk],
+                scale[i : i + budget.chunk],
+                rest,
+                budget.iterations,
+            )
+            for i in range(0, n, budget.chunk)
+        ]
+        return joints_from_rotmat(space.rotmat(torch.cat(solved)), rest)
+
+
+def _levenberg_marquardt(
+    space: PoseSpace, v: torch.Tensor, target: torch.Tensor, scale: torch.Tensor, rest: torch.Tensor, iterations: int
+) -> torch.Tensor:
+    """Per-row LM on 0.5 |r(v)|^2 + const(v) with Marquardt's diagonal damping; returns v (N, dim)."""
+
+    def data_residual(x: torch.Tensor) -> torch.Tensor:
+        return ((joints_from_rotmat(space.rotmat(x), rest) - target) * scale[..., None]).flatten(1)
+
+    def residuals(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prior_r, const, _ = space.prior_residual(x)
+        return torch.cat([data_residual(x), prior_r], 1), const
+
+    def cost(r: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
+        total = 0.5 * r.square().sum(-1) + const
+        return torch.where(torch.isfinite(total), total, torch.full_like(total, math.inf))
+
+    def jacobian(x: torch.Tensor) -> torch.Tensor:  # (N, m, dim); rows are independent
+        tangents = torch.eye(x.shape[1], dtype=x.dtype).unsqueeze(1).expand(-1, len(x), -1)
+        data = torch.func.vmap(lambda t: torch.func.jvp(data_residual, (x,), (t,))[1])(tangents)  # forward mode
+        return torch.cat([data.permute(1, 2, 0), space.prior_residual(x)[2]], 1)
+
+    r, const = residuals(v)
+    current = cost(r, const)
+    damping = torch.full((len(v),), 1e-3, dtype=v.dtype)
+    for _ in range(iterations):
+        jac = jacobian(v)
+        jtj = jac.transpose(1, 2) @ jac
+        grad = (jac.transpose(1, 2) @ r[..., None])[..., 0]
+        diag = jtj.diagonal(dim1=1, dim2=2)
+        # Marquardt's scaling, floored: directions the joints barely see (twists) still get damped
+        scaling = diag.clamp_min(DAMPING_FLOOR * diag.mean(-1, keepdim=True) + 1e-12)
+        step = -torch.linalg.solve(jtj + damping[:, None, None] * torch.diag_embed(scaling), grad)
+        step = step * (MAX_STEP / step.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+        trial = v + step
+        r_trial, const_trial = residuals(trial)
+        new = cost(r_trial, const_trial)
+        better = new < current
+        v = torch.where(better[:, None], trial, v)
+        r = torch.where(better[:, None], r_trial, r)
+        current = torch.where(better, new, current)
+        damping = torch.where(better, damping / 3, damping * 4).clamp(1e-10, 1e10)
+    return v
+
+
+def add_noise(joints: torch.Tensor, std: float, seed: int) -> torch.Tensor:
+    """Joints plus Gaussian noise of std `std` on every coordinate (DPoser's add_noise)."""
+    gen = torch.Generator().manual_seed(seed)
+    return joints + std * torch.randn(joints.shape, generator=gen, dtype=joints.dtype)
+
+
+def denoise(
+    space: PoseSpace,
+    clean: torch.Tensor,
+    rest: torch.Tensor,
+    noise: Sequence[float],
+    seed: int = 0,
+    min_sigma: float = 0.01,
+    budget: Budget = Budget(),
+) -> torch.Tensor:
+    """(len(noise), N) MPJPE (metres, 22 joints) to the clean joints (N, 22, 3) of the MAP poses
+    recovered from the clean joints plus Gaussian noise of each std in `noise` (metres) per
+    coordinate, all from the space's mean start, as one batch; the data term's sigma is
+    max(noise, min_sigma)."""
+    n = len(clean)
+    noisy = torch.cat([add_noise(clean, std, seed + i) for i, std in enumerate(noise)])
+    sigma = torch.tensor([max(std, min_sigma) for std in noise], dtype=DTYPE).repeat_interleave(n)
+    est = recover(space, space.mean_start(n * len(noise)), noisy, rest, sigma, budget=budget)
+    return mpjpe(est, clean.repeat(len(noise), 1, 1)).reshape(len(noise), n)
+
+
+def complete(
+    space: PoseSpace,
+    clean: torch.Tensor,
+    rest: torch.Tensor,
+    hidden: Sequence[Sequence[int]],
+    hypotheses: int = 10,
+    seed: int = 0,
+    sigma: float = 0.01,
+    budget: Budget = Budget(),
+) -> torch.Tensor:
+    """(len(hidden), N, hypotheses) MPJPE (metres) on each set of `hidden` joints of the poses
+    recovered from the exact other joints of `clean` (N, 22, 3) (data term with std `sigma`), one
+    hypothesis per random start of the space; every part and hypothesis as one batch."""
+    n, joints = clean.shape[:2]
+    rows = len(hidden) * hypotheses * n  # part-major, then hypothesis, then pose
+    visible = torch.ones(len(hidden), joints, dtype=torch.bool)
+    for p, part in enumerate(hidden):
+        visible[p, list(part)] = False
+    visible = visible.repeat_interleave(hypotheses * n, 0)
+    target = clean.repeat(len(hidden) * hypotheses, 1, 1)
+    start = space.random_start(rows, torch.Generator().manual_seed(seed))
+    est = recover(space, start, target, rest, sigma, visible, budget).reshape(len(hidden), hypotheses, n, joints, 3)
+    truth = clean.to(est)
+    out = [mpjpe(est[p].flatten(0, 1), truth.repeat(hypotheses, 1, 1), part) for p, part in enumerate(hidden)]
+    return torch.stack(out).reshape(len(hidden), hypotheses, n).transpose(1, 2)
