@@ -16,7 +16,13 @@ import pytest
 import run_fit
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["stages.camera.max_iter=4", "optimizer.max_iter=4", "schedule=[camera,body1,body5]", "output.mesh=false"]
+FAST = [
+    "stages.camera.max_iter=4",
+    "optimizer.max_iter=4",
+    "schedule=[camera,body1,body5]",
+    "output.mesh=false",
+    "output.max_reprojection=100",  # four iterations leave some fits far off; plumbing only
+]
 
 
 def _messy_folder(folder: Path, images: Path) -> None:
