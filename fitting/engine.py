@@ -113,7 +113,7 @@ class Engine:
             if "transl" in values:
                 placed[rows] = True
         with torch.no_grad():  # rows still at zero translation: the body's points about its pelvis
-            pts = torch.cat([self._evaluation(v, v, problem).body.keypoints(s) for s in problem.layout.sets], 1)
+            pts = torch.cat([self.evaluation(v, v, problem).body.keypoints(s) for s in problem.layout.sets], 1)
         transl = init_translation(
             problem.xy.reshape(n, -1, 2),
             problem.body_conf().reshape(n, -1),
@@ -130,14 +130,12 @@ class Engine:
         return has and bool((problem.conf[..., problem.layout.part == part] > 0).any())
 
     # ----- objective ---------------------------------------------------------
-    def _evaluation(self, v: dict[str, torch.Tensor], start: dict[str, torch.Tensor], problem: Problem) -> Evaluation:
+    def evaluation(self, v: dict[str, torch.Tensor], start: dict[str, torch.Tensor], problem: Problem) -> Evaluation:
+        """What the terms read for variables `v` (the body is posed on first use, once)."""
         return Evaluation(v, start, problem, self.model, self.space, self.rho)
 
-    def terms(
-        self, v: dict[str, torch.Tensor], start: dict[str, torch.Tensor], problem: Problem, weights: dict[str, float]
-    ) -> dict[str, torch.Tensor]:
+    def terms(self, e: Evaluation, weights: dict[str, float]) -> dict[str, torch.Tensor]:
         """Weighted terms (B, T) of a stage; terms with weight 0, or whose variables are absent, are left out."""
-        e = self._evaluation(v, start, problem)
         out = {}
         for name, w in weights.items():
             if w == 0:
@@ -145,7 +143,7 @@ class Engine:
             if name not in self._terms:
                 self._terms[name] = TERMS.create(name)
             t = self._terms[name]
-            if all(k in v for k in t.reads):
+            if all(k in e.v for k in t.reads):
                 out[name] = t(e) * w**2
         return out
 
@@ -163,7 +161,8 @@ class Engine:
             if free:
                 iters[:, si] = self._minimize(problem, v, start, stage, free)
             with torch.no_grad():
-                losses[:, :, si] = sum(self.terms(v, start, problem, stage.weights).values()).cpu().numpy()
+                terms = self.terms(self.evaluation(v, start, problem), stage.weights)
+                losses[:, :, si] = sum(terms.values()).cpu().numpy()
             log.debug("stage %s: mean loss %.4g", stage.name, float(losses[:, :, si].mean()))
         return RunResult(v, start, losses, iters)
 
@@ -183,7 +182,7 @@ class Engine:
             sub.update(packer.unpack(x))
             start_rows = {k: s[rows] for k, s in start.items()}
             _hold_frozen(sub, start_rows, problem.frozen[rows], free)
-            return self.terms(sub, start_rows, problem.take(rows), stage.weights)
+            return self.terms(self.evaluation(sub, start_rows, problem.take(rows)), stage.weights)
 
         def objective(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             return sum(rows_terms(x, rows).values()).sum(1)

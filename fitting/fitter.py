@@ -24,7 +24,7 @@ from fitting.priors import PoseSpace
 from fitting.problem import Problem, build_problem
 from fitting.stages import Stage, schedule
 from fitting.targets import FrameTargets, Layout
-from fitting.terms import flatten, pose_body
+from fitting.terms import flatten
 
 
 @dataclass
@@ -156,10 +156,9 @@ class Fitter:
         problem = problem.take(pick)
         n = problem.rows * problem.frames
         with torch.no_grad():
-            terms = self.engine.terms(v, start, problem, last.weights)
-            flat = flatten(v)
-            body_pose = self.space.body_pose(flat["pose"])
-            out = pose_body(self.model, flat, body_pose, full_mesh=False)
+            e = self.engine.evaluation(v, start, problem)
+            terms = self.engine.terms(e, last.weights)
+            flat, body_pose, out = e.flat, e.body_pose, e.body
             focal, center = problem.focal.reshape(n, 2), problem.center.reshape(n, 2)
             proj = {
                 s: project(out.keypoints(s), focal, center)
