@@ -66,7 +66,7 @@ class IsolatedDetector:
         *,
         tracking: bool = False,
         find_people: bool = True,
-        max_people: int = 4,
+        max_people: int = 8,
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         crop_size: int = 512,

@@ -129,6 +129,10 @@ _BLANK = np.zeros((64, 64, 3), np.uint8)
 # MediaPipe aborts on a side >= 32767 px (SHRT_MAX in OpenCV's remap); larger
 # images are detected on a copy scaled down to this longer side.
 _MAX_SIDE = 16384
+# Crops black out what lies beyond a person box grown by this share of its size
+# (person_finder.crop_around): a neighbour in the crop otherwise often wins
+# MediaPipe's own detector, and the boxed person is lost or merged with them.
+_KEEP = 0.15
 
 
 def _points(landmarks: object, width: int, height: int) -> np.ndarray:
@@ -187,7 +191,7 @@ class MediaPipeDetector:
         holistic: bool = True,
         tracking: bool = False,
         find_people: bool = True,
-        max_people: int = 4,
+        max_people: int = 8,
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         crop_size: int = 512,
@@ -293,7 +297,7 @@ class MediaPipeDetector:
 
     def _in_box(self, bgr: np.ndarray, box: np.ndarray) -> Person | None:
         """The skeleton found in a crop around `box`, if its centre lies in the box."""
-        crop = crop_around(bgr, box, self.crop_size)
+        crop = crop_around(bgr, box, self.crop_size, keep=_KEEP)
         person = self._run(crop.image, crop.to_image)
         if person is None:
             return None
@@ -316,6 +320,7 @@ class MediaPipeDetector:
                     redo = [boxes[int(np.argmax(_holds(first, boxes)))]]
             elif first is not None:
                 people.append(first)
+        empty: list[np.ndarray] = []  # boxes in whose crop MediaPipe found nobody
         for box in [*redo, *boxes]:
             if len(people) >= self.max_people:
                 break
@@ -323,6 +328,8 @@ class MediaPipeDetector:
             if (box_iou(box[None, :4], taken) > 0.4).any():
                 continue  # already found by an earlier pass
             person = self._in_box(bgr, box)
+            if person is None:
+                empty.append(box)
             if person is None or (box_iou(_box(person)[None], taken) > 0.5).any():
                 continue
             why = self._problem(person, boxes)
@@ -330,7 +337,30 @@ class MediaPipeDetector:
                 rejected.append(f"crop {_where(box)}: {why}")
             else:
                 people.append(person)
+        if self.top_down and empty and len(people) < self.max_people:
+            self._add_whole_image(bgr, np.array(empty), boxes, people, rejected)
         return people
+
+    def _add_whole_image(
+        self, bgr: np.ndarray, empty: np.ndarray, boxes: np.ndarray, people: list[Person], rejected: list[str]
+    ) -> None:
+        """Top-down: the whole image's skeleton for a person whose crop gave nothing
+        (MediaPipe sometimes finds a person in the whole image but not in their
+        crop), if it is centred in such a box and is not someone found already."""
+        person = self._whole_image(bgr)
+        if person is None:
+            return
+        found = _box(person)
+        centre = (found[:2] + found[2:]) / 2
+        in_empty = ((empty[:, :2] <= centre) & (centre <= empty[:, 2:4])).all(1).any()
+        taken = np.array([_box(p) for p in people]).reshape(-1, 4)
+        if not in_empty or (box_iou(found[None], taken) > 0.5).any():
+            return
+        why = self._problem(person, boxes)
+        if why:
+            rejected.append(f"whole image {_where(person)}: {why}")
+        else:
+            people.append(person)
 
     def _run(self, bgr: np.ndarray, to_image: Callable[[np.ndarray], np.ndarray]) -> Person | None:
         """One MediaPipe pass; points mapped to full-image pixels by `to_image`."""

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from . import models
+from .types import box_iou
 
 # HOG's window is 64x128 px (people ~96 px tall). Images are searched at a
 # scale where the longer side is at most _MAX_SIDE; small images are searched
@@ -84,6 +85,12 @@ PersonFinder = HogFinder  # the name used before MoveNet
 # longer side is its trained resolution (26-50 ms per image on 2 cores).
 _MOVENET_SIZE = 256
 _MOVENET_MIN_SCORE = 0.2
+# Images of 512 px or more (and 256 px or more on the shorter side) are also
+# searched in TILES x TILES overlapping tiles, each this share of the width and
+# height: people ~1/10 of the frame (the pedestrians of OpenCV's vtest.avi) are
+# found only there.
+TILES = 2
+_TILE_SHARE = 0.6
 
 
 class MoveNetFinder:
@@ -91,7 +98,9 @@ class MoveNetFinder:
     256x256 px. `last_keypoints` keeps the COCO-17 points (x, y, score in image
     pixels) of the boxes returned by the latest call."""
 
-    def __init__(self, min_score: float = _MOVENET_MIN_SCORE, num_threads: int | None = None) -> None:
+    def __init__(
+        self, min_score: float = _MOVENET_MIN_SCORE, num_threads: int | None = None, tiles: bool = True
+    ) -> None:
         if not models.movenet_available():
             where = f"{models.movenet_path()}, ai-edge-litert"
             raise RuntimeError(f"MoveNet is not installed ({where}); run scripts/setup.sh")
@@ -105,13 +114,43 @@ class MoveNetFinder:
         self._net.allocate_tensors()
         self._output = self._net.get_output_details()[0]["index"]
         self.min_score = min_score
+        self.tiles = tiles
         self.last_keypoints = np.zeros((0, 17, 3), np.float32)
 
     def fits(self, width: int, height: int) -> bool:
         return width >= 1 and height >= 1
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        """(N, 5) float32 boxes in image pixels, most confident first."""
+        """(N, 5) float32 boxes in image pixels, most confident first: the whole
+        image, plus (with `tiles`) TILES x TILES overlapping tiles for people too
+        small at 256 px; a tile's box cut by the tile's inner edge is dropped, and
+        of boxes overlapping by IoU > 0.5 the more confident is kept."""
+        boxes, kps = self._detect(image)
+        h, w = image.shape[:2]
+        if self.tiles and max(w, h) >= 2 * _MOVENET_SIZE and min(w, h) >= _MOVENET_SIZE:
+            tw, th = int(w * _TILE_SHARE), int(h * _TILE_SHARE)
+            for tx in np.linspace(0, w - tw, TILES).round().astype(int):
+                for ty in np.linspace(0, h - th, TILES).round().astype(int):
+                    b, k = self._detect(image[ty : ty + th, tx : tx + tw])
+                    b[:, :4] += (tx, ty, tx, ty)
+                    k[:, :, :2] += (tx, ty)
+                    edge = 2.0  # px: a box this close to an inner tile edge was cut by it
+                    cut = ((b[:, 0] < tx + edge) & (tx > 0)) | ((b[:, 2] > tx + tw - edge) & (tx + tw < w))
+                    cut |= ((b[:, 1] < ty + edge) & (ty > 0)) | ((b[:, 3] > ty + th - edge) & (ty + th < h))
+                    boxes, kps = np.concatenate([boxes, b[~cut]]), np.concatenate([kps, k[~cut]])
+            order = np.argsort(-boxes[:, 4], kind="stable")
+            boxes, kps = boxes[order], kps[order]
+            iou = box_iou(boxes[:, :4], boxes[:, :4])
+            keep: list[int] = []
+            for i in range(len(boxes)):
+                if all(iou[i, j] <= 0.5 for j in keep):
+                    keep.append(i)
+            boxes, kps = boxes[keep], kps[keep]
+        self.last_keypoints = kps
+        return boxes
+
+    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N, 5) and COCO-17 points (N, 17, 3) in `image`'s pixels, letterboxed to 256 px."""
         h, w = image.shape[:2]
         n = _MOVENET_SIZE
         s = min(n / w, n / h)
@@ -135,8 +174,7 @@ class MoveNetFinder:
         kps = rows[:, :51].reshape(-1, 17, 3)[:, :, [1, 0, 2]].astype(np.float32)
         kps[:, :, :2] = (kps[:, :, :2] * n - offset) / s
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        self.last_keypoints = kps[keep]
-        return boxes[keep]
+        return boxes[keep], kps[keep]
 
 
 class UnionFinder:
@@ -175,9 +213,14 @@ def make_finder(kind: str = "auto") -> HogFinder | MoveNetFinder | UnionFinder:
     raise ValueError(f"finder must be 'auto', 'movenet' or 'hog', got {kind!r}")
 
 
-def crop_around(image: np.ndarray, box: np.ndarray, size: int = 512, margin: float = 0.25) -> Crop:
+def crop_around(
+    image: np.ndarray, box: np.ndarray, size: int = 512, margin: float = 0.25, keep: float | None = None
+) -> Crop:
     """A square crop centred on `box` (x0, y0, x1, y1), its longer side grown by
-    `margin` each way, padded with black outside the image, resized to `size`."""
+    `margin` each way, padded with black outside the image, resized to `size`.
+    With `keep`, pixels outside the box grown by `keep` x its width and height
+    each way are blacked out too, so that a neighbour does not draw the pose
+    model's own person detector away from the boxed person."""
     x0, y0, x1, y1 = (float(v) for v in box[:4])
     side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -187,5 +230,12 @@ def crop_around(image: np.ndarray, box: np.ndarray, size: int = 512, margin: flo
     pad = ((max(0, -top), max(0, top + n - h)), (max(0, -left), max(0, left + n - w)), (0, 0))
     window = image[max(0, top) : top + n, max(0, left) : left + n]
     window = np.pad(window, pad[: image.ndim])
+    if keep is not None:
+        gx, gy = keep * (x1 - x0), keep * (y1 - y0)
+        u0, u1 = (int(round(v - left)) for v in (x0 - gx, x1 + gx))
+        v0, v1 = (int(round(v - top)) for v in (y0 - gy, y1 + gy))
+        inside = np.zeros(window.shape[:2], bool)
+        inside[max(0, v0) : max(0, v1), max(0, u0) : max(0, u1)] = True
+        window = np.where(inside[..., None] if window.ndim == 3 else inside, window, 0).astype(window.dtype)
     interp = cv2.INTER_CUBIC if size > n else cv2.INTER_AREA
     return Crop(cv2.resize(window, (size, size), interpolation=interp), left, top, size / n)

