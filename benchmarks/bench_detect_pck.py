@@ -7,7 +7,9 @@ BlazePose Full, Heavy and the top-down crop pipeline; prints a markdown table
 Per mode (keypoints.compare.MODES, body only) and image: labelled keypoints
 within 0.1 x the person's height on the skeleton matched to that person, labelled
 people found (matched to a skeleton of their own), skeletons spanning two
-labelled people, and detection time (one call after a warm-up, 2 cores).
+labelled people, and detection time (one call after a warm-up, 2 cores); per mode
+also the skeletons drawn in all (found or not, labelled or not) and how many of them
+are MoveNet's own points (people BlazePose did not find).
 --overlays writes `<stem>_pck.png` per image: the modes side by side, labelled
 points as white crosses.
 """
@@ -61,17 +63,20 @@ def main() -> None:
     for im in labelled:
         cells = [_cell(scores[m][im.name], 1000 * results[m][im.path.name][1]) for m in MODES]
         print(f"| {im.name} | {len(im.people)} | " + " | ".join(cells) + " |")
-    print("\n| mode | PCK@0.1 | people found | spanning skeletons | median ms |")
-    print("|---|---|---|---|---|")
+    print("\n| mode | PCK@0.1 | people found | spanning skeletons | skeletons (MoveNet) | median ms |")
+    print("|---|---|---|---|---|---|")
     for m in MODES:
         s = scores[m].values()
         correct, total = sum(x.correct for x in s), sum(x.total for x in s)
         found = sum(sum(x.found) for x in s)
         people = sum(len(x.found) for x in s)
         ms = sorted(1000 * t for _, t in results[m].values())
+        kps = [kp for kp, _ in results[m].values()]
+        movenet = sum((kp.origins or []).count("movenet") for kp in kps)
         print(
             f"| {m} | {100 * correct / total:.1f} % ({correct}/{total}) | {found}/{people} | "
-            f"{sum(len(x.spanning) for x in s)} | {ms[len(ms) // 2]:.0f} |"
+            f"{sum(len(x.spanning) for x in s)} | {sum(kp.num_people for kp in kps)} ({movenet}) | "
+            f"{ms[len(ms) // 2]:.0f} |"
         )
     if args.overlays:
         args.overlays.mkdir(parents=True, exist_ok=True)

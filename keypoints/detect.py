@@ -5,7 +5,9 @@ INPUT is an image, a video or a folder of them. Writes OpenPose JSON per image
 an overlay PNG per image or MP4 per video, and `summary.json`. A file that
 cannot be read, or on which MediaPipe crashes (it runs in a worker process
 that is restarted), is reported and the others are still processed (exit code 1).
-Skeletons dropped by the sanity gates (keypoints.gates) are listed in the summary.
+Skeletons dropped by the sanity gates (keypoints.gates) are listed in the summary,
+and so are people whose skeleton is MoveNet's own COCO-17 points (BlazePose found
+nobody in their box; "MoveNet" on the overlay).
 
 `python -m keypoints.detect --compare FOLDER --out DIR` runs BlazePose Full,
 Heavy and the top-down crop pipeline on each image and writes side-by-side
@@ -41,6 +43,7 @@ class Summary:
     no_person: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, list[str]] = field(default_factory=dict)
+    movenet: dict[str, int] = field(default_factory=dict)  # frame -> people with MoveNet's points only
 
     def add(self, name: str, kp: Keypoints) -> None:
         self.frames += 1
@@ -48,14 +51,18 @@ class Summary:
             self.no_person.append(name)
         if kp.rejected:
             self.rejected[name] = list(kp.rejected)
+        if kp.origins and "movenet" in kp.origins:
+            self.movenet[name] = kp.origins.count("movenet")
 
     def report(self) -> str:
         ms = 1000 * self.seconds / max(self.frames, 1)
         lines = [
             f"{self.frames} frame(s) in {self.seconds:.1f} s ({ms:.0f} ms/frame); "
             f"{len(self.no_person)} without a person; "
-            f"{sum(map(len, self.rejected.values()))} skeleton(s) rejected by the sanity gates"
+            f"{sum(map(len, self.rejected.values()))} skeleton(s) rejected by the sanity gates; "
+            f"{sum(self.movenet.values())} person(s) with MoveNet's COCO-17 points only"
         ]
+        lines += [f"  MoveNet points only: {n} ({k} person(s))" for n, k in list(self.movenet.items())[:20]]
         lines += [f"  no person: {n}" for n in self.no_person[:20]]
         if len(self.no_person) > 20:
             lines.append(f"  ... and {len(self.no_person) - 20} more (see summary.json)")
@@ -182,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "no_person": summary.no_person,
             "failed": summary.failed,
             "rejected": summary.rejected,
+            "movenet_only": summary.movenet,
             "landmarks": detector.landmarks,
         },
     )

@@ -70,7 +70,8 @@ def _line(img: np.ndarray, a: np.ndarray, b: np.ndarray, color: tuple, thick: in
 
 
 def draw_keypoints(image: np.ndarray, kp: Keypoints, min_confidence: float = 0.3) -> np.ndarray:
-    """A BGR copy of `image` with every person's points above `min_confidence`."""
+    """A BGR copy of `image` with every person's points above `min_confidence`;
+    a skeleton from MoveNet's own points (`kp.origins`) is tagged "MoveNet"."""
     out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
     if kp.body_set == "wholebody133":
         kp = split_wholebody(kp)
@@ -85,6 +86,10 @@ def draw_keypoints(image: np.ndarray, kp: Keypoints, min_confidence: float = 0.3
         for name, pt in zip(names, body):
             if pt[2] > min_confidence:
                 cv2.circle(out, (int(pt[0]), int(pt[1])), thick + 2, _side_color(name), -1, cv2.LINE_AA)
+        seen = body[body[:, 2] > min_confidence, :2]
+        if kp.origins and kp.origins[p] != "blazepose" and len(seen):
+            x, y = int(seen[:, 0].min()), int(seen[:, 1].min()) - 4 * thick
+            cv2.putText(out, "MoveNet", (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, _MID, thick, cv2.LINE_AA)
         for hand, color in ((kp.left_hand, _LEFT), (kp.right_hand, _RIGHT)):
             if hand is not None:
                 for i, j in _HAND_EDGES:

@@ -13,7 +13,7 @@ import numpy as np
 
 from body.keypoint_sets import COCO23, FACE68, KEYPOINT_SETS, LEFT_HAND21, RIGHT_HAND21
 
-from .types import Keypoints
+from .types import ORIGIN_BODY_SETS, Keypoints
 
 # COCO-WholeBody order: body 17, feet 6, face 68, left hand 21, right hand 21.
 WHOLEBODY133: tuple[str, ...] = COCO23 + FACE68 + LEFT_HAND21 + RIGHT_HAND21
@@ -108,9 +108,15 @@ def targets(kp: Keypoints, person: int = 0) -> dict[str, tuple[np.ndarray, np.nd
     set ("mediapipe33", "body25", "coco17", "coco23", "left_hand21",
     "right_hand21", "face68"): (points (K, 3) float32 x, y, confidence,
     weights (K,) float32). Hands and face appear when the detection has those
-    fields; undetected points there have confidence 0."""
+    fields; undetected points there have confidence 0. A person from another model
+    (`kp.origins`, e.g. MoveNet's COCO-17 points in a MediaPipe frame) gives only
+    that model's set (ORIGIN_BODY_SETS), without hands or face."""
     if not 0 <= person < kp.num_people:
         raise IndexError(f"person {person} out of range: {kp.source or 'keypoints'} has {kp.num_people}")
+    own = ORIGIN_BODY_SETS.get(kp.origins[person]) if kp.origins else None
+    if own is not None:
+        body = convert_points(kp.body[person], set_names(kp.body_set), set_names(own))
+        return {own: (body, default_weights(own))}
     if kp.body_set == "wholebody133":
         kp = split_wholebody(kp)
     out = {kp.body_set: kp.body[person]}

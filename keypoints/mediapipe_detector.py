@@ -12,7 +12,13 @@ when installed, else OpenCV's HOG; keypoints.person_finder), or with
 skeleton goes through keypoints.gates: one that spans two person boxes, has
 impossible limb ratios or a folded torso is re-detected in a crop around its
 own person box, else dropped; each rejection is recorded in
-`Keypoints.rejected`. Holistic mode adds 21 points per hand
+`Keypoints.rejected`. Of two skeletons that are one person found twice
+(gates.same_person) the smaller is dropped, also with its reason. A MoveNet
+box that gets no BlazePose skeleton (its crop and the whole image gave nobody,
+or only a rejected skeleton) keeps MoveNet's own COCO-17 points, through the
+same gates, as that person's skeleton: `Keypoints.origins` says "movenet" for
+it ("blazepose" for the others), and keypoints.targets fits it as coco17.
+Holistic mode adds 21 points per hand
 and the face mesh, reduced to the iBUG 68 layout; MediaPipe gives those no
 per-point score, so a hand takes the mean visibility of its pose wrist and
 finger points and the face that of the pose face points (0 when not found).
@@ -42,7 +48,8 @@ import numpy as np
 
 from . import models
 from .files import read_image
-from .gates import skeleton_problem
+from .gates import MIN_SCORE, same_person, skeleton_problem
+from .maps import convert_points, set_names
 from .person_finder import crop_around, make_finder
 from .quiet import native_stderr_silenced
 from .types import FACE_POINTS, HAND_POINTS, Keypoints, KeypointsError, box_iou
@@ -133,6 +140,12 @@ _MAX_SIDE = 16384
 # (person_finder.crop_around): a neighbour in the crop otherwise often wins
 # MediaPipe's own detector, and the boxed person is lost or merged with them.
 _KEEP = 0.15
+# MoveNet's point scores run lower than BlazePose's visibility (basketball1.png's
+# man seen from behind: shoulders 0.38-0.47, face 0.5-0.65): its skeletons are
+# judged by the gates, and compared with others, from this score up; points
+# under it are guesses (that man's knees and ankles, out of the frame, at
+# 0.1-0.15) and are kept as missing (0, 0, 0).
+_MOVENET_MIN_SCORE = 0.2
 
 
 def _points(landmarks: object, width: int, height: int) -> np.ndarray:
@@ -265,14 +278,19 @@ class MediaPipeDetector:
         h, w = bgr.shape[:2]
         rejected: list[str] = []
         try:
-            people = self._detect_all(bgr, rejected)
+            people, origins = self._detect_all(bgr, rejected)
         except RuntimeError as e:  # MediaPipe's graph is unusable after an error: start a new one
             self._model.close()
             self._model = self._new_model()
             reason = str(e).strip().splitlines()[-1][:300]
             raise KeypointsError(f"{source or 'image'} ({w}x{h} px): MediaPipe failed: {reason}") from None
         fields = dict(
-            image_size=(w, h), source=source, frame_index=frame_index, timestamp_s=timestamp_s, rejected=rejected
+            image_size=(w, h),
+            source=source,
+            frame_index=frame_index,
+            timestamp_s=timestamp_s,
+            rejected=rejected,
+            origins=origins,
         )
         if not people:
             empty = np.zeros((0, HAND_POINTS, 3), np.float32)
@@ -281,10 +299,10 @@ class MediaPipeDetector:
         stacked = {k: np.stack([p[k] for p in people]) for k in people[0]}
         return Keypoints("mediapipe33", **stacked, **fields)
 
-    def _problem(self, person: Person, boxes: np.ndarray | None) -> str | None:
+    def _problem(self, person: Person, boxes: np.ndarray | None, min_score: float = MIN_SCORE) -> str | None:
         if not self.gates:
             return None
-        return skeleton_problem(person["body"], boxes, self._size)
+        return skeleton_problem(person["body"], boxes, self._size, min_score)
 
     def _whole_image(self, bgr: np.ndarray) -> Person | None:
         h, w = bgr.shape[:2]
@@ -306,47 +324,99 @@ class MediaPipeDetector:
         inside = box[0] <= centre[0] <= box[2] and box[1] <= centre[1] <= box[3]
         return person if inside else None
 
-    def _detect_all(self, bgr: np.ndarray, rejected: list[str]) -> list[Person]:
+    def _detect_all(self, bgr: np.ndarray, rejected: list[str]) -> tuple[list[Person], list[str]]:
+        """Every person's skeleton, and per person the model that gave it."""
         self._size = (bgr.shape[1], bgr.shape[0])
         boxes = self._finder(bgr) if self._finder is not None else np.zeros((0, 5), np.float32)
+        movenet = self._finder.last_keypoints if self._finder is not None else np.zeros((0, 17, 3), np.float32)
         people: list[Person] = []
-        redo: list[np.ndarray] = []  # boxes whose whole-image skeleton failed a gate: detect there first
+        redo: list[int] = []  # the box whose whole-image skeleton failed a gate: detect there first
         if not (self.top_down and len(boxes)):
             first = self._whole_image(bgr)
             why = None if first is None else self._problem(first, boxes)
             if why:
                 rejected.append(f"whole image {_where(first)}: {why}")
                 if len(boxes):
-                    redo = [boxes[int(np.argmax(_holds(first, boxes)))]]
+                    redo = [int(np.argmax(_holds(first, boxes)))]
             elif first is not None:
                 people.append(first)
-        empty: list[np.ndarray] = []  # boxes in whose crop MediaPipe found nobody
-        for box in [*redo, *boxes]:
+        unfound = np.zeros(len(boxes), bool)  # boxes whose crop gave nobody, or only a rejected skeleton
+        for k in [*redo, *range(len(boxes))]:
             if len(people) >= self.max_people:
                 break
+            box = boxes[k]
             taken = np.array([_box(p) for p in people]).reshape(-1, 4)
             if (box_iou(box[None, :4], taken) > 0.4).any():
                 continue  # already found by an earlier pass
             person = self._in_box(bgr, box)
-            if person is None:
-                empty.append(box)
+            unfound[k] = person is None
             if person is None or (box_iou(_box(person)[None], taken) > 0.5).any():
                 continue
             why = self._problem(person, boxes)
+            unfound[k] = why is not None
             if why:
                 rejected.append(f"crop {_where(box)}: {why}")
             else:
                 people.append(person)
-        if self.top_down and empty and len(people) < self.max_people:
-            self._add_whole_image(bgr, np.array(empty), boxes, people, rejected)
-        return people
+        if self.top_down and unfound.any() and len(people) < self.max_people:
+            self._add_whole_image(bgr, boxes[unfound], boxes, people, rejected)
+        people = self._without_duplicates(people, rejected)
+        found = len(people)
+        self._add_movenet(boxes, movenet, unfound, people, rejected)
+        return people, ["blazepose"] * found + ["movenet"] * (len(people) - found)
+
+    def _without_duplicates(self, people: list[Person], rejected: list[str]) -> list[Person]:
+        """`people` less each skeleton that is the same person as a larger one kept (gates.same_person)."""
+        if not self.gates:
+            return people
+        kept: list[int] = []
+        for i in sorted(range(len(people)), key=lambda i: -_area(people[i])):
+            why = next((w for j in kept if (w := same_person(people[i]["body"], people[j]["body"]))), None)
+            if why:
+                rejected.append(f"skeleton {_where(people[i])}: {why}")
+            else:
+                kept.append(i)
+        return [people[i] for i in sorted(kept)]
+
+    def _add_movenet(
+        self, boxes: np.ndarray, movenet: np.ndarray, unfound: np.ndarray, people: list[Person], rejected: list[str]
+    ) -> None:
+        """MoveNet's own COCO-17 points, as mediapipe33, for each `unfound` MoveNet box
+        (BlazePose found nobody in its crop, or only a rejected skeleton) that no
+        skeleton covers (the whole image's, or another box's)."""
+        for box, points in zip(boxes[unfound], movenet[unfound]):
+            if len(people) >= self.max_people:
+                break
+            if not points[:, 2].any():
+                continue  # a HOG box: no points
+            taken = np.array([_box(p) for p in people]).reshape(-1, 4)
+            if (box_iou(box[None, :4], taken) > 0.4).any():
+                continue  # found already
+            person = self._blank()
+            sure = np.where(points[:, 2:] >= _MOVENET_MIN_SCORE, points, 0)
+            person["body"] = convert_points(sure, set_names("coco17"), set_names("mediapipe33"))
+            if self.gates and any(same_person(person["body"], p["body"], _MOVENET_MIN_SCORE) for p in people):
+                continue
+            why = self._problem(person, boxes, _MOVENET_MIN_SCORE)
+            if why:
+                rejected.append(f"movenet {_where(box)}: {why}")
+            else:
+                people.append(person)
+
+    def _blank(self) -> Person:
+        """A person with every point missing (confidence 0)."""
+        person = {"body": np.zeros((33, 3), np.float32)}
+        if self.holistic:
+            hand = np.zeros((HAND_POINTS, 3), np.float32)
+            person.update(left_hand=hand, right_hand=hand.copy(), face=np.zeros((FACE_POINTS, 3), np.float32))
+        return person
 
     def _add_whole_image(
         self, bgr: np.ndarray, empty: np.ndarray, boxes: np.ndarray, people: list[Person], rejected: list[str]
     ) -> None:
         """Top-down: the whole image's skeleton for a person whose crop gave nothing
-        (MediaPipe sometimes finds a person in the whole image but not in their
-        crop), if it is centred in such a box and is not someone found already."""
+        of use (MediaPipe sometimes finds a person in the whole image but not in
+        their crop), if it is centred in such a box and is not someone found already."""
         person = self._whole_image(bgr)
         if person is None:
             return
@@ -398,11 +468,18 @@ class MediaPipeDetector:
 
 
 def _box(person: Person) -> np.ndarray:
-    """x0, y0, x1, y1 of a person's visible body points (all points if none is)."""
+    """x0, y0, x1, y1 of a person's visible body points (else of those detected, else of all)."""
     body = person["body"]
-    xy = body[body[:, 2] > 0.5, :2]
-    xy = xy if len(xy) else body[:, :2]
-    return np.concatenate([xy.min(0), xy.max(0)])
+    for least in (0.5, 0.0):
+        xy = body[body[:, 2] > least, :2]
+        if len(xy):
+            return np.concatenate([xy.min(0), xy.max(0)])
+    return np.concatenate([body[:, :2].min(0), body[:, :2].max(0)])
+
+
+def _area(person: Person) -> float:
+    x0, y0, x1, y1 = _box(person)
+    return float((x1 - x0) * (y1 - y0))
 
 
 def _holds(person: Person, boxes: np.ndarray) -> np.ndarray:

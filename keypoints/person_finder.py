@@ -4,7 +4,9 @@ people small in the frame are found.
 Two finders give (N, 5) boxes x0, y0, x1, y1, score in image pixels: MoveNet
 MultiPose Lightning (whole bodies, up to 6 people, no face needed; installed at
 set-up, see keypoints.models) and OpenCV's HOG people detector (the fallback).
-`make_finder("auto")` picks MoveNet when it is installed."""
+`make_finder("auto")` picks MoveNet when it is installed. After a call, a
+finder's `last_keypoints` (N, 17, 3) holds MoveNet's COCO-17 points (x, y in
+image pixels, score) per returned box; all 0 for a box from HOG."""
 
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class HogFinder:
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.min_score = min_score
+        self.last_keypoints = np.zeros((0, 17, 3), np.float32)
 
     def fits(self, width: int, height: int) -> bool:
         """Whether an image of this size holds one detection window."""
@@ -76,6 +79,7 @@ class HogFinder:
         boxes = self._search(image, scale)
         if len(boxes) == 0 and 2 * max(image.shape[:2]) <= _MAX_SIDE:
             boxes = self._search(image, 2.0)
+        self.last_keypoints = np.zeros((len(boxes), 17, 3), np.float32)
         return boxes[np.argsort(-boxes[:, 4])].astype(np.float32)
 
 
@@ -184,6 +188,7 @@ class UnionFinder:
 
     def __init__(self, first: MoveNetFinder, extra: HogFinder) -> None:
         self.first, self.extra = first, extra
+        self.last_keypoints = np.zeros((0, 17, 3), np.float32)
 
     def fits(self, width: int, height: int) -> bool:
         return self.first.fits(width, height)
@@ -198,6 +203,8 @@ class UnionFinder:
             own = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
             covered = (iw * ih / np.maximum(own, 1e-6)).max(1)  # share of a HOG box inside a MoveNet box
             more = more[covered < 0.5]
+        none = np.zeros((len(more), 17, 3), np.float32)
+        self.last_keypoints = np.concatenate([self.first.last_keypoints, none])
         return np.concatenate([boxes, more]).astype(np.float32)
 
 

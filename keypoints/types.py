@@ -17,6 +17,9 @@ BODY_SET_SIZES: dict[str, int] = {
 }
 HAND_POINTS = 21
 FACE_POINTS = 68
+# A person whose skeleton came from this model has only the points of this set
+# (held in the frame's body set by point name, the others at confidence 0).
+ORIGIN_BODY_SETS: dict[str, str] = {"movenet": "coco17"}
 
 
 class KeypointsError(ValueError):
@@ -43,6 +46,9 @@ class Keypoints:
     `pupils` keeps OpenPose face points 68-69 (right, left pupil) when a file has them.
     `rejected`: skeletons a detector found but dropped, each as
     "where: gate: reason" (see keypoints.gates).
+    `origins`: per person, the model that gave the skeleton ("blazepose", or
+    "movenet": MoveNet MultiPose's own COCO-17 points for a person BlazePose did
+    not find, see ORIGIN_BODY_SETS); None when not known (keypoint files).
     """
 
     body_set: str
@@ -56,6 +62,7 @@ class Keypoints:
     frame_index: int | None = None
     timestamp_s: float | None = None
     rejected: list[str] = field(default_factory=list)
+    origins: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.body_set not in BODY_SET_SIZES:
@@ -68,6 +75,10 @@ class Keypoints:
                 setattr(self, name, _as_points(name, value, k, p))
         if self.image_size is not None:
             self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        if self.origins is not None:
+            self.origins = [str(o) for o in self.origins]
+            if len(self.origins) != p:
+                raise ValueError(f"origins has {len(self.origins)} entries but body holds {p} people")
 
     @classmethod
     def empty(cls, body_set: str, **fields: object) -> "Keypoints":
@@ -89,7 +100,8 @@ class Keypoints:
         for i in idx:
             if not -self.num_people <= i < self.num_people:
                 raise IndexError(f"person {i} out of range for {self.num_people} people")
-        return replace(self, **{n: a[idx].copy() for n, a in self.parts().items()})
+        origins = None if self.origins is None else [self.origins[i] for i in idx]
+        return replace(self, origins=origins, **{n: a[idx].copy() for n, a in self.parts().items()})
 
     def person_boxes(self, min_confidence: float = 0.1) -> np.ndarray:
         """(P, 4) float32 x0, y0, x1, y1 around each person's points above

@@ -10,12 +10,14 @@ import pytest
 from keypoints import MediaPipeDetector, models
 from keypoints.compare import MODES
 from keypoints.files import read_image
+from keypoints.gates import same_person
 from keypoints.pck import Person, load_labels, score
 from keypoints.person_finder import crop_around
 
-# Measured 74.4 % on all 10 photos and 75.6 % on the 7 kept in the repository
-# (Heavy, MoveNet + HOG boxes); the floor leaves room for other CPUs' float noise.
-PCK_FLOOR = 0.68
+# Measured 75.6 % on all 10 photos and 77.0 % on the 7 kept in the repository
+# (Heavy, MoveNet + HOG boxes, MoveNet's points where BlazePose finds nobody);
+# the floor leaves room for other CPUs' float noise.
+PCK_FLOOR = 0.70
 MIN_HEIGHT = 60  # px: people smaller than this (one, 38 px) need not be found
 
 
@@ -54,6 +56,26 @@ def test_every_visible_person_gets_a_skeleton(detections):
 
 def _must_find(p: Person) -> bool:
     return not p.partial and p.height >= MIN_HEIGHT
+
+
+def test_movenet_points_for_the_man_blazepose_misses(detections):
+    """basketball1.png's man on the right, seen from behind: BlazePose finds nobody in his
+    crop, so MoveNet's own points are his skeleton, marked as such."""
+    im, kp = next((im, kp) for im, kp in detections if im.name == "basketball1.png")
+    s = score(kp.body, im.people)
+    assert s.found == [True, True]
+    right = next(d for d, person in s.match.items() if person == 1)
+    assert kp.origins[right] == "movenet" and kp.origins[1 - right] == "blazepose"
+
+
+def test_nobody_is_found_twice(detections):
+    """No skeleton is a second copy of another (zidane.jpg had one over Zidane's face and chest)."""
+    for im, kp in detections:
+        for i in range(kp.num_people):
+            for j in range(i + 1, kp.num_people):
+                assert same_person(kp.body[i], kp.body[j], 0.2) is None, (im.name, i, j)
+        if im.name == "zidane.jpg":
+            assert kp.num_people == 2 and any("same_person" in r for r in kp.rejected)
 
 
 def test_pck_above_floor(detections):

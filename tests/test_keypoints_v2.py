@@ -191,8 +191,79 @@ def test_detector_records_rejections(monkeypatch):
     """A skeleton that fails a gate is dropped and the reason kept in Keypoints.rejected."""
     import keypoints.mediapipe_detector as mpd
 
-    monkeypatch.setattr(mpd, "skeleton_problem", lambda body, boxes, size: "limb_ratio: test")
+    monkeypatch.setattr(mpd, "skeleton_problem", lambda body, boxes, size, min_score: "limb_ratio: test")
     with MediaPipeDetector(holistic=False, landmarks="full", finder="hog") as d:
         kp = d(IMAGES / "basketball1.png")
     assert kp.num_people == 0 and kp.rejected and all(r.endswith("limb_ratio: test") for r in kp.rejected)
     assert kp.rejected[0].startswith("whole image")
+
+
+def _standing(dx: float = 0.0, score: float = 0.9) -> np.ndarray:
+    """A (33, 3) mediapipe33 person facing the camera (100 px torso), moved `dx` px right."""
+    body = np.zeros((33, 3), np.float32)
+    pts = {  # nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles
+        0: (100, 40), 2: (108, 32), 5: (92, 32), 7: (115, 36), 8: (85, 36), 11: (125, 80), 12: (75, 80),
+        13: (135, 140), 14: (65, 140), 15: (140, 190), 16: (60, 190), 23: (120, 180), 24: (80, 180),
+        25: (118, 270), 26: (82, 270), 27: (118, 355), 28: (82, 355),
+    }  # fmt: skip
+    for i, (x, y) in pts.items():
+        body[i] = (x + dx, y, score)
+    return body
+
+
+def test_same_person_finds_a_skeleton_found_twice():
+    from keypoints.gates import MIRROR, same_person
+
+    body = _standing()
+    assert same_person(body, body + (3, -2, 0)).startswith("same_person")  # the same man, a few px apart
+    assert same_person(body, body[list(MIRROR)]) is not None  # ... with left and right swapped
+    assert same_person(body, _standing(dx=70)) is None  # a neighbour shoulder to shoulder
+    assert same_person(body, _standing(dx=70, score=0.3)) is None
+    nested = body.copy()  # head on the man's head, a body shrunk into his chest
+    nested[11:, :2] = (nested[11:, :2] - (100, 40)) * 0.4 + (100, 40)
+    assert "head points" in same_person(nested, body)
+    child = nested.copy()
+    child[:, 1] += 40  # inside his box, but a head at his chest: a child in front of him
+    assert same_person(child, body) is None
+
+
+class _FakeFinder:
+    """Person boxes as from keypoints.person_finder, with MoveNet's COCO-17 points per box."""
+
+    def __init__(self, boxes: np.ndarray, points: np.ndarray) -> None:
+        self.boxes, self.last_keypoints = boxes, points
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.boxes
+
+
+def test_movenet_points_kept_where_blazepose_finds_nobody(monkeypatch):
+    """A MoveNet box without a BlazePose skeleton keeps MoveNet's points, through the gates,
+    marked "movenet", and is fitted as coco17 (no hands, no face)."""
+    from fitting.config import load_config
+    from fitting.targets import frame_targets
+    from keypoints import targets
+    from keypoints.maps import convert_points, set_names
+
+    to_coco = lambda body: convert_points(body, set_names("mediapipe33"), set_names("coco17"))  # noqa: E731
+    man = to_coco(_standing(dx=200, score=0.6) + (0, 60, 0))
+    man[[1, 2]] = (300, 90, 0.1)  # eyes guessed: kept as missing
+    broken = to_coco(_standing(dx=400, score=0.6) + (0, 60, 0))
+    broken[13] = (519, 250, 0.6)  # left knee at the hip: shin 16x the thigh
+    boxes = np.array([[260, 80, 360, 430, 0.7], [460, 80, 560, 430, 0.5], [10, 10, 80, 150, 0.9]], np.float32)
+    points = np.stack([man, broken, np.zeros((17, 3), np.float32)])  # the last box is HOG's: no points
+    with MediaPipeDetector(holistic=True, landmarks="full", finder="hog") as d:
+        d._finder = _FakeFinder(boxes, points)
+        monkeypatch.setattr(d, "_run", lambda bgr, to_image: None)  # BlazePose finds nobody anywhere
+        kp = d(np.zeros((480, 640, 3), np.uint8))
+    assert kp.num_people == 1 and kp.origins == ["movenet"]
+    assert [r.split(":")[0] for r in kp.rejected] == ["movenet (460,80,560,430)"] and "limb_ratio" in kp.rejected[0]
+    man[[1, 2]] = 0
+    np.testing.assert_array_equal(to_coco(kp.body)[0], man)  # the points themselves, by name
+    assert kp.body[0, 17:23, 2].max() == 0 and kp.left_hand[0, :, 2].max() == 0 and kp.face[0, :, 2].max() == 0
+    t = targets(kp)
+    assert set(t) == {"coco17"}
+    np.testing.assert_array_equal(t["coco17"][0], man)
+    frame, reason = frame_targets(kp, None, load_config())
+    assert reason is None and set(frame.points) == {"coco17"} and frame.image_size == (640, 480)
+    assert kp.select([0, 0]).origins == ["movenet", "movenet"] and kp.choose("largest").origins == ["movenet"]
