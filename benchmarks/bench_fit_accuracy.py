@@ -1,15 +1,20 @@
-"""Fitting accuracy on held-out mocap: VPoser prior vs no pose prior vs a GMM prior.
+"""Fitting accuracy on held-out mocap: start hypotheses x pose priors (VPoser, none, GMM).
 
-    python benchmarks/bench_fit_accuracy.py [--poses 128] [--seed 0] [--dataset DIR]
+    python benchmarks/bench_fit_accuracy.py [--poses 128] [--seed 0] [--dataset DIR] [--methods vposer,none,gmm]
+                                            [--starts HYPS[@STAGES],...] [key.sub=value ...]
 
-Poses of the actors held out from prior training (the validation split of the
-prior's dataset, `configs/train_prior.yaml`) are put on Anny with random adult
-shapes, seen from a random direction by a known camera (f = 1100 px,
-1000x1000 px, 3-6 m away), projected to BODY_25 keypoints with 5 px Gaussian
-noise and 20 % of the points dropped, and fitted with the real schedule. The
-GMM (8 full-covariance components, as SMPLify's) is fitted on the same
-training poses as the VPoser. Prints a markdown table: MPJPE after aligning
-the pelvis, and PA-MPJPE (Procrustes), over the 22 body joints, in mm.
+Poses of two actors held out from prior and initialiser training
+(`fit_data.BENCHMARK_ACTORS`) are put on Anny with random adult shapes, seen
+from a random direction by a known camera (f = 1100 px, 1000x1000 px, 3-6 m
+away), projected to BODY_25 keypoints with 5 px Gaussian noise and 20 % of the
+points dropped, and fitted. Rows: the learned initialiser alone (no fitting),
+then every start setting (`--starts`: start hypotheses and schedule; default
+the torso start with SMPLify-X's five stages, and the learned initialiser on the
+config's schedule) with every prior. The GMM (8
+full-covariance components, as SMPLify's) is fitted on the prior's training
+poses. Prints a markdown table: MPJPE after aligning the pelvis, PA-MPJPE
+(Procrustes) mean and 90th percentile, over the 22 body joints, in mm; seconds
+and L-BFGS iterations per frame; how often each start hypothesis won.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ import body  # noqa: E402
 from benchmarks.fit_data import held_out_poses, prior_dataset  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
+from fitting.hypotheses import LearnedStart  # noqa: E402
 from fitting.metrics import mpjpe, pa_mpjpe  # noqa: E402
 from fitting.priors import GmmSpace, PoseSpace, load_pose_space  # noqa: E402
 from fitting.synthetic import render_views  # noqa: E402
 from prior.gmm import fit_gmm  # noqa: E402
+
+# SMPLify-X's schedule: the one the torso start needs (the mean pose is far from most poses).
+FIVE_STAGES = ("camera", "body1", "body2", "body3", "body4", "body5")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", help="folder with train.npz and val.npz (default: the prior's)")
     parser.add_argument("--methods", default="vposer,none,gmm")
+    parser.add_argument(
+        "--starts",
+        default=f"torso+side_view_twin@{'+'.join(FIVE_STAGES)},initialiser",
+        help="comma-separated start settings, each fitted with every prior: HYPOTHESES[@STAGES], both joined "
+        "by + (init.hypotheses and schedule; without @, the config's schedule)",
+    )
     parser.add_argument("--gmm-poses", type=int, default=30000, help="training poses used by the GMM's EM")
     parser.add_argument("overrides", nargs="*", help="fit config overrides, e.g. optimizer.max_iter=20")
     args = parser.parse_args(argv)
@@ -54,6 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     views = render_views(model, body_pose, root, rng)
     print(f"{len(body_pose)} held-out poses from {folder}; {len(train_poses)} training poses", flush=True)
     rows = []
+    fitter = Fitter(model, PoseSpace(), cfg)
+    t = time.perf_counter()
+    base = fitter.problem([[f] for f in views.frames])
+    pred = LearnedStart(fitter.initialiser, base).prediction
+    seconds = time.perf_counter() - t
+    params = {"global_orient": pred.global_orient, "body_pose": pred.body_pose, "shape": pred.shape}
+    rows.append(("-", "initialiser alone", *_errors(model, params, views.joints), seconds, 0.0, ""))
     for method in args.methods.split(","):
         if method == "gmm":
             sub = train_poses[rng.choice(len(train_poses), min(args.gmm_poses, len(train_poses)), replace=False)]
@@ -62,25 +84,44 @@ def main(argv: list[str] | None = None) -> None:
             print(f"GMM fitted in {time.perf_counter() - t:.0f} s", flush=True)
         else:
             space = load_pose_space(method, cfg.prior.path if method == "vposer" else None)
-        fitter = Fitter(model, space, cfg)
-        t = time.perf_counter()
-        results = fitter.fit_frames(views.frames)
-        seconds = time.perf_counter() - t
-        params = {
-            k: torch.as_tensor(np.stack([r.params[k] for r in results]))
-            for k in ("global_orient", "body_pose", "shape", "transl")
-        }
-        with torch.no_grad():
-            joints = model(**params).joints[:, :22].numpy()
-        e = 1000 * mpjpe(joints, views.joints)
-        pa = 1000 * pa_mpjpe(joints, views.joints)
-        iters = np.mean([r.iterations.sum() for r in results])
-        rows.append((method, e.mean(), np.median(e), pa.mean(), seconds, iters))
-        print(f"{method}: MPJPE {e.mean():.1f} mm, PA-MPJPE {pa.mean():.1f} mm, {seconds:.0f} s", flush=True)
-    print("\n| pose prior | MPJPE mm | median MPJPE mm | PA-MPJPE mm | fit time s | L-BFGS iterations / frame |")
-    print("|---|---|---|---|---|---|")
-    for method, e, med, pa, seconds, iters in rows:
-        print(f"| {method} | {e:.1f} | {med:.1f} | {pa:.1f} | {seconds:.0f} | {iters:.0f} |")
+        for starts in args.starts.split(","):
+            names, _, stages = starts.partition("@")
+            names = names.split("+")
+            settings = [f"init.hypotheses=[{','.join(names)}]"] + (
+                [f"schedule=[{stages.replace('+', ',')}]"] if stages else []
+            )
+            fitter = Fitter(model, space, load_config(None, [*args.overrides, *settings]))
+            t = time.perf_counter()
+            results = fitter.fit_frames(views.frames)
+            seconds = time.perf_counter() - t
+            params = {
+                k: torch.as_tensor(np.stack([r.params[k] for r in results]))
+                for k in ("global_orient", "body_pose", "shape", "transl")
+            }
+            iters = np.mean([r.iterations.sum() for r in results])
+            won = np.bincount([r.hypothesis for r in results], minlength=len(names))
+            wins = ", ".join(f"{n} {c}" for n, c in zip(names, won))
+            rows.append((method, starts, *_errors(model, params, views.joints), seconds, iters, wins))
+            print(f"{method} / {starts}: {rows[-1][2:6]}, {seconds:.0f} s, wins {wins}", flush=True)
+    n = len(views.frames)
+    print(
+        "\n| pose prior | start | MPJPE mm | median MPJPE mm | PA-MPJPE mm | PA-MPJPE 90th pct mm | s / frame "
+        "| L-BFGS iterations / frame | wins per start |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for method, starts, e, med, pa, pa90, seconds, iters, wins in rows:
+        print(
+            f"| {method} | {starts} | {e:.1f} | {med:.1f} | {pa:.1f} | {pa90:.1f} | {seconds / n:.3f} "
+            f"| {iters:.0f} | {wins} |"
+        )
+
+
+def _errors(model: body.BodyModel, params: dict[str, torch.Tensor], truth: np.ndarray) -> tuple[float, ...]:
+    """MPJPE mean and median, PA-MPJPE mean and 90th percentile (mm) of bodies posed with `params`."""
+    with torch.no_grad():
+        joints = model(**{k: v.to(model.dtype) for k, v in params.items()}).joints[:, :22].numpy()
+    e, pa = 1000 * mpjpe(joints, truth), 1000 * pa_mpjpe(joints, truth)
+    return float(e.mean()), float(np.median(e)), float(pa.mean()), float(np.percentile(pa, 90))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ FIT_RULES: dict[str, Rule] = {
     "keypoints.outside_margin": Rule(type=float, ge=0),
     "output.max_reprojection": Rule(type=float, gt=0),
     "init.side_view_cos": Rule(ge=0, le=1),
+    "init.initialiser": Rule(type=str),
     "data.reference_size": Rule(type=float, gt=0),
     "data.rho": Rule(type=float, gt=0),
     "optimizer.max_iter": Rule(ge=1),

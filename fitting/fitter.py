@@ -15,16 +15,19 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from body.anny_body import AnnyBody
 from body.base import BodyModel
 from fitting.camera import project
 from fitting.codec import to_params, to_variables
 from fitting.engine import Engine, IterationHook, RunResult
-from fitting.hypotheses import HYPOTHESES, Hypothesis, Rows, StartContext
+from fitting.hypotheses import HYPOTHESES, Hypothesis, LearnedStart, Rows, StartContext
 from fitting.priors import PoseSpace
 from fitting.problem import Problem, build_problem
 from fitting.stages import Stage, schedule
 from fitting.targets import FrameTargets, Layout
 from fitting.terms import flatten
+from prior.initialiser import Initialiser
+from prior.initialiser import load as load_initialiser
 
 
 @dataclass
@@ -71,6 +74,13 @@ class Fitter:
         self.video_schedule = schedule(cfg, cfg.video.schedule)
         self.hypotheses = [HYPOTHESES.create(name) for name in cfg.init.hypotheses]
         self.supported = set(model.keypoint_sets())
+        self._initialiser: Initialiser | None = None
+
+    def initialiser(self) -> "Initialiser":
+        """The learned start (`init.initialiser`, default the shipped one), loaded on first use."""
+        if self._initialiser is None:
+            self._initialiser = load_initialiser(self.cfg.init.initialiser, self.device).to(self.dtype)
+        return self._initialiser
 
     @property
     def device(self) -> torch.device:
@@ -107,7 +117,9 @@ class Fitter:
             return []
         gens = self.hypotheses if hypotheses is None else hypotheses
         base = self.problem([[f] for f in frames])
-        rows = Rows.expand(gens, StartContext(base, self.engine.torso_view(base)))
+        learned = LearnedStart(self.initialiser, base)
+        ctx = StartContext(base, self.engine.torso_view(base), self.space, learned, isinstance(self.model, AnnyBody))
+        rows = Rows.expand(gens, ctx)
         problem = base.take(torch.as_tensor(rows.frame, device=self.device))
         v = self.engine.start(problem, rows.blocks)
         if shape is not None:

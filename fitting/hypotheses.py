@@ -6,29 +6,65 @@ per frame); what it leaves out comes from the default start (the prior's mean
 pose, average shape, the orientation the 2D torso suggests, and the translation
 that puts that body over the torso). Generators are named in
 `init.hypotheses`; a new one is a `Hypothesis` subclass decorated with `@register`.
+
+`initialiser` starts from the learned initialiser's prediction (`prior.initialiser`:
+2D keypoints -> body pose, camera-frame orientation, Anny shape); `initialiser_twin`
+from its depth twin: every joint mirrored through the plane of the pelvis parallel
+to the image, which projects (nearly) to the same 2D points -- the classic
+front/back ambiguity of a single view (Sminchisescu & Triggs 2003).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
 import torch
 
+from body.keypoint_sets import keypoint_names
+from body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from fitting.camera import TorsoView, initial_orientation
+from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.registry import Registry
+from fitting.targets import BODY, part_of
+
+if TYPE_CHECKING:
+    from prior.initialiser import Initialiser, Prediction
 
 StartValues = dict[str, torch.Tensor]  # variable -> (M, ...) values for M frames
 
 
+class LearnedStart:
+    """The initialiser's predictions for a problem's frames (one row each), made on first use."""
+
+    def __init__(self, load: Callable[[], "Initialiser"], problem: Problem) -> None:
+        self.load = load
+        self.problem = problem
+
+    @cached_property
+    def prediction(self) -> "Prediction":
+        p, sets, start = self.problem, {}, 0
+        for name in p.layout.sets:
+            size = len(keypoint_names(name))
+            if part_of(name) == BODY:
+                sets[name] = (p.xy[:, 0, start : start + size], p.conf[:, 0, start : start + size])
+            start += size
+        return self.load().predict(sets, p.focal[:, 0], p.center[:, 0])
+
+
 @dataclass
 class StartContext:
-    """What generators see: the frames as a problem of one row each, and how their torsos look."""
+    """What generators see: the frames as a problem of one row each, how their torsos look, the
+    pose space, whether the body model takes the initialiser's (Anny) shape, and its predictions."""
 
     problem: Problem
     view: TorsoView
+    space: PoseSpace
+    learned: LearnedStart
+    anny_shape: bool
 
 
 class Hypothesis:
@@ -64,6 +100,53 @@ class SideViewTwin(Hypothesis):
     def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
         frames = ctx.view.ambiguous.nonzero().flatten()
         return frames, {"global_orient": initial_orientation(ctx.view.roll[frames], -ctx.view.yaw[frames])}
+
+
+@register
+class InitialiserStart(Hypothesis):
+    """Every frame from the learned initialiser's body pose, orientation and (Anny) shape."""
+
+    name = "initialiser"
+
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+        pred = ctx.learned.prediction
+        return _learned_start(ctx, pred.global_orient, pred.body_pose, pred.shape)
+
+
+@register
+class InitialiserTwin(Hypothesis):
+    """Every frame from the depth twin of the initialiser's prediction (see the module docstring)."""
+
+    name = "initialiser_twin"
+
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+        pred = ctx.learned.prediction
+        orient, pose = depth_twin(pred.global_orient, pred.body_pose)
+        return _learned_start(ctx, orient, pose, pred.shape)
+
+
+def _learned_start(
+    ctx: StartContext, orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor
+) -> tuple[torch.Tensor, StartValues]:
+    values = {"global_orient": orient, "pose": ctx.space.encode(body_pose)}
+    if ctx.anny_shape:
+        values["shape"] = shape
+    return torch.arange(ctx.problem.rows), values
+
+
+def depth_twin(global_orient: torch.Tensor, body_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The body reflected in depth through its pelvis, as a proper (unmirrored) body.
+
+    With M = N = diag(1, 1, -1), every joint's global rotation G becomes M G N, so a
+    bone lying in the rest skeleton's x-y plane ends at M times its old position: the
+    same image point under orthographic projection, the other depth. Locally that is
+    N L N: axis-angle (x, y, z) -> (-x, -y, z); the global orientation R -> M R N.
+    Bones with rest depth (the feet; Anny's hips, collars and head sit 2-4 cm
+    forward) make it approximate: limbs land within ~3 cm of the mirrored points.
+    global_orient (N, 3), body_pose (N, 21, 3) axis-angle."""
+    flip = global_orient.new_tensor([1.0, 1.0, -1.0]).diag()
+    orient = matrix_to_axis_angle(flip @ axis_angle_to_matrix(global_orient) @ flip)
+    return orient, body_pose * body_pose.new_tensor([-1.0, -1.0, 1.0])
 
 
 class GivenStart(Hypothesis):

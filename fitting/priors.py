@@ -28,6 +28,10 @@ class PoseSpace:
     def penalty(self, v: torch.Tensor) -> torch.Tensor:
         return v.new_zeros(v.shape[0])
 
+    def encode(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """The variable (N, dim) of body poses (N, 21, 3) (a start from a predicted pose)."""
+        return body_pose.reshape(body_pose.shape[0], -1)
+
 
 class VPoserSpace(PoseSpace):
     """body_pose = decoder(z); penalty |z|^2; starts at z = 0 (the prior's mean pose)."""
@@ -46,6 +50,11 @@ class VPoserSpace(PoseSpace):
 
     def penalty(self, v: torch.Tensor) -> torch.Tensor:
         return v.pow(2).sum(1)
+
+    def encode(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """The encoder's mean latent of each pose."""
+        with torch.no_grad():
+            return self.vposer.encode(body_pose.to(self.vposer.decoder_net[0].weight)).mean
 
 
 class GmmSpace(PoseSpace):

@@ -14,22 +14,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from body.anny_body import AnnyBody
 from body.base import BodyModel
 from body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from body.shapes import random_shapes
 from fitting.camera import project
 from fitting.targets import FrameTargets
 from keypoints import default_weights
-
-# Anny phenotype ranges of plausible adults (0..1 scale); other models get N(0, 0.5) shapes.
-ADULT_PHENOTYPES = {
-    "gender": (0.0, 1.0),
-    "age": (0.55, 0.9),
-    "muscle": (0.2, 0.8),
-    "weight": (0.2, 0.8),
-    "height": (0.2, 0.8),
-    "proportions": (0.3, 0.7),
-}
 
 
 @dataclass
@@ -37,14 +27,6 @@ class Views:
     frames: list[FrameTargets]
     joints: np.ndarray  # (N, 22, 3) ground-truth body joints, camera coordinates (m)
     params: dict[str, np.ndarray]  # ground-truth global_orient, body_pose, shape, transl (camera coordinates)
-
-
-def random_shapes(model: BodyModel, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, num_shape) plausible adult shapes."""
-    if isinstance(model, AnnyBody):
-        p = np.stack([rng.uniform(*ADULT_PHENOTYPES[k], size=n) for k in model.shape_names], 1).clip(1e-3, 1 - 1e-3)
-        return (np.log(p / (1 - p)) - model.shape_offset.cpu().numpy()).astype(np.float32)
-    return rng.normal(0, 0.5, (n, model.num_shape)).astype(np.float32)
 
 
 def render_views(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -40,16 +41,23 @@ class CheckpointKeyError(KeyError, ValueError):
 
     Also a ValueError, so callers catching bad checkpoint files with ValueError get it."""
 
-    def __init__(self, path: Path, missing: list[str], unexpected: list[str]) -> None:
+    def __init__(self, path: Path, missing: list[str], unexpected: list[str], what: str = "VPoser v2") -> None:
         self.missing, self.unexpected = missing, unexpected
         parts = [
             f"missing keys: {', '.join(missing)}" if missing else "",
             f"unexpected keys: {', '.join(unexpected)}" if unexpected else "",
         ]
-        super().__init__(f"{path} does not hold VPoser v2 weights; " + "; ".join(p for p in parts if p))
+        super().__init__(f"{path} does not hold {what} weights; " + "; ".join(p for p in parts if p))
 
     def __str__(self) -> str:  # KeyError's would quote the message
         return str(self.args[0])
+
+
+def export_run(files: dict[Path, Path]) -> None:
+    """Copy a training run's files (source -> destination: weights, config, metrics) atomically."""
+    for src, dst in files.items():
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
 
 
 def save_weights(model: VPoser, path: str | Path) -> None:

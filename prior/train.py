@@ -8,14 +8,15 @@ Adam, ReduceLROnPlateau and early stopping on `val_loss` (the same loss on the
 validation actors, decoding the posterior mean). Writes into `out_dir`: the resolved
 config.yaml, snapshots/best-*.ckpt and last.ckpt (Lightning, model keys prefixed
 `vp_model.` as in official VPoser v2), vposer.pt (best weights), logs/version_<run>/metrics.csv and
-train_metrics.json. Runs on CPU or GPUs; set train.devices / train.strategy=ddp to scale out.
+train_metrics.json. `init_from` starts a new run from a VPoser's weights (fine-tuning, e.g. with another
+loss mix; fresh optimiser and schedule; a resumed last.ckpt takes precedence). Runs on CPU or GPUs; set
+train.devices / train.strategy=ddp to scale out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -33,13 +34,14 @@ from body.io import atomic_path, write_text
 from body.rotations import axis_angle_to_matrix, geodesic_angle, matrix_to_axis_angle
 from body.skeleton import BODY_PARENTS
 from configs import Rule
-from prior.checkpoint import best_snapshot, load, save_weights
+from prior.checkpoint import best_snapshot, export_run, load, save_weights
 from prior.data.fk import forward_kinematics, rest_offsets
 from prior.splits import load_splits
 from prior.vposer import VPoser
 
 TRAIN_RULES: dict[str, Rule] = {
     "export": Rule(type=str),
+    "init_from": Rule(type=str),
     "data.dataset": Rule(type=str),
     "data.fps": Rule(type=float, gt=0),
     "data.min_change_deg": Rule(type=float, ge=0),
@@ -211,6 +213,8 @@ def train(cfg: DictConfig) -> Path | None:
     anny = body.create("anny")
     use_vertices = cfg.loss.vertex_every > 0 and cfg.loss.vertices > 0
     module = VPoserTraining(cfg, rest_skeleton(anny), anny if use_vertices else None)
+    if cfg.init_from:
+        module.vp_model.load_state_dict(load(cfg.init_from).state_dict())
     snapshots = out / "snapshots"
     checkpoint = ModelCheckpoint(
         dirpath=snapshots,
@@ -271,13 +275,13 @@ def train(cfg: DictConfig) -> Path | None:
 
 def export(out_dir: Path, weights: Path) -> None:
     """Copy a run's best weights, its config and training metrics beside each other at `weights`."""
-    for src, dst in (
-        (out_dir / "vposer.pt", weights),
-        (out_dir / "config.yaml", weights.with_suffix(".yaml")),
-        (out_dir / "train_metrics.json", weights.with_name(weights.stem + "_train_metrics.json")),
-    ):
-        with atomic_path(dst) as tmp:
-            shutil.copyfile(src, tmp)
+    export_run(
+        {
+            out_dir / "vposer.pt": weights,
+            out_dir / "config.yaml": weights.with_suffix(".yaml"),
+            out_dir / "train_metrics.json": weights.with_name(weights.stem + "_train_metrics.json"),
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

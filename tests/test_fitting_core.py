@@ -102,11 +102,32 @@ def test_side_views_start_both_ways_and_frontal_views_once(anny_body):
         drop=0.0,
         azimuth_deg=(90, 90),
     )
-    fitter = Fitter(anny_body, PoseSpace(), load_config(None, ["prior.kind=none", "schedule=[camera]"]))
-    results = fitter.fit_frames([views.frames[0], side.frames[0]])
+    cfg = load_config(None, ["prior.kind=none", "schedule=[camera]", "init.hypotheses=[torso,side_view_twin]"])
+    results = Fitter(anny_body, PoseSpace(), cfg).fit_frames([views.frames[0], side.frames[0]])
     assert np.isnan(results[0].hypothesis_losses[1]) and np.isfinite(results[1].hypothesis_losses).all()
     # the twin starts turned the other way about the vertical (the two yaws differ in sign)
     assert results[1].hypothesis_names == ("torso", "side_view_twin")
+
+
+def test_learned_starts_take_the_initialisers_pose_and_turn_and_anny_its_shape(fit_body):
+    """The camera stage frees only orientation and translation: the body pose (and, on Anny, the shape)
+    stay at the initialiser's prediction, or its depth twin; SMPL-X keeps its mean shape."""
+    from body.anny_body import AnnyBody
+    from fitting.hypotheses import LearnedStart, depth_twin
+
+    views = _views(fit_body, n=3, seed=4)
+    cfg = load_config(None, ["prior.kind=none", "schedule=[camera]", "init.hypotheses=[initialiser,initialiser_twin]"])
+    fitter = Fitter(fit_body, PoseSpace(), cfg)
+    pred = LearnedStart(fitter.initialiser, fitter.problem([[f] for f in views.frames])).prediction
+    twin_orient, twin_pose = depth_twin(pred.global_orient, pred.body_pose)
+    free = fitter.fit_frames(views.frames)
+    for i, r in enumerate(free):
+        assert r.hypothesis_names == ("initialiser", "initialiser_twin")
+        pose = (pred.body_pose, twin_pose)[r.hypothesis][i].numpy()
+        assert np.allclose(r.params["body_pose"], pose, atol=1e-4)
+        assert np.allclose(r.start_orient, (pred.global_orient, twin_orient)[r.hypothesis][i].numpy(), atol=1e-5)
+        shape = pred.shape[i].numpy() if isinstance(fit_body, AnnyBody) else np.zeros(fit_body.num_shape)
+        assert np.allclose(r.params["shape"], shape, atol=1e-5)
 
 
 def test_the_iteration_hook_sees_each_stages_terms(fit_body):

@@ -70,6 +70,18 @@ def test_training_reduces_loss_saves_and_resumes(small_dataset, tmp_path):
     train(load_config(overrides=resumed))
     assert sorted(epoch_metrics(tmp_path / "run")) == [0, 1, 2, 3, 4]  # continued, not restarted
 
+    # A new run initialised from the (resumed) run's weights: with a vanishing learning rate it keeps them.
+    tuned = overrides[:1] + [
+        f"out_dir={tmp_path / 'tuned'}",
+        f"init_from={weights}",
+        "train.lr=1e-12",
+        "train.max_epochs=1",
+        "loss.vertex_every=0",
+        "train.progress_refresh=1000",
+    ]
+    tuned_model = prior.load(train(load_config(overrides=tuned)))
+    torch.testing.assert_close(tuned_model.decode(z), prior.load(weights).decode(z))
+
 
 def test_config_overrides_are_checked():
     cfg = load_config(overrides=["data.fps=10", "train.max_epochs=3"])

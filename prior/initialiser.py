@@ -1,0 +1,179 @@
+"""A learned start for the fitter: one person's 2D keypoints -> body pose, camera-frame orientation, shape.
+
+Input: the points of any supported body keypoint set (COCO-17/23, BODY_25,
+MediaPipe-33), placed by name on `INPUT_POINTS`. Pixels are first turned into
+normalised camera coordinates ((xy - center) / focal), so the network never
+sees the focal length; each point is then given relative to the centre of the
+visible points' box, divided by the box's longer side, with its confidence (0:
+missing). Three more inputs say where that box lies in the camera (its centre
+and size in normalised coordinates), which ties the orientation to the camera
+frame (a person at the image border is seen obliquely).
+
+Output: the global orientation (camera coordinates: x right, y down, z forward)
+and the 21 body joint rotations in the SMPL-X convention, each as a 6D rotation
+(Zhou et al. 2019), and the shape in Anny's 6 unconstrained phenotype
+parameters. Training: `python -m prior.initialiser_train` (synthetic views of
+the training actors' mocap on Anny; `prior.initialiser_data`).
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from body.io import atomic_path
+from body.keypoint_sets import BODY25, COCO23, MEDIAPIPE33, keypoint_names
+from body.rotations import matrix_to_axis_angle
+from body.skeleton import NUM_BODY_JOINTS
+from prior.checkpoint import CheckpointKeyError
+from prior.vposer import Rot6dToMatrix
+
+# Every named body point of the supported sets, in a fixed order.
+INPUT_POINTS: tuple[str, ...] = tuple(dict.fromkeys(COCO23 + BODY25 + MEDIAPIPE33))
+BODY_SETS: tuple[str, ...] = ("coco17", "coco23", "body25", "mediapipe33")
+NUM_FEATURES = 3 * len(INPUT_POINTS) + 3
+NUM_SHAPE = 6  # Anny's phenotypes
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "initialiser_default.pt"
+FORMAT = "bodyfit-initialiser-1"
+
+
+def point_index(names: Sequence[str]) -> torch.Tensor:
+    """Positions in INPUT_POINTS of a keypoint set's point names (ValueError for an unknown name)."""
+    unknown = [n for n in names if n not in INPUT_POINTS]
+    if unknown:
+        raise ValueError(f"the initialiser does not know the keypoints {unknown}; use one of {BODY_SETS}")
+    return torch.tensor([INPUT_POINTS.index(n) for n in names])
+
+
+def features(xy: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
+    """Network inputs (N, NUM_FEATURES) from points on INPUT_POINTS in normalised camera coordinates.
+
+    xy (N, P, 2) = (pixels - center) / focal; conf (N, P) in [0, 1], 0 where missing.
+    A row without visible points gets zeros."""
+    seen = conf > 0
+    big = torch.finfo(xy.dtype).max
+    lo = torch.where(seen[..., None], xy, big).amin(1)
+    hi = torch.where(seen[..., None], xy, -big).amax(1)
+    any_seen = seen.any(1, keepdim=True)
+    mid = torch.where(any_seen, (lo + hi) / 2, 0.0)
+    size = torch.where(any_seen, (hi - lo).amax(1, keepdim=True), 1.0).clamp(min=1e-6)
+    rel = (xy - mid[:, None]) / size[..., None] * seen[..., None]
+    points = torch.cat([rel, conf.clamp(0, 1)[..., None] * seen[..., None]], -1)
+    return torch.cat([points.flatten(1), mid, size * any_seen], 1)
+
+
+def gather_points(
+    sets: dict[str, tuple[torch.Tensor, torch.Tensor]], focal: torch.Tensor, center: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points of one or more body sets per row, on INPUT_POINTS, in normalised camera coordinates.
+
+    sets: name -> (xy (N, K, 2) pixels, conf (N, K)); focal, center (N, 2). Where two sets
+    name the same point, the more confident one is kept."""
+    n = focal.shape[0]
+    xy = focal.new_zeros(n, len(INPUT_POINTS), 2)
+    conf = focal.new_zeros(n, len(INPUT_POINTS))
+    for name, (pts, c) in sets.items():
+        idx = point_index(keypoint_names(name)).to(focal.device)
+        better = c > conf[:, idx]
+        xy[:, idx] = torch.where(better[..., None], (pts - center[:, None]) / focal[:, None], xy[:, idx])
+        conf[:, idx] = torch.where(better, c, conf[:, idx])
+    return xy, conf
+
+
+@dataclass
+class Prediction:
+    """Per person: global orientation (N, 3) and body pose (N, 21, 3) axis-angle, camera frame; shape (N, 6)."""
+
+    global_orient: torch.Tensor
+    body_pose: torch.Tensor
+    shape: torch.Tensor
+
+
+class Initialiser(nn.Module):
+    """An MLP with residual blocks (Martinez et al. 2017's lifting layout) from 2D keypoints to a body."""
+
+    def __init__(self, width: int = 1024, blocks: int = 2, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.width, self.blocks, self.dropout = width, blocks, dropout
+        self.inp = nn.Sequential(nn.Linear(NUM_FEATURES, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout))
+        self.body = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(width, width),
+                nn.BatchNorm1d(width),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(width, width),
+                nn.BatchNorm1d(width),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            )
+            for _ in range(blocks)
+        )
+        self.out = nn.Linear(width, 6 * (1 + NUM_BODY_JOINTS) + NUM_SHAPE)
+        self.to_matrix = Rot6dToMatrix()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (N, NUM_FEATURES) -> rotations (N, 22, 3, 3) (global orientation first) and shape (N, 6)."""
+        h = self.inp(x)
+        for block in self.body:
+            h = h + block(h)
+        out = self.out(h)
+        rot6d = out[:, : 6 * (1 + NUM_BODY_JOINTS)]
+        # Start from the identity (6D of I is [[1, 0], [0, 1], [0, 0]]) so early training is stable.
+        identity = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0], dtype=out.dtype, device=out.device)
+        return self.to_matrix(rot6d + identity.repeat(1 + NUM_BODY_JOINTS)), out[:, 6 * (1 + NUM_BODY_JOINTS) :]
+
+    @torch.no_grad()
+    def predict(
+        self, sets: dict[str, tuple[torch.Tensor, torch.Tensor]], focal: torch.Tensor, center: torch.Tensor
+    ) -> Prediction:
+        """Bodies for N people: sets maps a body set's name to (xy (N, K, 2) pixels, conf (N, K));
+        focal and center (N, 2) px."""
+        was_training = self.training
+        self.eval()
+        try:
+            dtype = self.out.weight.dtype
+            sets = {k: (xy.to(dtype), c.to(dtype)) for k, (xy, c) in sets.items()}
+            xy, conf = gather_points(sets, focal.to(dtype), center.to(dtype))
+            rot, shape = self(features(xy, conf))
+        finally:
+            self.train(was_training)
+        aa = matrix_to_axis_angle(rot)
+        return Prediction(aa[:, 0], aa[:, 1:], shape)
+
+
+def save(model: Initialiser, path: str | Path) -> None:
+    """Write the weights and the layout (tensors and plain values only) atomically."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    layout = {"width": model.width, "blocks": model.blocks, "dropout": model.dropout}
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "layout": layout, "state_dict": state}, tmp)
+
+
+def load(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> Initialiser:
+    """The initialiser (eval mode) from `path` (None: the shipped one), read with weights_only=True
+    and loaded strictly (missing or unexpected weights raise CheckpointKeyError naming them)."""
+    path = DEFAULT_CHECKPOINT if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no initialiser checkpoint at {path}; make one: python -m prior.initialiser_train")
+    try:
+        raw = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not an initialiser checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("state_dict"), dict):
+        raise ValueError(f"{path}: not an initialiser checkpoint (expected format {FORMAT!r})")
+    layout = raw.get("layout") or {}
+    model = Initialiser(**{k: layout[k] for k in ("width", "blocks", "dropout") if k in layout})
+    state = raw["state_dict"]
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise CheckpointKeyError(path, missing, unexpected, "initialiser")
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location).eval()

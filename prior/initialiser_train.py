@@ -1,0 +1,246 @@
+"""Train the fitter's learned start on synthetic views of the training actors' mocap.
+
+    python -m prior.initialiser_train [--config FILE] [key=value ...]
+    e.g. python -m prior.initialiser_train export=prior/checkpoints/initialiser_default.pt
+
+Settings: configs/train_initialiser.yaml. Every pose of the prior dataset's
+training split is put on Anny with a random adult shape once; each step then
+draws fresh random views (`prior.initialiser_data.draw_views`). The loss is the
+mean 3D joint distance (forward kinematics of the predicted rotations on Anny's
+rest skeleton, camera frame, pelvis at the origin) plus rotation and shape
+terms. Metrics on fixed views of the validation actors: MPJPE (the same joints;
+orientation included), PA-MPJPE, orientation error. Resumes from out_dir/last.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import configs
+from body.io import atomic_path, write_text
+from body.rotations import geodesic_angle
+from body.skeleton import BODY_PARENTS
+from configs.loader import Rule
+from prior.checkpoint import export_run
+from prior.data.fk import forward_kinematics, rest_offsets
+from prior.initialiser import Initialiser, save
+from prior.initialiser_data import PosedBodies, ViewBatch, draw_views
+from prior.metrics import pa_mpjpe
+
+RULES: dict[str, Rule] = {
+    "export": Rule(type=str),
+    "data.dataset": Rule(type=str),
+    "data.max_train_poses": Rule(type=int, ge=1),
+    "data.val_views": Rule(ge=1),
+    "views.elevation_deg.*": Rule(ge=-90, le=90),
+    "views.fov_deg.*": Rule(gt=0, lt=180),
+    "views.box_fraction.*": Rule(gt=0),
+    "views.roll_deg": Rule(ge=0),
+    "views.centre_spread": Rule(ge=0, le=1),
+    "views.noise": Rule(ge=0),
+    "views.drop": Rule(ge=0, lt=1),
+    "views.outlier": Rule(ge=0, le=1),
+    "views.swap_all": Rule(ge=0, le=1),
+    "views.swap_one": Rule(ge=0, le=1),
+    "model.width": Rule(ge=1),
+    "model.blocks": Rule(ge=0),
+    "model.dropout": Rule(ge=0, lt=1),
+    "loss.*": Rule(ge=0),
+    "train.seed": Rule(ge=0),
+    "train.batch_size": Rule(ge=2),
+    "train.lr": Rule(gt=0),
+    "train.weight_decay": Rule(ge=0),
+    "train.steps": Rule(ge=1),
+    "train.max_minutes": Rule(type=float, gt=0, nullable=True),
+    "train.val_every": Rule(ge=1),
+    "train.cpu_threads": Rule(ge=1, nullable=True),
+    "train.device": Rule(pattern=r"cpu|cuda(:\d+)?"),
+}
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+    """configs/train_initialiser.yaml, then the YAML at `path`, then dotted overrides, checked (ConfigError)."""
+    return configs.load_config("train_initialiser", path, overrides, RULES)
+
+
+def dataset_folder(cfg: DictConfig) -> Path:
+    """`data.dataset`, or the prior's dataset (configs/train_prior.yaml), built if needed."""
+    if cfg.data.dataset:
+        return Path(cfg.data.dataset)
+    from prior.splits import dataset_folder as prior_folder
+    from prior.train import load_config as prior_config
+
+    return prior_folder(prior_config().data)
+
+
+class Skeleton:
+    """Joint positions (N, 22, 3) of rotations (N, 22, 3, 3) on Anny's rest skeleton, pelvis at the origin."""
+
+    def __init__(self, rest_joints: torch.Tensor) -> None:
+        offsets = rest_offsets(rest_joints).float()
+        offsets[0] = 0.0
+        self.offsets = offsets
+
+    def __call__(self, rot: torch.Tensor) -> torch.Tensor:
+        return forward_kinematics(rot, self.offsets.to(rot), BODY_PARENTS)[0]
+
+
+def losses(
+    model: Initialiser, batch: ViewBatch, skeleton: Skeleton, weights: DictConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted loss of a batch (valid views only) and its unweighted terms."""
+    rot, shape = model(batch.features)
+    v = batch.valid
+    terms = {
+        "joints": (skeleton(rot[v]) - skeleton(batch.rotations[v])).norm(dim=-1).mean(),
+        "rotations": (rot[v] - batch.rotations[v]).pow(2).sum((-1, -2)).mean(),
+        "shape": (shape[v] - batch.shape[v]).pow(2).mean(),
+    }
+    total = sum(weights[k] * t for k, t in terms.items())
+    return total, {k: float(t.detach()) for k, t in terms.items()}
+
+
+@torch.no_grad()
+def evaluate(model: Initialiser, batch: ViewBatch, skeleton: Skeleton) -> dict[str, float]:
+    """MPJPE, PA-MPJPE (mm) and orientation error (deg) on fixed views (valid ones)."""
+    was = model.training
+    model.eval()
+    rot, _ = model(batch.features)
+    model.train(was)
+    v = batch.valid
+    pred, true = skeleton(rot[v]), skeleton(batch.rotations[v])
+    return {
+        "mpjpe_mm": float(1000 * (pred - true).norm(dim=-1).mean()),
+        "pa_mpjpe_mm": float(1000 * pa_mpjpe(pred, true).mean()),
+        "orientation_deg": float(torch.rad2deg(geodesic_angle(rot[v, 0], batch.rotations[v, 0])).mean()),
+        "views": int(v.sum()),
+    }
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train (or resume) and write out_dir/initialiser.pt and metrics.json; returns the weights' path."""
+    t = cfg.train
+    if t.cpu_threads:
+        torch.set_num_threads(t.cpu_threads)
+    torch.manual_seed(t.seed)
+    rng = np.random.default_rng(t.seed)
+    out = Path(cfg.out_dir)
+    write_text(out / "config.yaml", OmegaConf.to_yaml(cfg))
+    folder = dataset_folder(cfg)
+    import body
+
+    anny = body.create("anny")
+    started = time.time()
+    with np.load(folder / "train.npz") as d:
+        pose, root = d["body_pose"], d["root_orient"]
+    if cfg.data.max_train_poses and cfg.data.max_train_poses < len(pose):
+        keep = rng.choice(len(pose), cfg.data.max_train_poses, replace=False)
+        pose, root = pose[keep], root[keep]
+    bodies = PosedBodies.build(anny, pose, root, rng)
+    with np.load(folder / "val.npz") as d:
+        keep = rng.choice(len(d["body_pose"]), min(cfg.data.val_views, len(d["body_pose"])), replace=False)
+        val_bodies = PosedBodies.build(anny, d["body_pose"][keep], d["root_orient"][keep], rng)
+    val = draw_views(val_bodies, len(val_bodies), torch.Generator().manual_seed(12345), cfg.views)
+    with torch.no_grad():
+        skeleton = Skeleton(anny().joints[0, :22].cpu())
+    prepared = time.time() - started
+    print(f"{len(bodies)} training poses, {int(val.valid.sum())} validation views; posed in {prepared:.0f} s")
+
+    device = torch.device(t.device)
+    model = Initialiser(cfg.model.width, cfg.model.blocks, cfg.model.dropout).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, t.steps) / t.steps)))
+    gen = torch.Generator().manual_seed(t.seed)
+    last, step, history = out / "last.pt", 0, []
+    if cfg.resume and last.exists():
+        state = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        step, history = int(state["step"]), json.loads(state["history"])
+        print(f"resumed at step {step}")
+    val = ViewBatch(*(x.to(device) for x in (val.features, val.rotations, val.shape, val.valid)))
+    skeleton.offsets = skeleton.offsets.to(device)
+    began = time.time()
+    limit = 60 * t.max_minutes if t.max_minutes else float("inf")
+    while step < t.steps and time.time() - began < limit:
+        batch = draw_views(bodies, t.batch_size, gen, cfg.views)
+        batch = ViewBatch(*(x.to(device) for x in (batch.features, batch.rotations, batch.shape, batch.valid)))
+        loss, terms = losses(model, batch, skeleton, cfg.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        if step % t.val_every == 0 or step == t.steps:
+            row = {"step": step, "minutes": round((time.time() - began) / 60, 2), **terms}
+            row.update({f"val_{k}": v for k, v in evaluate(model, val, skeleton).items()})
+            history.append(row)
+            print(json.dumps(row), flush=True)
+            with atomic_path(last) as tmp:
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "generator": gen.get_state(),
+                        "step": step,
+                        "history": json.dumps(history),
+                    },
+                    tmp,
+                )
+    model = model.cpu().eval()
+    save(model, out / "initialiser.pt")
+    skeleton.offsets = skeleton.offsets.cpu()
+    val = ViewBatch(*(x.cpu() for x in (val.features, val.rotations, val.shape, val.valid)))
+    metrics = {
+        "dataset": str(folder),
+        "train_poses": len(bodies),
+        "steps": step,
+        "finished": step >= t.steps,
+        "training_minutes_this_run": round((time.time() - began) / 60, 1),
+        "posing_seconds": round(prepared),
+        "val": evaluate(model, val, skeleton),
+        "history": history,
+    }
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if cfg.export:
+        export(out, Path(cfg.export))
+    return out / "initialiser.pt"
+
+
+def export(out_dir: Path, weights: Path) -> None:
+    """Copy a run's weights, config and metrics beside each other at `weights`."""
+    export_run(
+        {
+            out_dir / "initialiser.pt": weights,
+            out_dir / "config.yaml": weights.with_suffix(".yaml"),
+            out_dir / "metrics.json": weights.with_name(weights.stem + "_metrics.json"),
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=None, help="YAML layered on configs/train_initialiser.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=100")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (OSError, ValueError) as e:
+        parser.error(str(e))
+    print(f"weights: {train(cfg)}")
+
+
+if __name__ == "__main__":
+    main()

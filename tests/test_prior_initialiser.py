@@ -1,0 +1,132 @@
+"""The learned initialiser: inputs, the depth twin, checkpoints, training, and the shipped one on held-out views."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from body.rotations import axis_angle_to_matrix, geodesic_angle
+from fitting.hypotheses import depth_twin
+from fitting.synthetic import render_views
+from prior import CheckpointKeyError
+from prior.initialiser import DEFAULT_CHECKPOINT, INPUT_POINTS, Initialiser, features, gather_points, load, save
+from tests.pose_samples import real_or_random_body_poses
+
+
+def test_features_centre_and_scale_the_box_and_zero_missing_points():
+    xy = torch.zeros(1, len(INPUT_POINTS), 2)
+    conf = torch.zeros(1, len(INPUT_POINTS))
+    xy[0, 0], xy[0, 1], xy[0, 2] = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 2.0]), torch.tensor([2.0, 3.0])
+    xy[0, 3] = torch.tensor([50.0, 50.0])  # missing: must not count
+    conf[0, :3] = torch.tensor([1.0, 0.5, 0.8])
+    f = features(xy, conf)
+    pts = f[0, : 3 * len(INPUT_POINTS)].reshape(-1, 3)
+    # box x 1..3, y 2..3: centre (2, 2.5), longer side 2
+    assert torch.allclose(pts[0], torch.tensor([-0.5, -0.25, 1.0]))
+    assert torch.allclose(pts[1], torch.tensor([0.5, -0.25, 0.5]))
+    assert torch.allclose(pts[2], torch.tensor([0.0, 0.25, 0.8]))
+    assert torch.equal(pts[3:], torch.zeros_like(pts[3:]))
+    assert torch.allclose(f[0, -3:], torch.tensor([2.0, 2.5, 2.0]))
+    assert torch.equal(features(xy, torch.zeros_like(conf)), torch.zeros_like(f))
+
+
+def test_gather_points_normalises_pixels_and_keeps_the_more_confident_duplicate():
+    n = 2
+    focal, center = torch.tensor([[1000.0, 500.0]] * n), torch.tensor([[500.0, 400.0]] * n)
+    body25 = (torch.full((n, 25, 2), 600.0), torch.full((n, 25), 0.9))
+    coco17 = (torch.full((n, 17, 2), 1500.0), torch.full((n, 17), 0.5))
+    xy, conf = gather_points({"body25": body25, "coco17": coco17}, focal, center)
+    nose = INPUT_POINTS.index("nose")
+    assert torch.allclose(xy[:, nose], torch.tensor([0.1, 0.4])) and torch.allclose(conf[:, nose], torch.tensor(0.9))
+    with pytest.raises(KeyError, match="unknown keypoint set"):
+        gather_points({"no_such_set": body25}, focal, center)
+
+
+def test_depth_twin_projects_to_the_same_image_points(anny_body):
+    """Every joint but the feet's lands near the same (x, y) about the pelvis, its depth mirrored (Anny's rest
+    skeleton puts the hips, collars and head a few cm forward of the x-y plane: that much is off)."""
+    pose, _ = real_or_random_body_poses(8, seed=3)
+    orient = torch.tensor([[np.pi, 0.3, 0.1]]).repeat(8, 1) + torch.randn(8, 3) * 0.3
+    twin_orient, twin_pose = depth_twin(orient, pose)
+    with torch.no_grad():
+        a = anny_body(global_orient=orient, body_pose=pose).joints[:, :22]
+        b = anny_body(global_orient=twin_orient, body_pose=twin_pose).joints[:, :22]
+    a, b = a - a[:, :1], b - b[:, :1]
+    keep = [j for j in range(22) if j not in (10, 11)]  # the feet bones point forward in the rest pose
+    off_2d, off_depth = (b[:, keep, :2] - a[:, keep, :2]).norm(dim=-1), (b[:, keep, 2] + a[:, keep, 2]).abs()
+    assert off_2d.max() < 0.1 and off_2d.mean() < 0.035 and off_depth.mean() < 0.045, (off_2d, off_depth)
+    assert (a[:, keep, 2].abs() > 0.05).any()  # the test has depth to mirror
+
+
+def test_checkpoint_round_trip_strict_keys_and_refused_files(tmp_path):
+    model = Initialiser(width=32, blocks=1).eval()
+    save(model, tmp_path / "init.pt")
+    again = load(tmp_path / "init.pt")
+    x = torch.randn(4, model.inp[0].in_features)
+    assert torch.equal(again(x)[0], model(x)[0]) and again.width == 32
+    raw = torch.load(tmp_path / "init.pt", weights_only=True)
+    del raw["state_dict"]["out.bias"]
+    raw["state_dict"]["extra.weight"] = torch.zeros(1)
+    torch.save(raw, tmp_path / "broken.pt")
+    with pytest.raises(CheckpointKeyError, match="missing keys: out.bias; unexpected keys: extra.weight"):
+        load(tmp_path / "broken.pt")
+    torch.save({"format": "bodyfit-initialiser-1", "state_dict": {}, "hook": print}, tmp_path / "code.pt")
+    with pytest.raises(ValueError, match="not an initialiser checkpoint"):
+        load(tmp_path / "code.pt")
+    torch.save({"w": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="expected format"):
+        load(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="prior.initialiser_train"):
+        load(tmp_path / "absent.pt")
+
+
+def test_shipped_initialiser_beats_the_mean_pose_start_on_held_out_views(anny_body):
+    """Held-out actor (HDM05 bk), any azimuth, BODY_25 with noise and drops, rendered by the fitter's own
+    synthetic path: pose error well below the prior's mean pose, orientation close."""
+    import prior
+    from fitting.config import load_config
+    from fitting.fitter import Fitter
+    from fitting.hypotheses import LearnedStart
+    from fitting.metrics import pa_mpjpe
+    from fitting.priors import PoseSpace
+
+    assert DEFAULT_CHECKPOINT.is_file()
+    pose, source = real_or_random_body_poses(64, seed=5)
+    views = render_views(anny_body, pose.numpy(), None, np.random.default_rng(5))
+    fitter = Fitter(anny_body, PoseSpace(), load_config())
+    pred = LearnedStart(fitter.initialiser, fitter.problem([[f] for f in views.frames])).prediction
+    mean_pose = prior.load().decode(torch.zeros(1, 32)).expand(64, -1, -1)
+    with torch.no_grad():
+        joints = anny_body(body_pose=pred.body_pose, shape=pred.shape).joints[:, :22].numpy()
+        mean = anny_body(body_pose=mean_pose).joints[:, :22].numpy()
+        truth = anny_body(body_pose=pose).joints[:, :22].numpy()
+    learned, baseline = 1000 * pa_mpjpe(joints, truth).mean(), 1000 * pa_mpjpe(mean, truth).mean()
+    assert learned < 0.75 * baseline, (source, learned, baseline)
+    true_orient = axis_angle_to_matrix(torch.as_tensor(views.params["global_orient"]))
+    angle = torch.rad2deg(geodesic_angle(axis_angle_to_matrix(pred.global_orient), true_orient))
+    assert float(angle.median()) < 25, angle
+
+
+def test_training_runs_saves_and_resumes(tmp_path, shared_data):
+    """On real mocap: HDM05 actor bd (training) and bk (validation)."""
+    from prior.data.build import build_dataset
+    from prior.initialiser_train import load_config, train
+    from tests.prior_data_mocap import extract_actor_clips
+
+    extract_actor_clips(shared_data / "mocap", "bd", slice(0, 48, 8), tmp_path / "mocap")
+    extract_actor_clips(shared_data / "mocap", "bk", slice(0, 66, 22), tmp_path / "mocap")
+    build_dataset(tmp_path / "mocap", tmp_path / "data", fps=15.0, val_subjects=["hdm05_asfamc/bk"], progress=False)
+    out = tmp_path / "run"
+    args = [f"out_dir={out}", f"data.dataset={tmp_path / 'data'}", "data.max_train_poses=300", "data.val_views=200"]
+    args += ["train.steps=6", "train.val_every=3"]
+    args += ["model.width=64", f"export={tmp_path / 'ship' / 'init.pt'}"]
+    train(load_config(None, args))
+    metrics = json.loads((tmp_path / "ship" / "init_metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["finished"] and metrics["val"]["views"] > 50
+    assert load(tmp_path / "ship" / "init.pt").width == 64
+    assert (tmp_path / "ship" / "init.yaml").is_file()
+    train(load_config(None, args[:-1] + ["train.steps=9"]))
+    assert [h["step"] for h in json.loads((out / "metrics.json").read_text())["history"]] == [3, 6, 9]
