@@ -4,7 +4,7 @@
 `python -m prior.data.build` writes), or `mocap` + `cache_dir`, where a dataset with the
 requested `fps`, `min_change_deg`, `mirror`, `val_subjects` (held-out actors), `max_actor_poses`
 and `max_dataset_poses` (balancing caps) is built on first use (the cache key also covers the
-dataset format, the resolved `mocap` path and the names, sizes and mtimes of its files).
+dataset format and the names, sizes and sha256 of `mocap`'s files).
 An empty training or validation split is a ValueError.
 `max_train_poses` / `max_val_poses` keep a seeded random subset (quick runs, tests).
 """
@@ -44,7 +44,7 @@ def dataset_folder(data: DictConfig) -> Path:
         data.get("max_dataset_poses", DEFAULT_MAX_DATASET_POSES),
     ]
     settings = {"fps": float(data.fps), "min_change_deg": float(data.min_change_deg), "mirror_train": bool(data.mirror)}
-    key_parts = [settings, val_subjects, str(mocap), mocap_fingerprint(mocap), DATASET_FORMAT, caps]
+    key_parts = [settings, val_subjects, mocap_fingerprint(mocap), DATASET_FORMAT, caps]
     key = hashlib.sha1(json.dumps(key_parts).encode()).hexdigest()[:10]
     folder = Path(data.cache_dir) / f"fps{data.fps:g}_{key}"
     if not (folder / "manifest.json").is_file():
@@ -61,11 +61,19 @@ def dataset_folder(data: DictConfig) -> Path:
     return folder
 
 
-def mocap_fingerprint(mocap: Path) -> list[tuple[str, int, int]]:
-    """(name, size, mtime in ns) of every file of a mocap folder (or of the archive itself), sorted:
-    changes when an input file is added, removed or rewritten."""
+def mocap_fingerprint(mocap: Path) -> list[tuple[str, int, str]]:
+    """(name, size, sha256) of every file of a mocap folder (or of the archive itself), sorted: changes when
+    an input file is added, removed or rewritten, not when the data is copied or mounted anew (new mtimes)."""
     files = sorted(p for p in mocap.rglob("*") if p.is_file()) if mocap.is_dir() else [mocap]
-    return [(str(p.relative_to(mocap)), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]
+    return [(str(p.relative_to(mocap)) if mocap.is_dir() else p.name, p.stat().st_size, _sha256(p)) for p in files]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _poses(path: Path, limit: int | None, seed: int) -> torch.Tensor:

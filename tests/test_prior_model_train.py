@@ -114,17 +114,20 @@ def test_empty_split_names_the_fix(tmp_path):
         load_splits(data)
 
 
-def test_dataset_cache_key_follows_the_mocap_folder(tmp_path):
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "notes.txt").write_text("no motion files")
+def test_dataset_cache_key_follows_the_mocap_files_not_where_they_live(tmp_path):
+    import os
+    import shutil
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "notes.txt").write_text("no motion files")
     data = load_config(overrides=[f"data.mocap={tmp_path / 'a'}", f"data.cache_dir={tmp_path / 'cache'}"]).data
     first = dataset_folder(data)
     assert dataset_folder(data) == first  # cached
-    data.mocap = str(tmp_path / "b")
-    assert dataset_folder(data) != first
-    data.mocap = str(tmp_path / "a")
-    (tmp_path / "a" / "notes.txt").write_text("changed input files")
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")  # the same files elsewhere, with new times
+    os.utime(tmp_path / "copy" / "notes.txt", ns=(0, 0))
+    data.mocap = str(tmp_path / "copy")
+    assert dataset_folder(data) == first
+    (tmp_path / "copy" / "notes.txt").write_text("changed input files")
     assert dataset_folder(data) != first
     with pytest.raises(ValueError, match="training split is empty"):
         load_splits(data)
