@@ -3,8 +3,9 @@
     python benchmarks/bench_fit_speed.py [--batches 1,16,64,256] [--device cpu] [--single 4]
 
 Frames are synthetic BODY_25 views of held-out mocap poses (as in
-bench_fit_accuracy.py), fitted with the real schedule (camera stage + 5 stages,
-up to 30 L-BFGS iterations each, VPoser prior). Batch 1 fits `--single` frames
+bench_fit_accuracy.py), fitted with the default settings (configs/fit.yaml: the
+learned start, the camera stage and two weighted stages of up to 30 L-BFGS
+iterations each, VPoser prior; overrides change them). Batch 1 fits `--single` frames
 one after the other. Times cover the optimisation and the final full-mesh pass,
 not detection or file writing. Prints a markdown table.
 """
