@@ -66,11 +66,15 @@ SMPLX_JOINT_NAMES: tuple[str, ...] = (
     + tuple(f"right_{n}" for n in HAND_JOINT_NAMES)
 )
 
+
+def mirrored_name(name: str) -> str:
+    """A joint's or keypoint's left/right counterpart ("left_hip" <-> "right_hip", "mouth_left" <->
+    "mouth_right"); itself for a name on the midline."""
+    return name.replace("left", "@").replace("right", "left").replace("@", "right")
+
+
 # Left/right swap permutation of the 22 body joints (for mirroring poses).
-BODY_MIRROR: tuple[int, ...] = tuple(
-    BODY_JOINT_NAMES.index(n.replace("left_", "@").replace("right_", "left_").replace("@", "right_"))
-    for n in BODY_JOINT_NAMES
-)
+BODY_MIRROR: tuple[int, ...] = tuple(BODY_JOINT_NAMES.index(mirrored_name(n)) for n in BODY_JOINT_NAMES)
 
 # Flexion axis of each hinge in the SMPL-X convention (the joint's axis-angle points
 # along it when the limb bends the natural way): knees flex about +x (the ankle goes

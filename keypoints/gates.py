@@ -51,6 +51,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from body.keypoint_sets import MEDIAPIPE33
+from body.skeleton import mirrored_name
+
 MIN_SCORE = 0.5
 LIMB_RATIO = 3.0
 SIDE_RATIO = 3.0
@@ -74,7 +77,7 @@ SEGMENTS = {  # name: (left (a, b), right (a, b))
 LIMBS = (("upper arm", "forearm"), ("thigh", "shin"))
 HEAD = tuple(range(11))  # nose, eyes, ears, mouth
 # Each mediapipe33 point's left/right counterpart (itself for the nose).
-MIRROR = (0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, *(i + 1 - 2 * (i % 2 == 0) for i in range(11, 33)))
+MIRROR = tuple(MEDIAPIPE33.index(mirrored_name(n)) for n in MEDIAPIPE33)
 
 
 def skeleton_problem(

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from body.skeleton import mirrored_name
+
 from .maps import set_names
 
 LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "people" / "labels.json"
@@ -46,7 +48,7 @@ class Person:
         target = np.array([self.keypoints[n] for n in names], np.float64)
         best = np.zeros(len(names), bool)
         for swap in (False, True) if not self.sides_sure else (False,):
-            idx = [_INDEX[_swapped(n) if swap else n] for n in names]
+            idx = [_INDEX[mirrored_name(n) if swap else n] for n in names]
             ok = np.linalg.norm(body[idx, :2] - target, axis=1) <= share * self.height
             best = ok if ok.sum() > best.sum() else best
         return best
@@ -59,14 +61,6 @@ class LabelledImage:
     source: str
     licence: str
     people: list[Person] = field(default_factory=list)
-
-
-def _swapped(name: str) -> str:
-    if name.startswith("left_"):
-        return "right_" + name[5:]
-    if name.startswith("right_"):
-        return "left_" + name[6:]
-    return name
 
 
 def load_labels(path: Path = LABELS) -> list[LabelledImage]:
@@ -125,7 +119,7 @@ def _spans(body: np.ndarray, people: list[Person], share: float) -> bool:
     owner: dict[str, tuple[float, int]] = {}  # detected point name -> (distance / height, person)
     for k, p in enumerate(people):
         for name, xy in p.keypoints.items():
-            for cand in {name, _swapped(name)} if not p.sides_sure else {name}:
+            for cand in {name, mirrored_name(name)} if not p.sides_sure else {name}:
                 d = float(np.linalg.norm(body[_INDEX[cand], :2] - xy)) / p.height
                 if d <= share and d < owner.get(cand, (np.inf, -1))[0]:
                     owner[cand] = (d, k)

@@ -23,17 +23,14 @@ from body.base import BodyModel
 from body.keypoint_sets import keypoint_names
 from body.rotations import axis_angle_to_matrix
 from body.shapes import random_shapes
+from body.skeleton import mirrored_name
 from prior.initialiser import BODY_SETS, INPUT_POINTS, features
 
 ASPECTS = (16 / 9, 4 / 3, 1.0, 3 / 4, 9 / 16)
 MIN_POINTS = 6  # views with fewer visible points are left out of the loss
 
 
-def _mirror(name: str) -> str:
-    return name.replace("left", "@").replace("right", "left").replace("@", "right")
-
-
-MIRROR = torch.tensor([INPUT_POINTS.index(_mirror(n)) for n in INPUT_POINTS])
+MIRROR = torch.tensor([INPUT_POINTS.index(mirrored_name(n)) for n in INPUT_POINTS])
 SIDED = torch.tensor([i for i, n in enumerate(INPUT_POINTS) if "left" in n])
 SET_MASKS = torch.stack([torch.tensor([n in keypoint_names(s) for n in INPUT_POINTS]) for s in BODY_SETS])
 
