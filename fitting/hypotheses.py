@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 import numpy as np
 import torch
 
-from body.keypoint_sets import keypoint_names
 from body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from fitting.camera import TorsoView, initial_orientation
 from fitting.priors import PoseSpace
@@ -46,12 +45,8 @@ class LearnedStart:
 
     @cached_property
     def prediction(self) -> "Prediction":
-        p, sets, start = self.problem, {}, 0
-        for name in p.layout.sets:
-            size = len(keypoint_names(name))
-            if part_of(name) == BODY:
-                sets[name] = (p.xy[:, 0, start : start + size], p.conf[:, 0, start : start + size])
-            start += size
+        p = self.problem
+        sets = {s: (p.xy[:, 0, sl], p.conf[:, 0, sl]) for s, sl in p.layout.slices().items() if part_of(s) == BODY}
         return self.load().predict(sets, p.focal[:, 0], p.center[:, 0])
 
 

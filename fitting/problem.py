@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from body.base import BodyModel
-from body.keypoint_sets import keypoint_names
 from fitting.targets import BODY, FrameTargets, Layout
 
 
@@ -69,19 +68,18 @@ def build_problem(
     focal = np.ones((b, t, 2), np.float32)
     center = np.zeros((b, t, 2), np.float32)
     frozen = np.ones((b, t), bool)
-    offsets = np.cumsum([0] + [len(keypoint_names(s)) for s in layout.sets])
+    slices = layout.slices()
     for i, row in enumerate(rows):
         for j, frame in enumerate(row):
             if frame is None:
                 continue
             frozen[i, j] = False
             focal[i, j], center[i, j] = frame.focal, frame.center
-            for si, s in enumerate(layout.sets):
+            for s, sl in slices.items():
                 if s not in frame.points:
                     continue
                 pts, w = frame.points[s]
                 mask = model.points.mask(s).numpy() & np.isfinite(pts).all(1)
-                sl = slice(offsets[si], offsets[si + 1])
                 xy[i, j, sl] = np.where(mask[:, None], pts[:, :2], 0)
                 c = np.where(mask, np.clip(pts[:, 2], 0, 1), 0)
                 conf[i, j, sl] = c

@@ -114,6 +114,11 @@ class Layout:
     torso: tuple[torch.Tensor, torch.Tensor]  # shoulder and hip indices of matching sides
     shoulders: tuple[torch.Tensor, torch.Tensor]  # left and right shoulder indices, one pair per body set
 
+    def slices(self) -> dict[str, slice]:
+        """Where each set's points lie along K."""
+        ends = np.cumsum([len(keypoint_names(s)) for s in self.sets])
+        return {s: slice(int(end) - len(keypoint_names(s)), int(end)) for s, end in zip(self.sets, ends)}
+
     @staticmethod
     def of(frames: list[FrameTargets], supported: set[str], device: torch.device) -> "Layout":
         """The layout of the sets that any of `frames` has and the body model supports."""
