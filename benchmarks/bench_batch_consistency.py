@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import body  # noqa: E402
 import keypoints  # noqa: E402
 import prior  # noqa: E402
-from body.base import BodyModel  # noqa: E402
+from benchmarks.fit_data import fitted_joints  # noqa: E402
 from fitting.camera import intrinsics  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import FitResult, Fitter  # noqa: E402
@@ -37,14 +37,6 @@ from fitting.synthetic import render_views  # noqa: E402
 from fitting.targets import FrameTargets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def joints(model: BodyModel, results: list[FitResult]) -> np.ndarray:
-    """(N, 22, 3) body joints of fits, camera coordinates (m)."""
-    names = ("global_orient", "body_pose", "shape", "transl")
-    params = {k: torch.as_tensor(np.stack([r.params[k] for r in results])).to(model.dtype) for k in names}
-    with torch.no_grad():
-        return model(**params).joints[:, :22].cpu().numpy()
 
 
 def traced_fit(fitter: Fitter, frames: list[FrameTargets], row: int) -> tuple[FitResult, list[tuple[str, int, float]]]:
@@ -103,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         fits.append(fit)
         traces.append(trace)
     copies = fitter.fit_frames([photo] * args.copies)
-    all_joints = joints(model, fits + copies)
+    all_joints = fitted_joints(model, fits + copies)
     dev = np.linalg.norm(all_joints - all_joints[0], axis=-1).max(-1) * 1000
     print(f"{args.image}, {args.dtype}")
     print("| fit | hypothesis | reprojection px | joints vs alone mm | stage losses | first differs |")

@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import body  # noqa: E402
-from benchmarks.fit_data import held_out_poses, prior_dataset  # noqa: E402
+from benchmarks.fit_data import fitted_joints, held_out_poses, prior_dataset  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
 from fitting.hypotheses import LearnedStart  # noqa: E402
@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     base = fitter.problem([[f] for f in views.frames])
     pred = LearnedStart(fitter.initialiser, base).prediction
     seconds = time.perf_counter() - t
-    params = {"global_orient": pred.global_orient, "body_pose": pred.body_pose, "shape": pred.shape}
-    rows.append(("-", "initialiser alone", *_errors(model, params, views.joints), seconds, 0.0, ""))
+    with torch.no_grad():
+        alone = model(global_orient=pred.global_orient, body_pose=pred.body_pose, shape=pred.shape).joints[:, :22]
+    rows.append(("-", "initialiser alone", *_errors(alone.numpy(), views.joints), seconds, 0.0, ""))
     for method in args.methods.split(","):
         if method == "gmm":
             sub = train_poses[rng.choice(len(train_poses), min(args.gmm_poses, len(train_poses)), replace=False)]
@@ -94,14 +95,10 @@ def main(argv: list[str] | None = None) -> None:
             t = time.perf_counter()
             results = fitter.fit_frames(views.frames)
             seconds = time.perf_counter() - t
-            params = {
-                k: torch.as_tensor(np.stack([r.params[k] for r in results]))
-                for k in ("global_orient", "body_pose", "shape", "transl")
-            }
             iters = np.mean([r.iterations.sum() for r in results])
             won = np.bincount([r.hypothesis for r in results], minlength=len(names))
             wins = ", ".join(f"{n} {c}" for n, c in zip(names, won))
-            rows.append((method, starts, *_errors(model, params, views.joints), seconds, iters, wins))
+            rows.append((method, starts, *_errors(fitted_joints(model, results), views.joints), seconds, iters, wins))
             print(f"{method} / {starts}: {rows[-1][2:6]}, {seconds:.0f} s, wins {wins}", flush=True)
     n = len(views.frames)
     print(
@@ -116,10 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         )
 
 
-def _errors(model: body.BodyModel, params: dict[str, torch.Tensor], truth: np.ndarray) -> tuple[float, ...]:
-    """MPJPE mean and median, PA-MPJPE mean and 90th percentile (mm) of bodies posed with `params`."""
-    with torch.no_grad():
-        joints = model(**{k: v.to(model.dtype) for k, v in params.items()}).joints[:, :22].numpy()
+def _errors(joints: np.ndarray, truth: np.ndarray) -> tuple[float, ...]:
+    """MPJPE mean and median, PA-MPJPE mean and 90th percentile (mm) of joints (N, 22, 3)."""
     e, pa = 1000 * mpjpe(joints, truth), 1000 * pa_mpjpe(joints, truth)
     return float(e.mean()), float(np.median(e)), float(pa.mean()), float(np.percentile(pa, 90))
 

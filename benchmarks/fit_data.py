@@ -1,10 +1,16 @@
-"""Poses for the fitting benchmarks: held-out mocap from the prior's dataset."""
+"""Poses for the fitting benchmarks (held-out mocap from the prior's dataset), and the joints of their fits."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from body.base import BodyModel
+    from fitting.fitter import FitResult
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +43,11 @@ def held_out_poses(folder: Path, n: int, rng: np.random.Generator) -> tuple[np.n
             rows = rows[np.isin(names, BENCHMARK_ACTORS)]
         pick = rng.choice(rows, size=n, replace=n > len(rows))
         return val["body_pose"][pick], val["root_orient"][pick]
+
+
+def fitted_joints(model: "BodyModel", results: "list[FitResult]") -> np.ndarray:
+    """(N, 22, 3) body joints of fits, camera coordinates (m)."""
+    names = ("global_orient", "body_pose", "shape", "transl")
+    params = {k: torch.as_tensor(np.stack([r.params[k] for r in results])).to(model.dtype) for k in names}
+    with torch.no_grad():
+        return model(**params).joints[:, :22].cpu().numpy()
