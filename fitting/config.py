@@ -59,6 +59,7 @@ FIT_RULES: dict[str, Rule] = {
     "optimizer.history_size": Rule(ge=1),
     "optimizer.rel_tolerance": Rule(ge=0),
     "optimizer.max_line_search": Rule(ge=1),
+    "optimizer.frames_per_call": Rule(ge=0),
     "video.window": Rule(ge=2),
     "video.overlap": Rule(ge=0),
     "video.max_gap": Rule(ge=1),

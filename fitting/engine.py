@@ -26,6 +26,7 @@ from fitting.hypotheses import StartValues
 from fitting.optimize import LbfgsOptions, minimize
 from fitting.priors import PoseSpace
 from fitting.problem import Problem
+from fitting.rowwise import Out, in_chunks
 from fitting.stages import Stage
 from fitting.targets import FACE, HAND
 from fitting.terms import TERMS, Evaluation, Term
@@ -53,6 +54,7 @@ class Engine:
         self.rho = float(cfg.data.rho)
         self.side_view_cos = float(cfg.init.side_view_cos)
         o = cfg.optimizer
+        self.frames_per_call = int(o.frames_per_call)
         self.options = LbfgsOptions(
             history_size=o.history_size, rel_tolerance=o.rel_tolerance, max_line_search=o.max_line_search
         )
@@ -67,6 +69,16 @@ class Engine:
         shoulders = (at["left_shoulder"] + at["right_shoulder"]) / 2
         hips = (at["left_hip"] + at["right_hip"]) / 2
         self.width_ratio = float((at["left_shoulder"] - at["right_shoulder"]).norm() / (shoulders - hips).norm())
+
+    def rows_per_call(self, problem: Problem) -> int:
+        """Rows of `problem` per call of the body model (`optimizer.frames_per_call` frames; 0: all at once)."""
+        return 0 if self.frames_per_call <= 0 else max(1, self.frames_per_call // problem.frames)
+
+    def rowwise(self, problem: Problem, fn: Callable[[torch.Tensor], Out], n: int | None = None) -> Out:
+        """fn(rows) over `n` rows (default: all of `problem`'s) in calls of a fixed size, so that a row's
+        result does not depend on its batch (`fitting.rowwise`)."""
+        n = problem.rows if n is None else n
+        return in_chunks(fn, n, self.rows_per_call(problem), self.model.device)
 
     # ----- start values ------------------------------------------------------
     def torso_view(self, problem: Problem) -> TorsoView:
@@ -112,8 +124,14 @@ class Engine:
                     v[k][rows] = x.to(**kw).expand_as(per_row)
             if "transl" in values:
                 placed[rows] = True
-        with torch.no_grad():  # rows still at zero translation: the body's points about its pelvis
-            pts = torch.cat([self.evaluation(v, v, problem).body.keypoints(s) for s in problem.layout.sets], 1)
+
+        def points(rows: torch.Tensor) -> torch.Tensor:  # the body's points about its pelvis (R, T, K, 3)
+            sub = {k: x[rows] for k, x in v.items()}
+            body = self.evaluation(sub, sub, problem.take(rows)).body
+            return torch.cat([body.keypoints(s) for s in problem.layout.sets], 1).reshape(len(rows), t, -1, 3)
+
+        with torch.no_grad():  # for the rows still at zero translation
+            pts = self.rowwise(problem, points).reshape(n, -1, 3)
         transl = init_translation(
             problem.xy.reshape(n, -1, 2),
             problem.body_conf().reshape(n, -1),
@@ -147,6 +165,18 @@ class Engine:
                 out[name] = t(e) * w**2
         return out
 
+    def row_terms(
+        self,
+        v: dict[str, torch.Tensor],
+        start: dict[str, torch.Tensor],
+        problem: Problem,
+        rows: torch.Tensor,
+        weights: dict[str, float],
+    ) -> dict[str, torch.Tensor]:
+        """Weighted terms (R, T) of some rows of the problem."""
+        sub = {k: x[rows] for k, x in v.items()}
+        return self.terms(self.evaluation(sub, {k: x[rows] for k, x in start.items()}, problem.take(rows)), weights)
+
     # ----- optimisation ------------------------------------------------------
     def run(
         self, problem: Problem, v: dict[str, torch.Tensor], stages: Sequence[Stage], hold: Sequence[str] = ()
@@ -161,7 +191,7 @@ class Engine:
             if free:
                 iters[:, si] = self._minimize(problem, v, start, stage, free)
             with torch.no_grad():
-                terms = self.terms(self.evaluation(v, start, problem), stage.weights)
+                terms = self.rowwise(problem, lambda r: self.row_terms(v, start, problem, r, stage.weights))
                 losses[:, :, si] = sum(terms.values()).cpu().numpy()
             log.debug("stage %s: mean loss %.4g", stage.name, float(losses[:, :, si].mean()))
         return RunResult(v, start, losses, iters)
@@ -193,9 +223,11 @@ class Engine:
 
             def callback(iteration: int, rows: torch.Tensor, x: torch.Tensor) -> None:
                 with torch.no_grad():
-                    hook(stage.name, iteration, rows, rows_terms(x, rows))
+                    terms = self.rowwise(problem, lambda i: rows_terms(x[i], rows[i]), len(rows))
+                    hook(stage.name, iteration, rows, terms)
 
-        options = LbfgsOptions(**{**self.options.__dict__, "max_iter": stage.max_iter})
+        per_call = self.rows_per_call(problem)
+        options = LbfgsOptions(**{**self.options.__dict__, "max_iter": stage.max_iter, "rows_per_call": per_call})
         result = minimize(objective, packer.pack(v), options, callback=callback)
         self.evaluations += result.evaluations
         v.update(packer.unpack(result.x))

@@ -75,6 +75,7 @@ class Fitter:
         self.hypotheses = [HYPOTHESES.create(name) for name in cfg.init.hypotheses]
         self.supported = set(model.keypoint_sets())
         self._initialiser: Initialiser | None = None
+        self._hook: IterationHook | None = None
 
     def initialiser(self) -> "Initialiser":
         """The learned start (`init.initialiser`, default the shipped one), loaded on first use."""
@@ -96,7 +97,10 @@ class Fitter:
         return self.engine.evaluations
 
     def on_iteration(self, hook: IterationHook | None) -> None:
-        """Call `hook(stage, iteration, rows, terms)` after every L-BFGS iteration (None: stop)."""
+        """Call `hook(stage, iteration, rows, terms)` after every L-BFGS iteration (None: stop). In
+        `fit_frames` rows are the indices of the rows' frames in its `frames` (a frame appears once
+        per start hypothesis); in `fit_sequence` the one row is 0."""
+        self._hook = hook
         self.engine.on_iteration = hook
 
     def problem(self, rows: list[list[FrameTargets | None]], frame_index: list[list[int]] | None = None) -> Problem:
@@ -112,19 +116,39 @@ class Fitter:
 
         shape (S,): hold every frame at this shape. hypotheses: start generators
         (default: `cfg.init.hypotheses`); each frame keeps the start whose fit ends lowest.
+        Frames are batched with the frames that have the same keypoint sets: a batch's
+        layout (the points every row carries) then does not depend on the other frames,
+        and with `optimizer.frames_per_call` neither does any frame's arithmetic.
         """
-        if not frames:
-            return []
         gens = self.hypotheses if hypotheses is None else hypotheses
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, f in enumerate(frames):
+            groups.setdefault(tuple(sorted(s for s in f.points if s in self.supported)), []).append(i)
+        results: list[FitResult | None] = [None] * len(frames)
+        for members in groups.values():
+            for i, r in zip(members, self._fit_batch([frames[i] for i in members], members, shape, gens)):
+                results[i] = r
+        return results
+
+    def _fit_batch(
+        self, frames: list[FrameTargets], index: list[int], shape: torch.Tensor | None, gens: list[Hypothesis]
+    ) -> list[FitResult]:
+        """`fit_frames` of frames with the same keypoint sets (`index`: their places in its list)."""
         base = self.problem([[f] for f in frames])
-        learned = LearnedStart(self.initialiser, base)
+        learned = LearnedStart(self.initialiser, base, self.engine.rows_per_call(base))
         ctx = StartContext(base, self.engine.torso_view(base), self.space, learned, isinstance(self.model, AnnyBody))
         rows = Rows.expand(gens, ctx)
+        if self._hook is not None:
+            hook, frame_of = self._hook, torch.as_tensor(index)[torch.as_tensor(rows.frame)]
+            self.engine.on_iteration = lambda stage, it, r, terms: hook(stage, it, frame_of[r.cpu()], terms)
         problem = base.take(torch.as_tensor(rows.frame, device=self.device))
         v = self.engine.start(problem, rows.blocks)
         if shape is not None:
             v["shape"] = shape.to(v["shape"]).expand_as(v["shape"]).clone()
-        run = self.engine.run(problem, v, self.schedule, hold=("shape",) if shape is not None else ())
+        try:
+            run = self.engine.run(problem, v, self.schedule, hold=("shape",) if shape is not None else ())
+        finally:
+            self.engine.on_iteration = self._hook
         best, losses = rows.choose(run.losses[:, 0, -1], len(frames), len(gens))
         results = self._results(run, problem, best, self.schedule[-1])
         names = tuple(g.name for g in gens)

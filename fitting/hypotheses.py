@@ -28,26 +28,36 @@ from fitting.camera import TorsoView, initial_orientation
 from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.registry import Registry
+from fitting.rowwise import in_chunks
 from fitting.targets import BODY, part_of
+from prior.initialiser import Prediction
 
 if TYPE_CHECKING:
-    from prior.initialiser import Initialiser, Prediction
+    from prior.initialiser import Initialiser
 
 StartValues = dict[str, torch.Tensor]  # variable -> (M, ...) values for M frames
 
 
 class LearnedStart:
-    """The initialiser's predictions for a problem's frames (one row each), made on first use."""
+    """The initialiser's predictions for a problem's frames (one row each), made on first use in
+    calls of `rows_per_call` frames (`fitting.rowwise`)."""
 
-    def __init__(self, load: Callable[[], "Initialiser"], problem: Problem) -> None:
+    def __init__(self, load: Callable[[], "Initialiser"], problem: Problem, rows_per_call: int = 0) -> None:
         self.load = load
         self.problem = problem
+        self.rows_per_call = rows_per_call
 
     @cached_property
     def prediction(self) -> "Prediction":
-        p = self.problem
-        sets = {s: (p.xy[:, 0, sl], p.conf[:, 0, sl]) for s, sl in p.layout.slices().items() if part_of(s) == BODY}
-        return self.load().predict(sets, p.focal[:, 0], p.center[:, 0])
+        p, model = self.problem, self.load()
+        slices = {s: sl for s, sl in p.layout.slices().items() if part_of(s) == BODY}
+
+        def predict(rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            sets = {s: (p.xy[rows, 0, sl], p.conf[rows, 0, sl]) for s, sl in slices.items()}
+            pred = model.predict(sets, p.focal[rows, 0], p.center[rows, 0])
+            return pred.global_orient, pred.body_pose, pred.shape
+
+        return Prediction(*in_chunks(predict, p.rows, self.rows_per_call, p.xy.device))
 
 
 @dataclass
@@ -123,7 +133,9 @@ class InitialiserTwin(Hypothesis):
 def _learned_start(
     ctx: StartContext, orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor
 ) -> tuple[torch.Tensor, StartValues]:
-    values = {"global_orient": orient, "pose": ctx.space.encode(body_pose)}
+    per_call = ctx.learned.rows_per_call
+    pose = in_chunks(lambda rows: ctx.space.encode(body_pose[rows]), len(body_pose), per_call, body_pose.device)
+    values = {"global_orient": orient, "pose": pose}
     if ctx.anny_shape:
         values["shape"] = shape
     return torch.arange(ctx.problem.rows), values

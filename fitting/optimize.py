@@ -6,7 +6,10 @@ is each row's own gradient because the problems share no variables. Unlike
 `torch.optim.LBFGS` over the summed loss, every row keeps its own curvature
 history, step length, line search and stopping test, so a row's result does not
 depend on what else is in the batch, and rows that have converged drop out of
-later evaluations. The algorithm is `torch.optim.LBFGS`'s (two-loop recursion,
+later evaluations. CPU kernels round a row's result differently with the number of
+rows in a call (`fitting.rowwise`), so `LbfgsOptions.rows_per_call` > 0 evaluates the
+objective in calls of exactly that many rows and makes each row's arithmetic, not only
+its algorithm, independent of its batch. The algorithm is `torch.optim.LBFGS`'s (two-loop recursion,
 first step scaled by 1/|g|_1, strong-Wolfe search with cubic interpolation),
 vectorised over rows.
 """
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from fitting.rowwise import in_chunks
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # Called after every iteration with (iteration, rows that took it (R,), their new x (R, D)).
@@ -35,6 +40,7 @@ class LbfgsOptions:
     max_line_search: int = 20
     c1: float = 1e-4
     c2: float = 0.9
+    rows_per_call: int = 0  # > 0: evaluate the objective in calls of exactly this many rows (fitting.rowwise)
 
 
 @dataclass
@@ -48,17 +54,22 @@ class MinimizeResult:
 class _Counted:
     """The objective with gradients, counting batched calls."""
 
-    def __init__(self, fn: Objective) -> None:
+    def __init__(self, fn: Objective, rows_per_call: int) -> None:
         self.fn = fn
+        self.rows_per_call = rows_per_call
         self.calls = 0
 
     def __call__(self, x: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            f = self.fn(x, rows)
-            (g,) = torch.autograd.grad(f.sum(), x)
-        return f.detach(), g.detach()
+
+        def chunk(i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.enable_grad():
+                xi = x[i].detach().requires_grad_(True)
+                f = self.fn(xi, rows[i])
+                (g,) = torch.autograd.grad(f.sum(), xi)
+            return f.detach(), g.detach()
+
+        return in_chunks(chunk, len(rows), self.rows_per_call, x.device)
 
 
 def minimize(
@@ -66,7 +77,7 @@ def minimize(
 ) -> MinimizeResult:
     """Minimise each row of `x0` (B, D) independently; see the module docstring.
     `callback` sees every iteration (e.g. to log the loss terms of the rows that moved)."""
-    objective = _Counted(fn)
+    objective = _Counted(fn, options.rows_per_call)
     x = x0.detach().clone()
     batch, dim = x.shape
     m = options.history_size
