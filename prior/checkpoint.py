@@ -53,8 +53,14 @@ class CheckpointKeyError(KeyError, ValueError):
         return str(self.args[0])
 
 
-def export_run(files: dict[Path, Path]) -> None:
-    """Copy a training run's files (source -> destination: weights, config, metrics) atomically."""
+def export_run(out_dir: Path, weights: Path, weights_file: str, metrics_file: str) -> None:
+    """Copy a training run's weights, config and metrics (`out_dir`/`weights_file`, config.yaml,
+    `metrics_file`) atomically beside each other: to `weights`, its .yaml and STEM_`metrics_file`."""
+    files = {
+        out_dir / weights_file: weights,
+        out_dir / "config.yaml": weights.with_suffix(".yaml"),
+        out_dir / metrics_file: weights.with_name(f"{weights.stem}_{metrics_file}"),
+    }
     for src, dst in files.items():
         with atomic_path(dst) as tmp:
             shutil.copyfile(src, tmp)

@@ -215,19 +215,8 @@ def train(cfg: DictConfig) -> Path:
     }
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if cfg.export:
-        export(out, Path(cfg.export))
+        export_run(out, Path(cfg.export), "initialiser.pt", "metrics.json")
     return out / "initialiser.pt"
-
-
-def export(out_dir: Path, weights: Path) -> None:
-    """Copy a run's weights, config and metrics beside each other at `weights`."""
-    export_run(
-        {
-            out_dir / "initialiser.pt": weights,
-            out_dir / "config.yaml": weights.with_suffix(".yaml"),
-            out_dir / "metrics.json": weights.with_name(weights.stem + "_metrics.json"),
-        }
-    )
 
 
 def main(argv: list[str] | None = None) -> None:

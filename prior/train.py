@@ -269,19 +269,8 @@ def train(cfg: DictConfig) -> Path | None:
     }
     write_text(out / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
     if cfg.export:
-        export(out, Path(cfg.export))
+        export_run(out, Path(cfg.export), "vposer.pt", "train_metrics.json")
     return out / "vposer.pt"
-
-
-def export(out_dir: Path, weights: Path) -> None:
-    """Copy a run's best weights, its config and training metrics beside each other at `weights`."""
-    export_run(
-        {
-            out_dir / "vposer.pt": weights,
-            out_dir / "config.yaml": weights.with_suffix(".yaml"),
-            out_dir / "train_metrics.json": weights.with_name(weights.stem + "_train_metrics.json"),
-        }
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
