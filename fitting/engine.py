@@ -59,7 +59,6 @@ class Engine:
             history_size=o.history_size, rel_tolerance=o.rel_tolerance, max_line_search=o.max_line_search
         )
         self.evaluations = 0  # batched objective calls so far (for benchmarks)
-        self.on_iteration: IterationHook | None = None
         self._terms: dict[str, Term] = {}
         with torch.no_grad():  # shoulder width / torso length of the average body, to read yaw off 2D shoulders
             k = model(shape=torch.zeros(1, model.num_shape, device=model.device, dtype=model.dtype)).keypoints(
@@ -179,9 +178,15 @@ class Engine:
 
     # ----- optimisation ------------------------------------------------------
     def run(
-        self, problem: Problem, v: dict[str, torch.Tensor], stages: Sequence[Stage], hold: Sequence[str] = ()
+        self,
+        problem: Problem,
+        v: dict[str, torch.Tensor],
+        stages: Sequence[Stage],
+        hold: Sequence[str] = (),
+        hook: IterationHook | None = None,
     ) -> RunResult:
-        """Run `stages` from `v` (B, T, ...); variables in `hold` and frames in `problem.frozen` stay."""
+        """Run `stages` from `v` (B, T, ...); variables in `hold` and frames in `problem.frozen` stay.
+        `hook` sees every L-BFGS iteration's weighted terms."""
         v = {k: x.detach().clone() for k, x in v.items()}
         start = {k: x.clone() for k, x in v.items()}
         losses = np.zeros((problem.rows, problem.frames, len(stages)), np.float32)
@@ -189,7 +194,7 @@ class Engine:
         for si, stage in enumerate(stages):
             free = [k for k in stage.free if k in v and k not in hold]
             if free:
-                iters[:, si] = self._minimize(problem, v, start, stage, free)
+                iters[:, si] = self._minimize(problem, v, start, stage, free, hook)
             with torch.no_grad():
                 terms = self.rowwise(problem, lambda r: self.row_terms(v, start, problem, r, stage.weights))
                 losses[:, :, si] = sum(terms.values()).cpu().numpy()
@@ -203,6 +208,7 @@ class Engine:
         start: dict[str, torch.Tensor],
         stage: Stage,
         free: list[str],
+        hook: IterationHook | None,
     ) -> np.ndarray:
         """One stage's L-BFGS over the `free` variables; updates `v` in place, returns iterations per row."""
         packer = _Packer(v, free)
@@ -218,8 +224,7 @@ class Engine:
             return sum(rows_terms(x, rows).values()).sum(1)
 
         callback = None
-        if self.on_iteration is not None:
-            hook = self.on_iteration
+        if hook is not None:
 
             def callback(iteration: int, rows: torch.Tensor, x: torch.Tensor) -> None:
                 with torch.no_grad():

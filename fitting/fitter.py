@@ -101,7 +101,6 @@ class Fitter:
         `fit_frames` rows are the indices of the rows' frames in its `frames` (a frame appears once
         per start hypothesis); in `fit_sequence` the one row is 0."""
         self._hook = hook
-        self.engine.on_iteration = hook
 
     def problem(self, rows: list[list[FrameTargets | None]], frame_index: list[list[int]] | None = None) -> Problem:
         layout = Layout.of([f for r in rows for f in r if f is not None], self.supported, self.device)
@@ -123,7 +122,7 @@ class Fitter:
         gens = self.hypotheses if hypotheses is None else hypotheses
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, f in enumerate(frames):
-            groups.setdefault(tuple(sorted(s for s in f.points if s in self.supported)), []).append(i)
+            groups.setdefault(tuple(Layout.sets_of([f], self.supported)), []).append(i)
         results: list[FitResult | None] = [None] * len(frames)
         for members in groups.values():
             for i, r in zip(members, self._fit_batch([frames[i] for i in members], members, shape, gens)):
@@ -138,17 +137,17 @@ class Fitter:
         learned = LearnedStart(self.initialiser, base, self.engine.rows_per_call(base))
         ctx = StartContext(base, self.engine.torso_view(base), self.space, learned, isinstance(self.model, AnnyBody))
         rows = Rows.expand(gens, ctx)
-        if self._hook is not None:
-            hook, frame_of = self._hook, torch.as_tensor(index)[torch.as_tensor(rows.frame)]
-            self.engine.on_iteration = lambda stage, it, r, terms: hook(stage, it, frame_of[r.cpu()], terms)
+        frame_of = torch.as_tensor(index)[torch.as_tensor(rows.frame)]
+
+        def hook(stage: str, iteration: int, r: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+            self._hook(stage, iteration, frame_of[r.cpu()], terms)  # rows -> their frames' places in fit_frames
+
         problem = base.take(torch.as_tensor(rows.frame, device=self.device))
         v = self.engine.start(problem, rows.blocks)
         if shape is not None:
             v["shape"] = shape.to(v["shape"]).expand_as(v["shape"]).clone()
-        try:
-            run = self.engine.run(problem, v, self.schedule, hold=("shape",) if shape is not None else ())
-        finally:
-            self.engine.on_iteration = self._hook
+        hold = ("shape",) if shape is not None else ()
+        run = self.engine.run(problem, v, self.schedule, hold, hook if self._hook is not None else None)
         best, losses = rows.choose(run.losses[:, 0, -1], len(frames), len(gens))
         results = self._results(run, problem, best, self.schedule[-1])
         names = tuple(g.name for g in gens)
@@ -177,7 +176,7 @@ class Fitter:
             for k, x in (start or {}).items():
                 if k in v and k != "shape":
                     v[k][0, i] = x.to(v[k])
-        run = self.engine.run(problem, v, self.video_schedule, hold=("shape",))
+        run = self.engine.run(problem, v, self.video_schedule, hold=("shape",), hook=self._hook)
         return self._results(run, problem, np.zeros(1, np.int64), self.video_schedule[-1])
 
     def variables(self, params: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -120,9 +120,14 @@ class Layout:
         return {s: slice(int(end) - len(keypoint_names(s)), int(end)) for s, end in zip(self.sets, ends)}
 
     @staticmethod
+    def sets_of(frames: list[FrameTargets], supported: set[str]) -> list[str]:
+        """The keypoint sets that any of `frames` has and the body model supports, sorted."""
+        return sorted({s for f in frames for s in f.points if s in supported})
+
+    @staticmethod
     def of(frames: list[FrameTargets], supported: set[str], device: torch.device) -> "Layout":
-        """The layout of the sets that any of `frames` has and the body model supports."""
-        return Layout.build(sorted({s for f in frames for s in f.points if s in supported}), device)
+        """The layout of `sets_of(frames, supported)`."""
+        return Layout.build(Layout.sets_of(frames, supported), device)
 
     @staticmethod
     def build(sets: list[str], device: torch.device) -> "Layout":
