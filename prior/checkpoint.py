@@ -23,6 +23,7 @@ import re
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from omegaconf import OmegaConf
@@ -53,13 +54,18 @@ class CheckpointKeyError(KeyError, ValueError):
         return str(self.args[0])
 
 
-def export_run(out_dir: Path, weights: Path, weights_file: str, metrics_file: str) -> None:
+def export_run(
+    out_dir: Path, weights: Path, weights_file: str, metrics_file: str, companions: Sequence[str] = ()
+) -> None:
     """Copy a training run's weights, config and metrics (`out_dir`/`weights_file`, config.yaml,
-    `metrics_file`) atomically beside each other: to `weights`, its .yaml and STEM_`metrics_file`."""
+    `metrics_file`) atomically beside each other: to `weights`, its .yaml and STEM_`metrics_file`.
+    `companions`, files named after the weights (WEIGHTS-STEM + rest), go to STEM + rest."""
+    own_stem = Path(weights_file).stem
     files = {
         out_dir / weights_file: weights,
         out_dir / "config.yaml": weights.with_suffix(".yaml"),
         out_dir / metrics_file: weights.with_name(f"{weights.stem}_{metrics_file}"),
+        **{out_dir / name: weights.with_name(weights.stem + name.removeprefix(own_stem)) for name in companions},
     }
     for src, dst in files.items():
         with atomic_path(dst) as tmp:

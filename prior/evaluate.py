@@ -45,9 +45,20 @@ from prior.baselines import PCAGaussian, uniform_poses
 from prior.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.data.fk import smplx_forward_kinematics
 from prior.gmm import GaussianMixture, fit_gmm
+from prior.latent_mixture import load_beside
 from prior.limits import bend_backwards, within_limits
 from prior.splits import load_splits
-from prior.tasks import Budget, GmmSpace, LatentSpace, PCASpace, PoseSpace, add_noise, complete, denoise
+from prior.tasks import (
+    Budget,
+    GmmSpace,
+    LatentMixtureSpace,
+    LatentSpace,
+    PCASpace,
+    PoseSpace,
+    add_noise,
+    complete,
+    denoise,
+)
 from prior.train import load_config, rest_skeleton
 from prior.vposer import VPoser
 
@@ -150,14 +161,20 @@ class Candidate:
 
 
 @torch.no_grad()
-def pose_cost(model: VPoser, poses: torch.Tensor, kind: str = "elbo") -> torch.Tensor:
+def pose_cost(
+    model: VPoser, poses: torch.Tensor, kind: str = "elbo", mixture: GaussianMixture | None = None
+) -> torch.Tensor:
     """How implausible the prior finds each pose: "mu" = ||E[z|x]||^2; "elbo" = KL(q||N(0,I))
-    + ||R(decode(mu)) - R(x)||^2 / (2 REC_SIGMA^2), a negative-ELBO proxy."""
+    + ||R(decode(mu)) - R(x)||^2 / (2 REC_SIGMA^2), a negative-ELBO proxy; with a latent `mixture`
+    its penalty at E[z|x] replaces the KL."""
     q = model.encode(poses)
     if kind == "mu":
         return q.mean.square().sum(-1)
-    prior = torch.distributions.Normal(torch.zeros_like(q.mean), torch.ones_like(q.stddev))
-    kl = torch.distributions.kl_divergence(q, prior).sum(-1)
+    if mixture is not None:
+        kl = mixture.to(q.mean.device, q.mean.dtype).penalty(q.mean)
+    else:
+        prior = torch.distributions.Normal(torch.zeros_like(q.mean), torch.ones_like(q.stddev))
+        kl = torch.distributions.kl_divergence(q, prior).sum(-1)
     rec = (model.decode_rotmat(q.mean) - axis_angle_to_matrix(poses)).square().sum((-3, -2, -1))
     return kl + rec / (2 * REC_SIGMA**2)
 
@@ -179,14 +196,21 @@ def v2v_mm(body_model: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor
     return 1000.0 * torch.cat(err).mean().item()
 
 
-def vposer_candidate(name: str, model: VPoser) -> Candidate:
+def vposer_candidate(name: str, model: VPoser, mixture: GaussianMixture | None = None) -> Candidate:
+    """A VPoser with N(0, I) on its latent, or with a latent `mixture` (`prior.latent_mixture`)."""
     model = model.eval()
+    if mixture is None:
+        space: LatentSpace = LatentSpace(model)
+        sample = lambda n, seed: model.sample(n, seed=seed)  # noqa: E731
+    else:
+        space = LatentMixtureSpace(model, mixture)
+        sample = lambda n, seed: model.decode(space.mixture.sample(n, seed))  # noqa: E731
     return Candidate(
         name,
-        LatentSpace(model),
+        space,
         lambda poses: model.decode(model.encode(poses).mean),
-        lambda n, seed: model.sample(n, seed=seed),
-        lambda poses: pose_cost(model, poses, "elbo"),
+        sample,
+        lambda poses: pose_cost(model, poses, "elbo", mixture),
     )
 
 
@@ -266,8 +290,10 @@ def evaluate(
     compare: tuple[str, VPoser] | None = None,
     name: str = "VPoser",
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
+    mixture: GaussianMixture | None = None,
 ) -> list[Row]:
-    """All rows of the tables: the priors, then the held-out real poses and the noisy inputs."""
+    """All rows of the tables: the priors (`model` also with its latent `mixture` when given), then
+    the held-out real poses and the noisy inputs."""
     import body
 
     train_poses, val_poses, _ = load_splits(data_cfg, seed=settings.seed)
@@ -278,6 +304,8 @@ def evaluate(
     rest = rest_skeleton(anny)
 
     candidates = [vposer_candidate(name, model)]
+    if mixture is not None:
+        candidates.append(vposer_candidate(f"{name} + latent GMM ({len(mixture.weights)} components)", model, mixture))
     if compare is not None:
         candidates.append(vposer_candidate(*compare))
     candidates += baseline_candidates(train_poses, settings, log)
@@ -376,7 +404,8 @@ def main(argv: list[str] | None = None) -> None:
     weights = args.checkpoint or DEFAULT_CHECKPOINT
     compare = (f"VPoser {args.compare.name} (compared)", load(args.compare)) if args.compare else None
     t = time.perf_counter()
-    rows = evaluate(load(args.checkpoint), data_cfg, settings, compare, name=f"VPoser {weights.name}")
+    mixture = load_beside(args.checkpoint)
+    rows = evaluate(load(args.checkpoint), data_cfg, settings, compare, name=f"VPoser {weights.name}", mixture=mixture)
     print(markdown_tables(rows))
     print(f"\n({time.perf_counter() - t:.0f} s)", file=sys.stderr)
     if args.json:

@@ -2,7 +2,8 @@
 
 Every prior is a pose space: a free variable v (N, dim) per pose, the body rotations it gives
 and a penalty, its negative log-prior up to a constant:
-- VPoser: v = z (latent), rotations = decoder(z), penalty 0.5 |z|^2;
+- VPoser: v = z (latent), rotations = decoder(z), penalty 0.5 |z|^2, or with its latent mixture
+  (`prior.latent_mixture`) that mixture's max-component penalty;
 - PCA Gaussian: v = whitened PCA coefficients w, pose = mean + B sqrt(lambda) w, penalty 0.5 |w|^2;
 - GMM: v = axis-angle, penalty = the max-mixture negative log-likelihood (`prior.gmm`);
 - none: v = axis-angle, no penalty.
@@ -91,25 +92,38 @@ class PCASpace(LatentSpace):
         return axis_angle_to_matrix(self.pca.decode(v))
 
 
-class GmmSpace(PoseSpace):
-    """Axis-angles under a GMM: its max-mixture penalty; starts at the heaviest component's mean
-    (as the fitter does) or at samples of the mixture."""
+class _MixturePrior:
+    """A Gaussian mixture over the space's variable (`mixture`): its max-component penalty; starts
+    at the heaviest component's mean (as the fitter does) or at samples of the mixture."""
 
-    def __init__(self, gmm: GaussianMixture) -> None:
-        self.gmm = gmm.to("cpu", DTYPE)
+    mixture: GaussianMixture
 
     def penalty(self, v: torch.Tensor) -> torch.Tensor:
-        return self.gmm.penalty(v)
+        return self.mixture.penalty(v)
 
     def prior_residual(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        white, const, inv_chol = self.gmm.whitened(v)
-        return white, const, inv_chol
+        return self.mixture.whitened(v)
 
     def mean_start(self, n: int) -> torch.Tensor:
-        return self.gmm.mode_pose().expand(n, -1).clone()
+        return self.mixture.mode_pose().expand(n, -1).clone()
 
     def random_start(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        return self.gmm.sample(n, seed=int(torch.randint(2**62, (1,), generator=gen)))
+        return self.mixture.sample(n, seed=int(torch.randint(2**62, (1,), generator=gen)))
+
+
+class GmmSpace(_MixturePrior, PoseSpace):
+    """Axis-angles under a GMM (SMPLify's prior)."""
+
+    def __init__(self, gmm: GaussianMixture) -> None:
+        self.mixture = gmm.to("cpu", DTYPE)
+
+
+class LatentMixtureSpace(_MixturePrior, LatentSpace):
+    """A VPoser's latent under the mixture fitted to its training codes (`prior.latent_mixture`)."""
+
+    def __init__(self, model: VPoser, mixture: GaussianMixture) -> None:
+        LatentSpace.__init__(self, model)
+        self.mixture = mixture.to("cpu", DTYPE)
 
 
 def joints_from_rotmat(rotmat: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,8 @@ Adam, ReduceLROnPlateau and early stopping on `val_loss` (the same loss on the
 validation actors, decoding the posterior mean). Writes into `out_dir`: the resolved
 config.yaml, snapshots/best-*.ckpt and last.ckpt (Lightning, model keys prefixed
 `vp_model.` as in official VPoser v2), vposer.pt (best weights), logs/version_<run>/metrics.csv and
-train_metrics.json. `init_from` starts a new run from a VPoser's weights (fine-tuning, e.g. with another
+train_metrics.json, and the latent mixture of the training poses' codes (vposer_latent_gmm.npz,
+`prior.latent_mixture`). `init_from` starts a new run from a VPoser's weights (fine-tuning, e.g. with another
 loss mix; fresh optimiser and schedule; a resumed last.ckpt takes precedence). Runs on CPU or GPUs; set
 train.devices / train.strategy=ddp to scale out.
 """
@@ -36,6 +37,7 @@ from body.skeleton import BODY_PARENTS
 from configs import Rule
 from prior.checkpoint import best_snapshot, export_run, load, save_weights
 from prior.data.fk import forward_kinematics, rest_offsets
+from prior.latent_mixture import fit_and_save, mixture_path
 from prior.splits import load_splits
 from prior.vposer import VPoser
 
@@ -258,6 +260,8 @@ def train(cfg: DictConfig) -> Path | None:
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else best_snapshot(out)
     model = load(best)
     save_weights(model, out / "vposer.pt")
+    mixture = mixture_path(out / "vposer.pt")
+    fit_and_save(model, train_loader.dataset.tensors[0], mixture, seed=cfg.train.seed, dataset=info["dataset"])
     metrics = {
         **info,
         "best_checkpoint": best.name,
@@ -269,7 +273,9 @@ def train(cfg: DictConfig) -> Path | None:
     }
     write_text(out / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
     if cfg.export:
-        export_run(out, Path(cfg.export), "vposer.pt", "train_metrics.json")
+        export_run(
+            out, Path(cfg.export), "vposer.pt", "train_metrics.json", [mixture.name, mixture.with_suffix(".yaml").name]
+        )
     return out / "vposer.pt"
 
 

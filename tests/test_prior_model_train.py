@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 import prior
 from prior.checkpoint import DEFAULT_CHECKPOINT
 from prior.data.build import build_dataset
+from prior.latent_mixture import load_beside
 from prior.splits import dataset_folder, load_splits
 from prior.train import load_config, main, train
 from tests.prior_data_mocap import extract_actor_clips
@@ -50,7 +51,12 @@ def test_training_reduces_loss_saves_and_resumes(small_dataset, tmp_path):
         "loss.vertex_batch=8",
         "train.progress_refresh=1000",
     ]
-    weights = train(load_config(overrides=overrides))
+    export = tmp_path / "shipped" / "mine.pt"
+    weights = train(load_config(overrides=[*overrides, f"export={export}"]))
+    # the run's latent mixture (prior.latent_mixture) is exported beside the weights, config and metrics
+    exported = ["mine.pt", "mine.yaml", "mine_train_metrics.json", "mine_latent_gmm.npz", "mine_latent_gmm.yaml"]
+    assert sorted(p.name for p in export.parent.iterdir()) == sorted(exported)
+    assert load_beside(export).means.shape == (8, 32)
 
     metrics = epoch_metrics(tmp_path / "run")
     assert sorted(metrics) == [0, 1, 2, 3]
@@ -140,9 +146,12 @@ def test_evaluate_json_writes_its_config_beside(small_dataset, tmp_path):
     quick = ["--samples", "8", "--max-poses", "8", "--task-poses", "2", "--hypotheses", "2", "--iterations", "3"]
     evaluate([*quick, "--gmm-poses", "300", "--json", str(tmp_path / "rows.json"), f"data.dataset={dataset}"])
     rows = {row["name"]: row for row in json.loads((tmp_path / "rows.json").read_text())}
-    assert len(rows) == 6  # VPoser, GMM, PCA, no prior, the real poses, the noisy inputs
+    assert len(rows) == 7  # VPoser, with its latent mixture, GMM, PCA, no prior, the real poses, the noisy inputs
     vposer = rows[f"VPoser {DEFAULT_CHECKPOINT.name}"]
-    assert all(v is not None for v in vposer.values())  # every metric applies to a VPoser
+    mixed = rows[f"VPoser {DEFAULT_CHECKPOINT.name} + latent GMM (8 components)"]
+    assert all(v is not None for row in (vposer, mixed) for v in row.values())  # every metric applies to a VPoser
+    assert mixed["rec_mpjpe_mm"] == vposer["rec_mpjpe_mm"]  # the same encoder and decoder
+    assert mixed["denoise_40_mm"] != vposer["denoise_40_mm"]  # another latent prior
     gmm = next(row for name, row in rows.items() if name.startswith("GMM"))
     assert gmm["rec_mpjpe_mm"] is None and gmm["denoise_40_mm"] is not None  # no encoder
     run = OmegaConf.load(tmp_path / "rows.yaml")

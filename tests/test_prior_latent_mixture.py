@@ -1,0 +1,101 @@
+"""VPoser's latent mixture (prior.latent_mixture): its pose space, the shipped one, the command."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import prior
+from prior.checkpoint import DEFAULT_CHECKPOINT
+from prior.data.fk import smplx_forward_kinematics
+from prior.evaluate import pose_cost, separation
+from prior.gmm import GaussianMixture
+from prior.latent_mixture import fit_latent_mixture, load_beside, main, mixture_path
+from prior.limits import within_limits
+from prior.tasks import LatentMixtureSpace, LatentSpace, PoseSpace, denoise
+from prior.train import rest_skeleton
+from tests.prior_data_mocap import actor_poses
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return prior.load()
+
+
+@pytest.fixture(scope="module")
+def shipped() -> GaussianMixture:
+    mixture = load_beside(None)
+    assert mixture is not None, f"no latent mixture beside {DEFAULT_CHECKPOINT}"
+    return mixture
+
+
+@pytest.fixture(scope="module")
+def held_out(shared_data, tmp_path_factory) -> torch.Tensor:
+    """Some clips of HDM05 actor bk, a validation subject of the shipped prior."""
+    return actor_poses(shared_data / "mocap", "bk", slice(0, None, 8), tmp_path_factory.mktemp("bk"))
+
+
+def test_one_standard_normal_component_is_vposers_own_prior(model):
+    """With the mixture N(0, I) the space's penalty and least-squares residual are VPoser's 0.5 |z|^2 and z."""
+    d = model.latent_dim
+    standard = GaussianMixture(torch.ones(1), torch.zeros(1, d), torch.eye(d)[None])
+    z = torch.randn(5, d, generator=torch.Generator().manual_seed(0))
+    mixed, plain = LatentMixtureSpace(model, standard), LatentSpace(model)
+    torch.testing.assert_close(mixed.penalty(z), plain.penalty(z))
+    torch.testing.assert_close(mixed.prior_residual(z)[0], plain.prior_residual(z)[0])
+    torch.testing.assert_close(mixed.rotmat(z), plain.rotmat(z))
+    assert torch.equal(mixed.mean_start(2), torch.zeros(2, d))
+
+
+def test_fitted_mixture_sits_on_the_codes_of_its_poses(model, held_out):
+    """Fitted to real poses' codes, the mixture prefers them to codes drawn from N(0, I)."""
+    mixture = fit_latent_mixture(model, held_out, components=2, seed=0)
+    assert mixture.means.shape == (2, model.latent_dim) and torch.isclose(
+        mixture.weights.sum(), torch.tensor(1.0).double()
+    )
+    with torch.no_grad():
+        codes = model.encode(held_out).mean.double()
+    noise = torch.randn(codes.shape, generator=torch.Generator().manual_seed(1), dtype=codes.dtype)
+    assert mixture.penalty(codes).mean() + 5 < mixture.penalty(noise).mean()
+
+
+def test_shipped_mixture_samples_denoising_and_separation(model, shipped, held_out, anny_body):
+    """The shipped mixture: 8 components; decoded samples within joint limits; real poses beat
+    their backward-bent selves; denoising held-out joints (40 mm noise) beats no prior."""
+    assert shipped.means.shape == (8, model.latent_dim)
+    with torch.no_grad():
+        samples = model.decode(shipped.sample(500, seed=0).float())
+    assert within_limits(samples).float().mean() >= 0.97
+    assert separation(lambda p: pose_cost(model, p, "elbo", shipped), held_out, seed=0) >= 95.0
+    rest = rest_skeleton(anny_body)
+    clean = smplx_forward_kinematics(held_out[:24], rest)
+    (with_mixture,) = denoise(LatentMixtureSpace(model, shipped), clean, rest, [0.04], seed=0)
+    (no_prior,) = denoise(PoseSpace(), clean, rest, [0.04], seed=0)
+    assert with_mixture.mean() < 0.9 * no_prior.mean()
+
+
+def test_command_writes_the_mixture_and_its_settings_beside_the_checkpoint(tmp_path, held_out):
+    weights = tmp_path / "mine.pt"
+    shutil.copyfile(DEFAULT_CHECKPOINT, weights)
+    shutil.copyfile(DEFAULT_CHECKPOINT.with_suffix(".yaml"), weights.with_suffix(".yaml"))
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "val"):
+        np.savez(data / f"{split}.npz", body_pose=held_out.numpy(), root_orient=np.zeros((len(held_out), 3)))
+    main(["--checkpoint", str(weights), "--components", "2", f"data.dataset={data}"])
+    out = mixture_path(weights)
+    assert out.name == "mine_latent_gmm.npz" and load_beside(weights).means.shape == (2, 32)
+    settings = OmegaConf.load(out.with_suffix(".yaml"))
+    assert settings.components == 2 and settings.poses == len(held_out) and settings.checkpoint == weights.name
