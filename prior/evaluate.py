@@ -2,7 +2,8 @@
 
 Measures priors the way Pose-NDF, NRDF and DPoser(-X) do, on the held-out actors' poses (the
 dataset's val.npz) and prints three markdown tables, for: the VPoser being evaluated (default the
-shipped checkpoint), optionally a second VPoser (`--compare`), a GMM (8 full-covariance components,
+shipped checkpoint), again with its latent mixture when one lies beside it (`prior.latent_mixture`),
+optionally a second VPoser (`--compare`), a GMM (8 full-covariance components,
 SMPLify's prior, `prior.gmm`) and a PCA Gaussian (32 components, `prior.baselines`) fitted on the
 same training poses (train.npz), and no prior. Joints are the 22 SMPL-X body joints by forward
 kinematics on Anny's rest skeleton (pelvis fixed, no global rotation); metric definitions are in
