@@ -20,13 +20,7 @@ from prior.tasks import LatentMixtureSpace, LatentSpace, PoseSpace, denoise
 from prior.train import rest_skeleton
 from tests.prior_data_mocap import actor_poses
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,7 @@ from prior.baselines import PCAGaussian
 from prior.evaluate import Row, markdown_tables
 from prior.tasks import PoseSpace, complete, denoise, joints_from_rotmat
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batched ops are many times faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
