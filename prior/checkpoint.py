@@ -59,13 +59,14 @@ def export_run(
 ) -> None:
     """Copy a training run's weights, config and metrics (`out_dir`/`weights_file`, config.yaml,
     `metrics_file`) atomically beside each other: to `weights`, its .yaml and STEM_`metrics_file`.
-    `companions`, files named after the weights (WEIGHTS-STEM + rest), go to STEM + rest."""
+    `companions` are endings of files named after the weights (e.g. "_latent_gmm.npz"), copied to
+    STEM + ending."""
     own_stem = Path(weights_file).stem
     files = {
         out_dir / weights_file: weights,
         out_dir / "config.yaml": weights.with_suffix(".yaml"),
         out_dir / metrics_file: weights.with_name(f"{weights.stem}_{metrics_file}"),
-        **{out_dir / name: weights.with_name(weights.stem + name.removeprefix(own_stem)) for name in companions},
+        **{out_dir / f"{own_stem}{end}": weights.with_name(f"{weights.stem}{end}") for end in companions},
     }
     for src, dst in files.items():
         with atomic_path(dst) as tmp:

@@ -167,12 +167,12 @@ def pose_cost(
 ) -> torch.Tensor:
     """How implausible the prior finds each pose: "mu" = ||E[z|x]||^2; "elbo" = KL(q||N(0,I))
     + ||R(decode(mu)) - R(x)||^2 / (2 REC_SIGMA^2), a negative-ELBO proxy; with a latent `mixture`
-    its penalty at E[z|x] replaces the KL."""
+    its penalty at E[z|x] replaces the KL (the mixture in the poses' dtype)."""
     q = model.encode(poses)
     if kind == "mu":
         return q.mean.square().sum(-1)
     if mixture is not None:
-        kl = mixture.to(q.mean.device, q.mean.dtype).penalty(q.mean)
+        kl = mixture.penalty(q.mean)
     else:
         prior = torch.distributions.Normal(torch.zeros_like(q.mean), torch.ones_like(q.stddev))
         kl = torch.distributions.kl_divergence(q, prior).sum(-1)
@@ -211,7 +211,7 @@ def vposer_candidate(name: str, model: VPoser, mixture: GaussianMixture | None =
         space,
         lambda poses: model.decode(model.encode(poses).mean),
         sample,
-        lambda poses: pose_cost(model, poses, "elbo", mixture),
+        lambda poses: pose_cost(model, poses, "elbo", getattr(space, "mixture", None)),
     )
 
 
@@ -396,7 +396,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--{key.replace('_', '-')} must be at least 1")
     try:
         data_cfg = checkpoint_config(args.checkpoint, args.overrides).data
-    except ValueError as e:
+        model = load(args.checkpoint)
+        mixture = load_beside(args.checkpoint, model.latent_dim)
+    except (OSError, ValueError) as e:
         parser.error(str(e))
     settings = Settings(
         args.samples, args.max_poses, args.task_poses, args.hypotheses, args.gmm_poses, args.iterations, args.seed
@@ -405,8 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     weights = args.checkpoint or DEFAULT_CHECKPOINT
     compare = (f"VPoser {args.compare.name} (compared)", load(args.compare)) if args.compare else None
     t = time.perf_counter()
-    mixture = load_beside(args.checkpoint)
-    rows = evaluate(load(args.checkpoint), data_cfg, settings, compare, name=f"VPoser {weights.name}", mixture=mixture)
+    rows = evaluate(model, data_cfg, settings, compare, name=f"VPoser {weights.name}", mixture=mixture)
     print(markdown_tables(rows))
     print(f"\n({time.perf_counter() - t:.0f} s)", file=sys.stderr)
     if args.json:

@@ -85,14 +85,14 @@ class GaussianMixture:
         )
 
     @staticmethod
-    def load(path: str | Path) -> "GaussianMixture":
-        """A mixture saved by `save`; ValueError naming the file if it is missing or malformed."""
+    def load(path: str | Path, fix: str = MAKE_ONE) -> "GaussianMixture":
+        """A mixture saved by `save`; ValueError naming the file and `fix` if it is missing or malformed."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = [torch.from_numpy(data[k]).double() for k in ("weights", "means", "covariances")]
             return GaussianMixture(*arrays)
         except (OSError, EOFError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{path}: cannot load a pose mixture ({type(e).__name__}: {e}); {MAKE_ONE}") from e
+            raise ValueError(f"{path}: cannot load a mixture ({type(e).__name__}: {e}); {fix}") from e
 
 
 def fit_gmm(

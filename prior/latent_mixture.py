@@ -31,30 +31,47 @@ from prior.vposer import VPoser
 
 COMPONENTS = 8
 SUFFIX = "_latent_gmm"
+RUN_WEIGHTS = "vposer.pt"  # the weights' name in a prior.train folder
 
 
 def mixture_path(checkpoint: Path) -> Path:
-    """Where the latent mixture of a checkpoint file (or experiment folder) lives."""
+    """Where the latent mixture of a checkpoint file (or prior.train folder) lives."""
     if checkpoint.is_dir():
-        return checkpoint / f"vposer{SUFFIX}.npz"
+        checkpoint = checkpoint / RUN_WEIGHTS
     return checkpoint.with_name(f"{checkpoint.stem}{SUFFIX}.npz")
+
+
+def poses_needed(latent_dim: int, components: int = COMPONENTS) -> int:
+    """Fewest poses for a fit: one more than the latent dimension per full-covariance component."""
+    return components * (latent_dim + 1)
 
 
 @torch.no_grad()
 def fit_latent_mixture(
     model: VPoser, poses: torch.Tensor, components: int = COMPONENTS, seed: int = 0, batch: int = 8192
 ) -> GaussianMixture:
-    """A full-covariance mixture over the encoder means of body poses (N, 21, 3), by EM."""
+    """A full-covariance mixture over the encoder means of body poses (N, 21, 3), by EM
+    (ValueError with fewer than `poses_needed` poses)."""
+    if len(poses) < (need := poses_needed(model.latent_dim, components)):
+        raise ValueError(f"{len(poses)} poses are too few for a {components}-component latent mixture (need {need})")
     model = model.eval()
     weight = model.decoder_net[0].weight
     means = torch.cat([model.encode(p.to(weight)).mean for p in poses.split(batch)])
     return fit_gmm(means.double().cpu(), components=components, seed=seed)
 
 
-def load_beside(checkpoint: Path | None) -> GaussianMixture | None:
-    """The latent mixture saved beside a checkpoint (None: the shipped one), or None if there is none."""
+def load_beside(checkpoint: Path | None, latent_dim: int = 32) -> GaussianMixture | None:
+    """The latent mixture saved beside a checkpoint (None: the shipped one), or None if there is none;
+    ValueError naming the file if it is unreadable or not over `latent_dim` dimensions."""
     path = mixture_path(DEFAULT_CHECKPOINT if checkpoint is None else Path(checkpoint))
-    return GaussianMixture.load(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    remake = "remake it with python -m prior.latent_mixture --checkpoint CHECKPOINT, or delete it"
+    mixture = GaussianMixture.load(path, fix=remake)
+    if mixture.means.shape[1] != latent_dim:
+        dims = mixture.means.shape[1]
+        raise ValueError(f"{path}: a mixture over {dims} dimensions, not the latent's {latent_dim}; {remake}")
+    return mixture
 
 
 def fit_and_save(
@@ -81,14 +98,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.components < 1:
         parser.error("--components must be at least 1")
     checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
+    out = mixture_path(checkpoint)
     try:
         data = checkpoint_config(args.checkpoint, args.overrides).data
         model = load(args.checkpoint)
+        train, _, info = load_splits(data, seed=args.seed)
+        fit_and_save(model, train, out, args.components, args.seed, checkpoint=checkpoint.name, dataset=info["dataset"])
     except (OSError, ValueError) as e:
         parser.error(str(e))
-    train, _, info = load_splits(data, seed=args.seed)
-    out = mixture_path(checkpoint)
-    fit_and_save(model, train, out, args.components, args.seed, checkpoint=checkpoint.name, dataset=info["dataset"])
     print(f"latent mixture of {len(train)} training poses: {out}")
 
 

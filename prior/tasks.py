@@ -94,7 +94,7 @@ class PCASpace(LatentSpace):
 
 class _MixturePrior:
     """A Gaussian mixture over the space's variable (`mixture`): its max-component penalty; starts
-    at the heaviest component's mean (as the fitter does) or at samples of the mixture."""
+    at the heaviest component's mean or at samples of the mixture."""
 
     mixture: GaussianMixture
 
@@ -112,7 +112,7 @@ class _MixturePrior:
 
 
 class GmmSpace(_MixturePrior, PoseSpace):
-    """Axis-angles under a GMM (SMPLify's prior)."""
+    """Axis-angles under a GMM (SMPLify's prior), started as the fitter does."""
 
     def __init__(self, gmm: GaussianMixture) -> None:
         self.mixture = gmm.to("cpu", DTYPE)

@@ -37,7 +37,7 @@ from body.skeleton import BODY_PARENTS
 from configs import Rule
 from prior.checkpoint import best_snapshot, export_run, load, save_weights
 from prior.data.fk import forward_kinematics, rest_offsets
-from prior.latent_mixture import fit_and_save, mixture_path
+from prior.latent_mixture import RUN_WEIGHTS, SUFFIX, fit_and_save, mixture_path, poses_needed
 from prior.splits import load_splits
 from prior.vposer import VPoser
 
@@ -259,9 +259,8 @@ def train(cfg: DictConfig) -> Path | None:
         return None
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else best_snapshot(out)
     model = load(best)
-    save_weights(model, out / "vposer.pt")
-    mixture = mixture_path(out / "vposer.pt")
-    fit_and_save(model, train_loader.dataset.tensors[0], mixture, seed=cfg.train.seed, dataset=info["dataset"])
+    weights = out / RUN_WEIGHTS
+    save_weights(model, weights)
     metrics = {
         **info,
         "best_checkpoint": best.name,
@@ -272,11 +271,16 @@ def train(cfg: DictConfig) -> Path | None:
         "wall_seconds_this_run": round(time.time() - start, 1),
     }
     write_text(out / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
+    poses = train_loader.dataset.tensors[0]
+    companions: list[str] = []
+    if len(poses) >= poses_needed(model.latent_dim):
+        fit_and_save(model, poses, mixture_path(weights), seed=cfg.train.seed, dataset=info["dataset"])
+        companions = [f"{SUFFIX}.npz", f"{SUFFIX}.yaml"]
+    else:
+        print(f"no latent mixture: {len(poses)} training poses, {poses_needed(model.latent_dim)} needed")
     if cfg.export:
-        export_run(
-            out, Path(cfg.export), "vposer.pt", "train_metrics.json", [mixture.name, mixture.with_suffix(".yaml").name]
-        )
-    return out / "vposer.pt"
+        export_run(out, Path(cfg.export), RUN_WEIGHTS, "train_metrics.json", companions)
+    return weights
 
 
 def main(argv: list[str] | None = None) -> None:

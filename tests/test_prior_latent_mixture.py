@@ -42,7 +42,8 @@ def held_out(shared_data, tmp_path_factory) -> torch.Tensor:
 
 
 def test_one_standard_normal_component_is_vposers_own_prior(model):
-    """With the mixture N(0, I) the space's penalty and least-squares residual are VPoser's 0.5 |z|^2 and z."""
+    """With the mixture N(0, I) the space's penalty and least-squares residual are VPoser's 0.5 |z|^2 and z;
+    with N(m, 2 I) they are 0.25 |z - m|^2 and (z - m) / sqrt(2), and the MAP starts at m."""
     d = model.latent_dim
     standard = GaussianMixture(torch.ones(1), torch.zeros(1, d), torch.eye(d)[None])
     z = torch.randn(5, d, generator=torch.Generator().manual_seed(0))
@@ -50,7 +51,25 @@ def test_one_standard_normal_component_is_vposers_own_prior(model):
     torch.testing.assert_close(mixed.penalty(z), plain.penalty(z))
     torch.testing.assert_close(mixed.prior_residual(z)[0], plain.prior_residual(z)[0])
     torch.testing.assert_close(mixed.rotmat(z), plain.rotmat(z))
-    assert torch.equal(mixed.mean_start(2), torch.zeros(2, d))
+    m = torch.linspace(-1, 1, d)
+    wide = LatentMixtureSpace(model, GaussianMixture(torch.ones(1), m[None].double(), 2 * torch.eye(d)[None].double()))
+    torch.testing.assert_close(wide.penalty(z), 0.25 * (z - m).square().sum(-1))
+    torch.testing.assert_close(wide.prior_residual(z)[0], (z - m) / 2**0.5)
+    torch.testing.assert_close(wide.mean_start(2), m.expand(2, -1))
+
+
+def test_a_bad_mixture_file_is_named_with_the_fix(tmp_path, model):
+    weights = tmp_path / "mine.pt"
+    weights.write_bytes(b"")
+    assert load_beside(weights) is None  # none beside it: plain VPoser
+    mixture_path(weights).write_bytes(b"not a mixture")
+    with pytest.raises(ValueError, match=r"mine_latent_gmm\.npz.*python -m prior\.latent_mixture"):
+        load_beside(weights)
+    GaussianMixture(torch.ones(1), torch.zeros(1, 63), torch.eye(63)[None]).save(mixture_path(weights))
+    with pytest.raises(ValueError, match="63 dimensions, not the latent's 32"):
+        load_beside(weights)
+    with pytest.raises(ValueError, match="too few"):
+        fit_latent_mixture(model, torch.zeros(100, 21, 3))
 
 
 def test_fitted_mixture_sits_on_the_codes_of_its_poses(model, held_out):

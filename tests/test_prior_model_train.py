@@ -56,7 +56,9 @@ def test_training_reduces_loss_saves_and_resumes(small_dataset, tmp_path):
     # the run's latent mixture (prior.latent_mixture) is exported beside the weights, config and metrics
     exported = ["mine.pt", "mine.yaml", "mine_train_metrics.json", "mine_latent_gmm.npz", "mine_latent_gmm.yaml"]
     assert sorted(p.name for p in export.parent.iterdir()) == sorted(exported)
-    assert load_beside(export).means.shape == (8, 32)
+    run_mixture = load_beside(tmp_path / "run")
+    assert run_mixture.means.shape == (8, 32) and torch.equal(load_beside(export).means, run_mixture.means)
+    assert OmegaConf.load(export.with_name("mine_latent_gmm.yaml")).poses == manifest["counts"]["train"]["frames"]
 
     metrics = epoch_metrics(tmp_path / "run")
     assert sorted(metrics) == [0, 1, 2, 3]
