@@ -178,6 +178,8 @@ def test_video_gives_per_frame_outputs_and_an_overlay_video(tmp_path, shared_dat
     assert sorted(summary.fitted) == names and not summary.failed
     shapes = [np.load(out / f"{n}.npz")["shape"] for n in names]
     assert all(np.array_equal(s, shapes[0]) for s in shapes)  # one shape for the person
+    # the frame's own three stages, then the window's: bodies (refine), then hands and face (refine_details)
+    assert np.load(out / f"{names[0]}.npz")["stage_losses"].shape[-1] == 3 + 2
     cap = cv2.VideoCapture(str(out / "clip.mp4" / "overlay.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     cap.release()
