@@ -49,6 +49,10 @@ class TorsoView:
     yaw: torch.Tensor  # (N,) turn about the body's long axis in [0, pi]: 0 faces the camera, pi faces away
     ambiguous: torch.Tensor  # (N,) bool: a side view, the yaw's sign (facing image left or right) is unknown
 
+    def take(self, index: torch.Tensor) -> "TorsoView":
+        """The views of some (or repeated) frames."""
+        return TorsoView(self.roll[index], self.yaw[index], self.ambiguous[index])
+
 
 def torso_view(
     xy: torch.Tensor,

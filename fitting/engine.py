@@ -93,11 +93,15 @@ class Engine:
         )
 
     def start(
-        self, problem: Problem, blocks: Sequence[tuple[torch.Tensor, StartValues]] = ()
+        self,
+        problem: Problem,
+        blocks: Sequence[tuple[torch.Tensor, StartValues]] = (),
+        view: TorsoView | None = None,
     ) -> dict[str, torch.Tensor]:
         """Start variables (B, T, ...): the prior's mean pose, average shape, turned as the 2D torso
-        suggests; `blocks` (rows, values) override variables of some rows (values (M, ...) per row,
-        the same for all its frames). Rows whose translation is not given are placed over their torso."""
+        suggests (`view` of the B*T frames when already known); `blocks` (rows, values) override
+        variables of some rows (values (M, ...) per row, the same for all its frames). Rows whose
+        translation is not given are placed over their torso."""
         b, t, n = problem.rows, problem.frames, problem.rows * problem.frames
         kw = dict(device=self.model.device, dtype=self.model.dtype)
         v = {
@@ -110,7 +114,7 @@ class Engine:
         if self._uses(problem, FACE):
             v["jaw_pose"] = torch.zeros(b, t, 3, **kw)
             v["expression"] = torch.zeros(b, t, self.model.num_expression, **kw)
-        view = self.torso_view(problem)
+        view = self.torso_view(problem) if view is None else view
         v["global_orient"] = initial_orientation(view.roll, view.yaw).reshape(b, t, 3)
         v["transl"] = torch.zeros(b, t, 3, **kw)
         placed = torch.zeros(b, dtype=torch.bool, device=self.model.device)

@@ -135,15 +135,17 @@ class Fitter:
         """`fit_frames` of frames with the same keypoint sets (`index`: their places in its list)."""
         base = self.problem([[f] for f in frames])
         learned = LearnedStart(self.initialiser, base, self.engine.rows_per_call(base))
-        ctx = StartContext(base, self.engine.torso_view(base), self.space, learned, isinstance(self.model, AnnyBody))
+        view = self.engine.torso_view(base)
+        ctx = StartContext(base, view, self.space, learned, isinstance(self.model, AnnyBody))
         rows = Rows.expand(gens, ctx)
         frame_of = torch.as_tensor(index)[torch.as_tensor(rows.frame)]
 
         def hook(stage: str, iteration: int, r: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
             self._hook(stage, iteration, frame_of[r.cpu()], terms)  # rows -> their frames' places in fit_frames
 
-        problem = base.take(torch.as_tensor(rows.frame, device=self.device))
-        v = self.engine.start(problem, rows.blocks)
+        frame = torch.as_tensor(rows.frame, device=self.device)
+        problem = base.take(frame)
+        v = self.engine.start(problem, rows.blocks, view.take(frame))
         if shape is not None:
             v["shape"] = shape.to(v["shape"]).expand_as(v["shape"]).clone()
         hold = ("shape",) if shape is not None else ()
