@@ -17,6 +17,7 @@ last line is quoted in the crash message.
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 import signal
@@ -31,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import models
-from .mediapipe_detector import as_bgr
+from .mediapipe_detector import MediaPipeDetector, as_bgr
 from .quiet import is_verbose
 from .types import Keypoints, KeypointsError
 
@@ -42,6 +43,7 @@ _WORKER_CODE = (
     "import sys, types; body = types.ModuleType('body'); body.__path__ = [{body!r}]; "
     "sys.modules['body'] = body; from keypoints.isolated import _serve; _serve()"
 )
+_DETECTOR_OPTIONS = frozenset(inspect.signature(MediaPipeDetector).parameters)
 _START_TIMEOUT_S = 120.0  # importing MediaPipe and building the graph: ~1-2 s, more on a busy machine
 
 
@@ -60,38 +62,18 @@ class IsolatedDetector:
     fails. The worker starts in the background when the detector is created.
     """
 
-    def __init__(
-        self,
-        holistic: bool = True,
-        *,
-        tracking: bool = False,
-        find_people: bool = True,
-        max_people: int = 8,
-        min_detection_confidence: float = 0.5,
-        min_tracking_confidence: float = 0.5,
-        crop_size: int = 512,
-        landmarks: str = "heavy",
-        finder: str = "auto",
-        top_down: bool = False,
-        gates: bool = True,
-        timeout_s: float | None = 300.0,
-    ) -> None:
+    def __init__(self, holistic: bool = True, *, timeout_s: float | None = 300.0, **options: Any) -> None:
+        """`options`: MediaPipeDetector's keyword options (TypeError naming any other)."""
+        unknown = sorted(set(options) - _DETECTOR_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"IsolatedDetector got unknown options {unknown}; MediaPipeDetector takes {sorted(_DETECTOR_OPTIONS)}"
+            )
         self.holistic = holistic
-        self.landmarks = models.resolve_landmarks(landmarks)  # here, so that a fallback warning is seen
+        # resolved here, so that Heavy's fallback warning is logged in this process
+        self.landmarks = models.resolve_landmarks(options.get("landmarks", "heavy"))
         self.timeout_s = timeout_s
-        self._options = dict(
-            holistic=holistic,
-            tracking=tracking,
-            find_people=find_people,
-            max_people=max_people,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-            crop_size=crop_size,
-            landmarks=self.landmarks,
-            finder=finder,
-            top_down=top_down,
-            gates=gates,
-        )
+        self._options = {**options, "holistic": holistic, "landmarks": self.landmarks}
         self._proc: subprocess.Popen | None = None
         self._send: Connection | None = None
         self._recv: Connection | None = None

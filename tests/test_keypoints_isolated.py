@@ -63,6 +63,11 @@ class _SpyHog:
         return self.real.detectMultiScale(image, **kwargs)
 
 
+def test_an_unknown_option_is_refused_before_a_worker_starts():
+    with pytest.raises(TypeError, match=r"unknown options \['max_peopel'\].*'max_people'"):
+        IsolatedDetector(holistic=False, max_peopel=2)
+
+
 def test_hog_never_sees_an_image_smaller_than_its_window():
     finder = PersonFinder()
     spy = finder._hog = _SpyHog(finder._hog)
