@@ -175,10 +175,16 @@ class Engine:
         problem: Problem,
         rows: torch.Tensor,
         weights: dict[str, float],
+        moved: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Weighted terms (R, T) of some rows of the problem."""
+        """Weighted terms (R, T) of some rows of the problem; `moved` replaces some variables of those
+        rows (an optimiser's trial values), frozen frames keeping their start values."""
         sub = {k: x[rows] for k, x in v.items()}
-        return self.terms(self.evaluation(sub, {k: x[rows] for k, x in start.items()}, problem.take(rows)), weights)
+        start_rows = {k: x[rows] for k, x in start.items()}
+        if moved:
+            sub.update(moved)
+            _hold_frozen(sub, start_rows, problem.frozen[rows], list(moved))
+        return self.terms(self.evaluation(sub, start_rows, problem.take(rows)), weights)
 
     # ----- optimisation ------------------------------------------------------
     def run(
@@ -218,11 +224,7 @@ class Engine:
         packer = _Packer(v, free)
 
         def rows_terms(x: torch.Tensor, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-            sub = {k: val[rows] for k, val in v.items()}
-            sub.update(packer.unpack(x))
-            start_rows = {k: s[rows] for k, s in start.items()}
-            _hold_frozen(sub, start_rows, problem.frozen[rows], free)
-            return self.terms(self.evaluation(sub, start_rows, problem.take(rows)), stage.weights)
+            return self.row_terms(v, start, problem, rows, stage.weights, packer.unpack(x))
 
         def objective(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             return sum(rows_terms(x, rows).values()).sum(1)
