@@ -149,8 +149,12 @@ class Initialiser(nn.Module):
 
 
 def save(model: Initialiser, path: str | Path) -> None:
-    """Write the weights and the layout (tensors and plain values only) atomically."""
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    """Write the weights and the layout (tensors and plain values only) atomically. Floating-point
+    weights are stored in float16, which halves the file (`load` reads them back as float32)."""
+    state = {
+        k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu().clone()
+        for k, v in model.state_dict().items()
+    }
     layout = {"width": model.width, "blocks": model.blocks, "dropout": model.dropout}
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "layout": layout, "state_dict": state}, tmp)
