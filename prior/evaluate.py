@@ -205,13 +205,14 @@ def vposer_candidate(name: str, model: VPoser, mixture: GaussianMixture | None =
         sample = lambda n, seed: model.sample(n, seed=seed)  # noqa: E731
     else:
         space = LatentMixtureSpace(model, mixture)
-        sample = lambda n, seed: model.decode(space.mixture.sample(n, seed))  # noqa: E731
+        mixture = space.mixture  # in the space's dtype
+        sample = lambda n, seed: model.decode(mixture.sample(n, seed))  # noqa: E731
     return Candidate(
         name,
         space,
         lambda poses: model.decode(model.encode(poses).mean),
         sample,
-        lambda poses: pose_cost(model, poses, "elbo", getattr(space, "mixture", None)),
+        lambda poses: pose_cost(model, poses, "elbo", mixture),
     )
 
 
