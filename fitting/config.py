@@ -53,6 +53,8 @@ FIT_RULES: dict[str, Rule] = {
     "output.max_reprojection": Rule(type=float, gt=0),
     "init.side_view_cos": Rule(ge=0, le=1),
     "init.initialiser": Rule(type=str),
+    "init.keep": Rule(type=int, ge=1, nullable=True),
+    "init.prune_after": Rule(type=str, nullable=True),
     "data.reference_size": Rule(type=float, gt=0),
     "data.rho": Rule(type=float, gt=0),
     "optimizer.max_iter": Rule(ge=1),
@@ -86,6 +88,8 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         errors.append("init.hypotheses is empty; name at least 'torso'")
     if bad := [h for h in cfg.init.hypotheses if h not in HYPOTHESES]:
         errors.append(f"init.hypotheses: unknown start hypotheses {bad}; known: {', '.join(HYPOTHESES.names())}")
+    if cfg.init.keep is not None and cfg.init.prune_after not in cfg.schedule:
+        errors.append(f"init.prune_after ({cfg.init.prune_after}) is not a stage of the schedule {list(cfg.schedule)}")
     if errors:
         raise ConfigError("; ".join(errors))
     return cfg

@@ -44,6 +44,17 @@ class RunResult:
     losses: np.ndarray  # (B, T, stages) each frame's loss after each stage
     iterations: np.ndarray  # (B, stages) L-BFGS iterations of each row
 
+    def take(self, rows: np.ndarray) -> "RunResult":
+        """The result of some rows."""
+        pick = torch.as_tensor(rows, device=next(iter(self.v.values())).device)
+        take = lambda d: {k: x[pick] for k, x in d.items()}  # noqa: E731
+        return RunResult(take(self.v), take(self.start), self.losses[rows], self.iterations[rows])
+
+    def then(self, later: "RunResult") -> "RunResult":
+        """This run (of the same rows) continued by `later`, its stages appended."""
+        losses = np.concatenate([self.losses, later.losses], 2)
+        return RunResult(later.v, self.start, losses, np.concatenate([self.iterations, later.iterations], 1))
+
 
 class Engine:
     """Start values, the weighted objective and the stage driver for one body model and pose space."""
@@ -194,11 +205,13 @@ class Engine:
         stages: Sequence[Stage],
         hold: Sequence[str] = (),
         hook: IterationHook | None = None,
+        start: dict[str, torch.Tensor] | None = None,
     ) -> RunResult:
         """Run `stages` from `v` (B, T, ...); variables in `hold` and frames in `problem.frozen` stay.
-        `hook` sees every L-BFGS iteration's weighted terms."""
+        `hook` sees every L-BFGS iteration's weighted terms. `start`: the values that terms keeping a
+        variable near its start read (default `v`; a schedule continued after pruning passes its own)."""
         v = {k: x.detach().clone() for k, x in v.items()}
-        start = {k: x.clone() for k, x in v.items()}
+        start = {k: x.clone() for k, x in (v if start is None else start).items()}
         losses = np.zeros((problem.rows, problem.frames, len(stages)), np.float32)
         iters = np.zeros((problem.rows, len(stages)), np.int64)
         for si, stage in enumerate(stages):

@@ -149,13 +149,26 @@ class Fitter:
         if shape is not None:
             v["shape"] = shape.to(v["shape"]).expand_as(v["shape"]).clone()
         hold = ("shape",) if shape is not None else ()
-        run = self.engine.run(problem, v, self.schedule, hold, hook if self._hook is not None else None)
+        hook = hook if self._hook is not None else None
+        cut = self._prune_at()
+        run = self.engine.run(problem, v, self.schedule[:cut], hold, hook)
+        if cut < len(self.schedule):  # each frame goes on with its lowest starts only
+            keep = rows.prune(run.losses[:, 0, -1], self.cfg.init.keep)
+            rows, frame_of, run = rows.take(keep), frame_of[torch.as_tensor(keep)], run.take(keep)
+            problem = problem.take(torch.as_tensor(keep, device=self.device))
+            run = run.then(self.engine.run(problem, run.v, self.schedule[cut:], hold, hook, run.start))
         best, losses = rows.choose(run.losses[:, 0, -1], len(frames), len(gens))
         results = self._results(run, problem, best, self.schedule[-1])
         names = tuple(g.name for g in gens)
         for r, row, frame_losses in zip(results, best, losses):
             r.hypothesis, r.hypothesis_losses, r.hypothesis_names = int(rows.hypothesis[row]), frame_losses, names
         return results
+
+    def _prune_at(self) -> int:
+        """How many stages of the schedule every start runs before pruning (`init.keep`, `init.prune_after`)."""
+        if self.cfg.init.keep is None:
+            return len(self.schedule)
+        return [s.name for s in self.schedule].index(self.cfg.init.prune_after) + 1
 
     def fit_sequence(
         self,

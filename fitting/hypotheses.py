@@ -8,10 +8,12 @@ that puts that body over the torso). Generators are named in
 `init.hypotheses`; a new one is a `Hypothesis` subclass decorated with `@register`.
 
 `initialiser` starts from the learned initialiser's prediction (`prior.initialiser`:
-2D keypoints -> body pose, camera-frame orientation, Anny shape); `initialiser_twin`
-from its depth twin: every joint mirrored through the plane of the pelvis parallel
-to the image, which projects (nearly) to the same 2D points -- the classic
-front/back ambiguity of a single view (Sminchisescu & Triggs 2003).
+2D keypoints -> body pose, camera-frame orientation, Anny shape), its most probable
+hypothesis; `initialiser_2` .. `initialiser_8` from its next most probable ones (a
+multi-hypothesis initialiser's other readings of the limbs' depth); `initialiser_twin`
+from the depth twin of the first: every joint mirrored through the plane of the
+pelvis parallel to the image, which projects (nearly) to the same 2D points -- the
+classic front/back ambiguity of a single view (Sminchisescu & Triggs 2003).
 """
 
 from __future__ import annotations
@@ -54,8 +56,7 @@ class LearnedStart:
 
         def predict(rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
             sets = {s: (p.xy[rows, 0, sl], p.conf[rows, 0, sl]) for s, sl in slices.items()}
-            pred = model.predict(sets, p.focal[rows, 0], p.center[rows, 0])
-            return pred.global_orient, pred.body_pose, pred.shape
+            return tuple(vars(model.predict(sets, p.focal[rows, 0], p.center[rows, 0])).values())
 
         return Prediction(*in_chunks(predict, p.rows, self.rows_per_call, p.xy.device))
 
@@ -116,6 +117,26 @@ class InitialiserStart(Hypothesis):
     def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
         pred = ctx.learned.prediction
         return _learned_start(ctx, pred.global_orient, pred.body_pose, pred.shape)
+
+
+class InitialiserRank(Hypothesis):
+    """Every frame from the initialiser's rank-th most probable hypothesis (rank >= 2)."""
+
+    rank: ClassVar[int]
+
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+        pred = ctx.learned.prediction
+        if self.rank > 1 + pred.others_pose.shape[1]:
+            raise ValueError(
+                f"init.hypotheses names {self.name!r}, but the initialiser gives {1 + pred.others_pose.shape[1]} "
+                "hypotheses; drop it or pass a multi-hypothesis checkpoint as init.initialiser"
+            )
+        i = self.rank - 2
+        return _learned_start(ctx, pred.others_orient[:, i], pred.others_pose[:, i], pred.shape)
+
+
+for _rank in range(2, 9):
+    register(type(f"InitialiserRank{_rank}", (InitialiserRank,), {"name": f"initialiser_{_rank}", "rank": _rank}))
 
 
 @register
@@ -193,6 +214,19 @@ class Rows:
             names = [g.name for g in generators]
             raise ValueError(f"start hypotheses {names} give no start for frames {missing}; include 'torso'")
         return rows
+
+    def prune(self, losses: np.ndarray, keep: int) -> np.ndarray:
+        """Rows (ascending) that keep each frame's `keep` lowest finite `losses` (R,) (ties: the earlier
+        hypothesis; non-finite losses last)."""
+        order = np.lexsort((self.hypothesis, np.where(np.isfinite(losses), losses, np.inf), self.frame))
+        rank = np.empty(len(order), np.int64)
+        starts = np.r_[0, np.flatnonzero(np.diff(self.frame[order])) + 1]
+        rank[order] = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        return np.flatnonzero(rank < keep)
+
+    def take(self, rows: np.ndarray) -> "Rows":
+        """Some of the rows (their start blocks are not kept: the starts have been used)."""
+        return Rows(self.frame[rows], self.hypothesis[rows], [])
 
     def choose(self, final: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The winning row of each of `n` frames (lowest finite final loss; ties: the earlier

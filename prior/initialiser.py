@@ -12,7 +12,12 @@ frame (a person at the image border is seen obliquely).
 Output: the global orientation (camera coordinates: x right, y down, z forward)
 and the 21 body joint rotations in the SMPL-X convention, each as a 6D rotation
 (Zhou et al. 2019), and the shape in Anny's 6 unconstrained phenotype
-parameters. Training: `python -m prior.initialiser_train` (synthetic views of
+parameters. One view does not fix the depth of the limbs (a forearm pointing
+toward or away from the camera projects alike), and one regressed answer lands
+between such modes. So the network may give several hypotheses of the
+orientation and pose, each with a probability: trained winner-takes-all (each
+view teaches its closest hypothesis, Rupprecht et al. 2017) with a classifier of
+which one is closest. Training: `python -m prior.initialiser_train` (synthetic views of
 the training actors' mocap on Anny; `prior.initialiser_data`).
 """
 
@@ -88,19 +93,24 @@ def gather_points(
 
 @dataclass
 class Prediction:
-    """Per person: global orientation (N, 3) and body pose (N, 21, 3) axis-angle, camera frame; shape (N, 6)."""
+    """Per person: the most probable hypothesis' global orientation (N, 3) and body pose (N, 21, 3)
+    axis-angle, camera frame; shape (N, 6); the other hypotheses, most probable first: `others_orient`
+    (N, K - 1, 3) and `others_pose` (N, K - 1, 21, 3); every hypothesis' probability (N, K), descending."""
 
     global_orient: torch.Tensor
     body_pose: torch.Tensor
     shape: torch.Tensor
+    others_orient: torch.Tensor
+    others_pose: torch.Tensor
+    probability: torch.Tensor
 
 
 class Initialiser(nn.Module):
     """An MLP with residual blocks (Martinez et al. 2017's lifting layout) from 2D keypoints to a body."""
 
-    def __init__(self, width: int = 1024, blocks: int = 2, dropout: float = 0.1) -> None:
+    def __init__(self, width: int = 1024, blocks: int = 2, dropout: float = 0.1, hypotheses: int = 1) -> None:
         super().__init__()
-        self.width, self.blocks, self.dropout = width, blocks, dropout
+        self.width, self.blocks, self.dropout, self.hypotheses = width, blocks, dropout, hypotheses
         self.inp = nn.Sequential(nn.Linear(NUM_FEATURES, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout))
         self.body = nn.ModuleList(
             nn.Sequential(
@@ -115,19 +125,26 @@ class Initialiser(nn.Module):
             )
             for _ in range(blocks)
         )
-        self.out = nn.Linear(width, 6 * (1 + NUM_BODY_JOINTS) + NUM_SHAPE)
+        # Per hypothesis 22 6D rotations; one shape; with several hypotheses, their logits.
+        logits = hypotheses if hypotheses > 1 else 0
+        self.out = nn.Linear(width, 6 * (1 + NUM_BODY_JOINTS) * hypotheses + NUM_SHAPE + logits)
         self.to_matrix = Rot6dToMatrix()
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (N, NUM_FEATURES) -> rotations (N, 22, 3, 3) (global orientation first) and shape (N, 6)."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features (N, NUM_FEATURES) -> rotations (N, K, 22, 3, 3) of K hypotheses (global orientation
+        first), shape (N, 6) and the hypotheses' logits (N, K)."""
         h = self.inp(x)
         for block in self.body:
             h = h + block(h)
         out = self.out(h)
-        rot6d = out[:, : 6 * (1 + NUM_BODY_JOINTS)]
+        k, n_rot = self.hypotheses, 6 * (1 + NUM_BODY_JOINTS) * self.hypotheses
+        rot6d = out[:, :n_rot].reshape(len(x), k, -1)
         # Start from the identity (6D of I is [[1, 0], [0, 1], [0, 0]]) so early training is stable.
         identity = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0], dtype=out.dtype, device=out.device)
-        return self.to_matrix(rot6d + identity.repeat(1 + NUM_BODY_JOINTS)), out[:, 6 * (1 + NUM_BODY_JOINTS) :]
+        rot = self.to_matrix((rot6d + identity.repeat(1 + NUM_BODY_JOINTS)).flatten(0, 1)).unflatten(0, (len(x), k))
+        shape = out[:, n_rot : n_rot + NUM_SHAPE]
+        logits = out[:, n_rot + NUM_SHAPE :] if k > 1 else out.new_zeros(len(x), 1)
+        return rot, shape, logits
 
     @torch.no_grad()
     def predict(
@@ -141,11 +158,12 @@ class Initialiser(nn.Module):
             dtype = self.out.weight.dtype
             sets = {k: (xy.to(dtype), c.to(dtype)) for k, (xy, c) in sets.items()}
             xy, conf = gather_points(sets, focal.to(dtype), center.to(dtype))
-            rot, shape = self(features(xy, conf))
+            rot, shape, logits = self(features(xy, conf))
         finally:
             self.train(was_training)
-        aa = matrix_to_axis_angle(rot)
-        return Prediction(aa[:, 0], aa[:, 1:], shape)
+        probability, order = logits.softmax(-1).sort(-1, descending=True)
+        aa = matrix_to_axis_angle(rot.gather(1, order[..., None, None, None].expand_as(rot)))
+        return Prediction(aa[:, 0, 0], aa[:, 0, 1:], shape, aa[:, 1:, 0], aa[:, 1:, 1:], probability)
 
 
 def save(model: Initialiser, path: str | Path) -> None:
@@ -155,7 +173,7 @@ def save(model: Initialiser, path: str | Path) -> None:
         k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu().clone()
         for k, v in model.state_dict().items()
     }
-    layout = {"width": model.width, "blocks": model.blocks, "dropout": model.dropout}
+    layout = {"width": model.width, "blocks": model.blocks, "dropout": model.dropout, "hypotheses": model.hypotheses}
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "layout": layout, "state_dict": state}, tmp)
 
@@ -173,7 +191,7 @@ def load(path: str | Path | None = None, map_location: str | torch.device = "cpu
     if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("state_dict"), dict):
         raise ValueError(f"{path}: not an initialiser checkpoint (expected format {FORMAT!r})")
     layout = raw.get("layout") or {}
-    model = Initialiser(**{k: layout[k] for k in ("width", "blocks", "dropout") if k in layout})
+    model = Initialiser(**{k: layout[k] for k in ("width", "blocks", "dropout", "hypotheses") if k in layout})
     state = raw["state_dict"]
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)

@@ -8,7 +8,8 @@ training split is put on Anny with a random adult shape once; each step then
 draws fresh random views (`prior.initialiser_data.draw_views`). The loss is the
 mean 3D joint distance (forward kinematics of the predicted rotations on Anny's
 rest skeleton, camera frame, pelvis at the origin) plus rotation and shape
-terms. Metrics on fixed views of the validation actors: MPJPE (the same joints;
+terms; with several hypotheses, those of the closest one (winner-takes-all) and
+a classifier of which is closest. Metrics on fixed views of the validation actors: MPJPE (the same joints;
 orientation included), PA-MPJPE, orientation error. Resumes from out_dir/last.pt.
 """
 
@@ -54,6 +55,8 @@ RULES: dict[str, Rule] = {
     "model.width": Rule(ge=1),
     "model.blocks": Rule(ge=0),
     "model.dropout": Rule(ge=0, lt=1),
+    "model.hypotheses": Rule(ge=1),
+    "loss.others": Rule(ge=0, lt=1),
     "loss.*": Rule(ge=0),
     "train.seed": Rule(ge=0),
     "train.batch_size": Rule(ge=2),
@@ -97,33 +100,56 @@ class Skeleton:
 def losses(
     model: Initialiser, batch: ViewBatch, skeleton: Skeleton, weights: DictConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted loss of a batch (valid views only) and its unweighted terms."""
-    rot, shape = model(batch.features)
+    """The weighted loss of a batch (valid views only) and its unweighted terms.
+
+    With K > 1 hypotheses, each view's joint and rotation terms are those of its closest
+    hypothesis, plus `loss.others` times the mean over the rest (relaxed winner-takes-all, so
+    that no hypothesis is left untrained), and a cross-entropy teaches the logits which one is
+    closest."""
+    rot, shape, logits = model(batch.features)
     v = batch.valid
+    rot, logits, true = rot[v], logits[v], batch.rotations[v]
+    n, k = rot.shape[:2]
+    joints = (skeleton(rot.flatten(0, 1)).unflatten(0, (n, k)) - skeleton(true)[:, None]).norm(dim=-1).mean(-1)
+    rotations = (rot - true[:, None]).pow(2).sum((-1, -2)).mean(-1)
+    per_hypothesis = weights.joints * joints + weights.rotations * rotations  # (n, K)
+    closest = per_hypothesis.detach().argmin(1)
+    share = torch.full_like(per_hypothesis, weights.others / max(k - 1, 1))
+    share.scatter_(1, closest[:, None], 1.0 - weights.others if k > 1 else 1.0)
+    pick = closest[:, None]
     terms = {
-        "joints": (skeleton(rot[v]) - skeleton(batch.rotations[v])).norm(dim=-1).mean(),
-        "rotations": (rot[v] - batch.rotations[v]).pow(2).sum((-1, -2)).mean(),
+        "joints": joints.gather(1, pick).mean(),
+        "rotations": rotations.gather(1, pick).mean(),
         "shape": (shape[v] - batch.shape[v]).pow(2).mean(),
+        "choice": torch.nn.functional.cross_entropy(logits, closest),
     }
-    total = sum(weights[k] * t for k, t in terms.items())
+    total = (share * per_hypothesis).sum(1).mean() + weights.shape * terms["shape"] + weights.choice * terms["choice"]
     return total, {k: float(t.detach()) for k, t in terms.items()}
 
 
 @torch.no_grad()
 def evaluate(model: Initialiser, batch: ViewBatch, skeleton: Skeleton) -> dict[str, float]:
-    """MPJPE, PA-MPJPE (mm) and orientation error (deg) on fixed views (valid ones)."""
+    """MPJPE, PA-MPJPE (mm) and orientation error (deg) of the most probable hypothesis on fixed
+    views (valid ones); with several hypotheses also the PA-MPJPE of the best one (an oracle's pick)."""
     was = model.training
     model.eval()
-    rot, _ = model(batch.features)
+    rot, _, logits = model(batch.features)
     model.train(was)
     v = batch.valid
-    pred, true = skeleton(rot[v]), skeleton(batch.rotations[v])
-    return {
-        "mpjpe_mm": float(1000 * (pred - true).norm(dim=-1).mean()),
-        "pa_mpjpe_mm": float(1000 * pa_mpjpe(pred, true).mean()),
-        "orientation_deg": float(torch.rad2deg(geodesic_angle(rot[v, 0], batch.rotations[v, 0])).mean()),
+    rot, logits, true = rot[v], logits[v], batch.rotations[v]
+    n, k = rot.shape[:2]
+    top = rot[torch.arange(n), logits.argmax(1)]
+    pred, truth = skeleton(top), skeleton(true)
+    out = {
+        "mpjpe_mm": float(1000 * (pred - truth).norm(dim=-1).mean()),
+        "pa_mpjpe_mm": float(1000 * pa_mpjpe(pred, truth).mean()),
+        "orientation_deg": float(torch.rad2deg(geodesic_angle(top[:, 0], true[:, 0])).mean()),
         "views": int(v.sum()),
     }
+    if k > 1:
+        every = pa_mpjpe(skeleton(rot.flatten(0, 1)), truth.repeat_interleave(k, 0)).reshape(n, k)
+        out["pa_mpjpe_best_of_hypotheses_mm"] = float(1000 * every.amin(1).mean())
+    return out
 
 
 def train(cfg: DictConfig) -> Path:
@@ -156,7 +182,7 @@ def train(cfg: DictConfig) -> Path:
     print(f"{len(bodies)} training poses, {int(val.valid.sum())} validation views; posed in {prepared:.0f} s")
 
     device = torch.device(t.device)
-    model = Initialiser(cfg.model.width, cfg.model.blocks, cfg.model.dropout).to(device)
+    model = Initialiser(cfg.model.width, cfg.model.blocks, cfg.model.dropout, cfg.model.hypotheses).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, t.steps) / t.steps)))
     gen = torch.Generator().manual_seed(t.seed)

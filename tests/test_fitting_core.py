@@ -8,7 +8,7 @@ import torch
 
 from fitting.config import ConfigError, load_config
 from fitting.fitter import Fitter
-from fitting.hypotheses import Hypothesis, StartContext
+from fitting.hypotheses import Hypothesis, Rows, StartContext
 from fitting.priors import PoseSpace
 from fitting.synthetic import render_views
 from fitting.terms import Evaluation, Term, register
@@ -81,6 +81,39 @@ def test_of_three_start_hypotheses_the_known_best_wins(fit_body):
         assert np.allclose(r.params["transl"], truth["transl"][i].numpy(), atol=0.05)
 
 
+def test_rows_prune_keeps_each_frames_lowest_starts():
+    rows = Rows(np.array([0, 0, 0, 1, 1, 2]), np.array([0, 1, 2, 0, 1, 0]), [])
+    losses = np.array([3.0, 1.0, np.nan, 2.0, 2.0, 5.0])
+    np.testing.assert_array_equal(rows.prune(losses, 1), [1, 3, 5])  # a tie keeps the earlier hypothesis
+    np.testing.assert_array_equal(rows.prune(losses, 2), [0, 1, 3, 4, 5])  # NaN last
+    np.testing.assert_array_equal(rows.take(np.array([1, 5])).frame, [0, 2])
+
+
+def test_pruned_starts_stop_and_the_kept_ones_fit_as_without_pruning(fit_body):
+    """Three known starts; after the first stage each frame keeps its lowest one, which then ends exactly
+    as it does when every start runs the whole schedule (a row's arithmetic does not see the others)."""
+    views = _views(fit_body, n=2, seed=3)
+    truth = {k: torch.as_tensor(v).reshape(2, -1) for k, v in views.params.items() if k != "body_pose"}
+    truth["pose"] = torch.as_tensor(views.params["body_pose"]).reshape(2, -1)
+    starts = [
+        _Given("far", dict(truth, transl=truth["transl"] + torch.tensor([0.8, 0.0, 3.0]))),
+        _Given("truth", dict(truth, pose=truth["pose"] + 0.2)),
+        _Given("turned", dict(truth, global_orient=truth["global_orient"] + torch.tensor([0.0, 2.5, 0.0]))),
+    ]
+    settings = ["prior.kind=none", "schedule=[body5,body4]", "optimizer.max_iter=3"]
+    first = Fitter(fit_body, PoseSpace(), load_config(None, settings[:1] + ["schedule=[body5]", settings[2]]))
+    whole = Fitter(fit_body, PoseSpace(), load_config(None, settings))
+    pruned = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "init.keep=1", "init.prune_after=body5"]))
+    after_first = [r.hypothesis_losses for r in first.fit_frames(views.frames, hypotheses=starts)]
+    for i, (a, b) in enumerate(
+        zip(whole.fit_frames(views.frames, hypotheses=starts), pruned.fit_frames(views.frames, hypotheses=starts))
+    ):
+        kept = int(np.argmin(after_first[i]))
+        assert b.hypothesis == kept and np.isnan(np.delete(b.hypothesis_losses, kept)).all()
+        assert b.hypothesis_losses[kept] == a.hypothesis_losses[kept]
+        assert len(b.stage_losses) == 2 and b.stage_losses[0] == pytest.approx(after_first[i][kept])
+
+
 def test_side_views_start_both_ways_and_frontal_views_once(anny_body):
     views = render_views(
         anny_body,
@@ -150,6 +183,8 @@ def test_the_iteration_hook_sees_each_stages_terms(fit_body):
         ("stages.body1.free=[pose,elbows]", "elbows"),
         ("schedule=[camera,body9]", "body9"),
         ("init.hypotheses=[torso,psychic]", "psychic"),
+        ("init.keep=2", "init.prune_after"),
+        ("init.keep=0", "init.keep"),
         ("stages.body2.weights.pose_prior=-1", "stages.body2.weights.pose_prior"),
         ("stages.body3.max_iter=0", "stages.body3.max_iter"),
         ("stages.body3.max_iters=5", "max_iters"),

@@ -61,15 +61,17 @@ def test_depth_twin_projects_to_the_same_image_points(anny_body):
     assert (a[:, keep, 2].abs() > 0.05).any()  # the test has depth to mirror
 
 
-def test_checkpoint_round_trip_strict_keys_and_refused_files(tmp_path):
-    model = Initialiser(width=32, blocks=1).eval()
+@pytest.mark.parametrize("hypotheses", [1, 3])
+def test_checkpoint_round_trip_strict_keys_and_refused_files(tmp_path, hypotheses):
+    model = Initialiser(width=32, blocks=1, hypotheses=hypotheses).eval()
     save(model, tmp_path / "init.pt")
     again = load(tmp_path / "init.pt")
     assert all(p.dtype == torch.float32 for p in again.parameters())
     # the weights are stored in float16: the round trip is exact on those
     model.load_state_dict({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()})
     x = torch.randn(4, model.inp[0].in_features)
-    assert torch.equal(again(x)[0], model(x)[0]) and again.width == 32
+    assert all(torch.equal(a, b) for a, b in zip(again(x), model(x)))
+    assert again.width == 32 and again.hypotheses == hypotheses
     raw = torch.load(tmp_path / "init.pt", weights_only=True)
     del raw["state_dict"]["out.bias"]
     raw["state_dict"]["extra.weight"] = torch.zeros(1)
@@ -84,6 +86,59 @@ def test_checkpoint_round_trip_strict_keys_and_refused_files(tmp_path):
         load(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="prior.initialiser_train"):
         load(tmp_path / "absent.pt")
+
+
+def test_predict_orders_the_hypotheses_by_probability():
+    torch.manual_seed(0)
+    model = Initialiser(width=32, blocks=1, hypotheses=4).eval()
+    with torch.no_grad():
+        model.out.weight[-4:] = 0.0
+        model.out.bias[-4:] = torch.tensor([0.0, 3.0, 1.0, 2.0])  # the logits: hypothesis 1, then 3, 2, 0
+    sets = {"body25": (torch.rand(5, 25, 2) * 800, torch.ones(5, 25))}
+    focal, center = torch.full((5, 2), 1000.0), torch.full((5, 2), 400.0)
+    pred = model.predict(sets, focal, center)
+    assert pred.others_orient.shape == (5, 3, 3) and pred.others_pose.shape == (5, 3, 21, 3)
+    assert torch.allclose(pred.probability.sum(1), torch.ones(5)) and (pred.probability.diff(dim=1) <= 0).all()
+    rot = model(features(*gather_points(sets, focal, center)))[0]
+    for rank, k in enumerate([1, 3, 2, 0]):
+        orient = pred.global_orient if rank == 0 else pred.others_orient[:, rank - 1]
+        assert torch.allclose(axis_angle_to_matrix(orient), rot[:, k, 0], atol=1e-4)
+
+
+def test_training_loss_teaches_the_closest_hypothesis_and_its_choice():
+    """Two hypotheses, the second exactly the truth: the joint and rotation terms are the closest one's (zero),
+    the classifier's target is it, and the other hypothesis gets only the `others` share."""
+    from omegaconf import OmegaConf
+
+    from prior.initialiser_data import ViewBatch
+    from prior.initialiser_train import Skeleton, losses
+
+    model = Initialiser(width=8, blocks=0, hypotheses=2)
+    with torch.no_grad():
+        model.out.weight.zero_()
+        model.out.bias.zero_()
+        model.out.bias[:132] = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(22)  # 45 deg turns
+    n = 6
+    batch = ViewBatch(
+        torch.randn(n, model.inp[0].in_features),
+        torch.eye(3).expand(n, 22, 3, 3),
+        torch.zeros(n, 6),
+        torch.ones(n, dtype=torch.bool),
+    )
+    skeleton = Skeleton(torch.randn(22, 3))
+    weights = OmegaConf.create({"joints": 1.0, "rotations": 0.1, "shape": 0.01, "others": 0.05, "choice": 0.02})
+    total, terms = losses(model, batch, skeleton, weights)
+    assert terms["joints"] < 1e-6 and terms["rotations"] < 1e-6
+    assert abs(terms["choice"] - np.log(2)) < 1e-5
+    total.backward()
+    logit_grad = model.out.bias.grad[-2:]
+    assert logit_grad[1] < 0 < logit_grad[0]  # raise the closest one's logit
+    with torch.no_grad():
+        turned = model(batch.features)[0][:, 0]
+        joints = (skeleton(turned) - skeleton(batch.rotations)).norm(dim=-1).mean()
+        rotations = (turned - batch.rotations).pow(2).sum((-1, -2)).mean()
+    assert joints > 0.01 and rotations > 0.5
+    assert torch.isclose(total, 0.05 * (joints + 0.1 * rotations) + 0.02 * np.log(2), atol=1e-5)
 
 
 def test_shipped_initialiser_beats_the_mean_pose_start_on_held_out_views(anny_body):
