@@ -13,11 +13,12 @@ Output: the global orientation (camera coordinates: x right, y down, z forward)
 and the 21 body joint rotations in the SMPL-X convention, each as a 6D rotation
 (Zhou et al. 2019), and the shape in Anny's 6 unconstrained phenotype
 parameters. One view does not fix the depth of the limbs (a forearm pointing
-toward or away from the camera projects alike), and one regressed answer lands
-between such modes. So the network may give several hypotheses of the
-orientation and pose, each with a probability: trained winner-takes-all (each
-view teaches its closest hypothesis, Rupprecht et al. 2017) with a classifier of
-which one is closest. Training: `python -m prior.initialiser_train` (synthetic views of
+toward or away from the camera projects alike), and a regressed answer lands
+between such readings. So the network may give K hypotheses of the orientation
+and pose: the first is that regressed answer (trained on every view), the other
+K - 1 are committed readings, trained winner-takes-all (each view teaches its
+closest one, Rupprecht et al. 2017), with a classifier of which is closest that
+orders them. Training: `python -m prior.initialiser_train` (synthetic views of
 the training actors' mocap on Anny; `prior.initialiser_data`).
 """
 
@@ -93,9 +94,9 @@ def gather_points(
 
 @dataclass
 class Prediction:
-    """Per person: the most probable hypothesis' global orientation (N, 3) and body pose (N, 21, 3)
-    axis-angle, camera frame; shape (N, 6); the other hypotheses, most probable first: `others_orient`
-    (N, K - 1, 3) and `others_pose` (N, K - 1, 21, 3); every hypothesis' probability (N, K), descending."""
+    """Per person: the regressed answer's global orientation (N, 3) and body pose (N, 21, 3) axis-angle,
+    camera frame; shape (N, 6); the other hypotheses, most probable first: `others_orient` (N, K - 1, 3),
+    `others_pose` (N, K - 1, 21, 3) and the classifier's `probability` (N, K - 1) that each is the closest."""
 
     global_orient: torch.Tensor
     body_pose: torch.Tensor
@@ -125,14 +126,13 @@ class Initialiser(nn.Module):
             )
             for _ in range(blocks)
         )
-        # Per hypothesis 22 6D rotations; one shape; with several hypotheses, their logits.
-        logits = hypotheses if hypotheses > 1 else 0
-        self.out = nn.Linear(width, 6 * (1 + NUM_BODY_JOINTS) * hypotheses + NUM_SHAPE + logits)
+        # Per hypothesis 22 6D rotations; one shape; the logits of the hypotheses after the first.
+        self.out = nn.Linear(width, 6 * (1 + NUM_BODY_JOINTS) * hypotheses + NUM_SHAPE + hypotheses - 1)
         self.to_matrix = Rot6dToMatrix()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Features (N, NUM_FEATURES) -> rotations (N, K, 22, 3, 3) of K hypotheses (global orientation
-        first), shape (N, 6) and the hypotheses' logits (N, K)."""
+        first; the regressed answer first), shape (N, 6) and the logits (N, K - 1) of the others."""
         h = self.inp(x)
         for block in self.body:
             h = h + block(h)
@@ -142,9 +142,7 @@ class Initialiser(nn.Module):
         # Start from the identity (6D of I is [[1, 0], [0, 1], [0, 0]]) so early training is stable.
         identity = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0], dtype=out.dtype, device=out.device)
         rot = self.to_matrix((rot6d + identity.repeat(1 + NUM_BODY_JOINTS)).flatten(0, 1)).unflatten(0, (len(x), k))
-        shape = out[:, n_rot : n_rot + NUM_SHAPE]
-        logits = out[:, n_rot + NUM_SHAPE :] if k > 1 else out.new_zeros(len(x), 1)
-        return rot, shape, logits
+        return rot, out[:, n_rot : n_rot + NUM_SHAPE], out[:, n_rot + NUM_SHAPE :]
 
     @torch.no_grad()
     def predict(
@@ -162,8 +160,32 @@ class Initialiser(nn.Module):
         finally:
             self.train(was_training)
         probability, order = logits.softmax(-1).sort(-1, descending=True)
+        order = torch.cat([order.new_zeros(len(order), 1), order + 1], 1)  # the regressed answer first
         aa = matrix_to_axis_angle(rot.gather(1, order[..., None, None, None].expand_as(rot)))
         return Prediction(aa[:, 0, 0], aa[:, 0, 1:], shape, aa[:, 1:, 0], aa[:, 1:, 1:], probability)
+
+
+def widen(source: Initialiser, hypotheses: int, spread: float = 0.2, seed: int = 0) -> Initialiser:
+    """A K-hypothesis initialiser started from a trained one: its trunk, shape head and first hypothesis;
+    every further hypothesis a copy of the first whose output weights are perturbed by `spread` times
+    their std (so that winner-takes-all training tells them apart); zero logits."""
+    if source.hypotheses != 1:
+        raise ValueError(f"widen starts from a one-hypothesis initialiser, not one with {source.hypotheses}")
+    model = Initialiser(source.width, source.blocks, source.dropout, hypotheses)
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("out.")}
+    model.load_state_dict(state, strict=False)
+    n_rot, gen = 6 * (1 + NUM_BODY_JOINTS), torch.Generator().manual_seed(seed)
+    w, b = source.out.weight.detach(), source.out.bias.detach()
+    with torch.no_grad():
+        model.out.weight.zero_()
+        model.out.bias.zero_()
+        for k in range(hypotheses):
+            noise = spread * w[:n_rot].std() * torch.randn(w[:n_rot].shape, generator=gen) if k else 0.0
+            model.out.weight[k * n_rot : (k + 1) * n_rot] = w[:n_rot] + noise
+            model.out.bias[k * n_rot : (k + 1) * n_rot] = b[:n_rot]
+        model.out.weight[hypotheses * n_rot : hypotheses * n_rot + NUM_SHAPE] = w[n_rot:]
+        model.out.bias[hypotheses * n_rot : hypotheses * n_rot + NUM_SHAPE] = b[n_rot:]
+    return model
 
 
 def save(model: Initialiser, path: str | Path) -> None:

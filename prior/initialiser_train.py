@@ -8,9 +8,11 @@ training split is put on Anny with a random adult shape once; each step then
 draws fresh random views (`prior.initialiser_data.draw_views`). The loss is the
 mean 3D joint distance (forward kinematics of the predicted rotations on Anny's
 rest skeleton, camera frame, pelvis at the origin) plus rotation and shape
-terms; with several hypotheses, those of the closest one (winner-takes-all) and
-a classifier of which is closest. Metrics on fixed views of the validation actors: MPJPE (the same joints;
-orientation included), PA-MPJPE, orientation error. Resumes from out_dir/last.pt.
+terms; with several hypotheses, the first learns so from every view, the others
+winner-takes-all, with a classifier of which is closest. `init_from` starts from
+a trained one-hypothesis initialiser (`prior.initialiser.widen`). Metrics on
+fixed views of the validation actors: MPJPE (the same joints; orientation
+included), PA-MPJPE, orientation error. Resumes from out_dir/last.pt.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from body.skeleton import BODY_PARENTS
 from configs.loader import Rule
 from prior.checkpoint import export_run
 from prior.data.fk import forward_kinematics, rest_offsets
-from prior.initialiser import Initialiser, save
+from prior.initialiser import Initialiser, load, save, widen
 from prior.initialiser_data import PosedBodies, ViewBatch, draw_views
 from prior.metrics import pa_mpjpe
 
 RULES: dict[str, Rule] = {
     "export": Rule(type=str),
+    "init_from": Rule(type=str),
     "data.dataset": Rule(type=str),
     "data.max_train_poses": Rule(type=int, ge=1),
     "data.val_views": Rule(ge=1),
@@ -102,10 +105,10 @@ def losses(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted loss of a batch (valid views only) and its unweighted terms.
 
-    With K > 1 hypotheses, each view's joint and rotation terms are those of its closest
-    hypothesis, plus `loss.others` times the mean over the rest (relaxed winner-takes-all, so
-    that no hypothesis is left untrained), and a cross-entropy teaches the logits which one is
-    closest."""
+    The first hypothesis learns from every view. With K > 1 hypotheses, each view also teaches the
+    closest of the others (its joint and rotation terms) and `loss.others` times the mean over the
+    rest (relaxed winner-takes-all, so that none is left untrained), and a cross-entropy teaches
+    their logits which one is closest."""
     rot, shape, logits = model(batch.features)
     v = batch.valid
     rot, logits, true = rot[v], logits[v], batch.rotations[v]
@@ -113,37 +116,39 @@ def losses(
     joints = (skeleton(rot.flatten(0, 1)).unflatten(0, (n, k)) - skeleton(true)[:, None]).norm(dim=-1).mean(-1)
     rotations = (rot - true[:, None]).pow(2).sum((-1, -2)).mean(-1)
     per_hypothesis = weights.joints * joints + weights.rotations * rotations  # (n, K)
-    closest = per_hypothesis.detach().argmin(1)
-    share = torch.full_like(per_hypothesis, weights.others / max(k - 1, 1))
-    share.scatter_(1, closest[:, None], 1.0 - weights.others if k > 1 else 1.0)
-    pick = closest[:, None]
     terms = {
-        "joints": joints.gather(1, pick).mean(),
-        "rotations": rotations.gather(1, pick).mean(),
+        "joints": joints[:, 0].mean(),
+        "rotations": rotations[:, 0].mean(),
         "shape": (shape[v] - batch.shape[v]).pow(2).mean(),
-        "choice": torch.nn.functional.cross_entropy(logits, closest),
     }
-    total = (share * per_hypothesis).sum(1).mean() + weights.shape * terms["shape"] + weights.choice * terms["choice"]
+    total = per_hypothesis[:, 0].mean() + weights.shape * terms["shape"]
+    if k > 1:
+        others = per_hypothesis[:, 1:]
+        closest = others.detach().argmin(1)
+        share = torch.full_like(others, weights.others / max(k - 2, 1))
+        share.scatter_(1, closest[:, None], 1.0 - weights.others if k > 2 else 1.0)
+        terms["joints_closest_other"] = joints[:, 1:].gather(1, closest[:, None]).mean()
+        terms["choice"] = torch.nn.functional.cross_entropy(logits, closest)
+        total = total + (share * others).sum(1).mean() + weights.choice * terms["choice"]
     return total, {k: float(t.detach()) for k, t in terms.items()}
 
 
 @torch.no_grad()
 def evaluate(model: Initialiser, batch: ViewBatch, skeleton: Skeleton) -> dict[str, float]:
-    """MPJPE, PA-MPJPE (mm) and orientation error (deg) of the most probable hypothesis on fixed
+    """MPJPE, PA-MPJPE (mm) and orientation error (deg) of the first (regressed) hypothesis on fixed
     views (valid ones); with several hypotheses also the PA-MPJPE of the best one (an oracle's pick)."""
     was = model.training
     model.eval()
-    rot, _, logits = model(batch.features)
+    rot, _, _ = model(batch.features)
     model.train(was)
     v = batch.valid
-    rot, logits, true = rot[v], logits[v], batch.rotations[v]
+    rot, true = rot[v], batch.rotations[v]
     n, k = rot.shape[:2]
-    top = rot[torch.arange(n), logits.argmax(1)]
-    pred, truth = skeleton(top), skeleton(true)
+    pred, truth = skeleton(rot[:, 0]), skeleton(true)
     out = {
         "mpjpe_mm": float(1000 * (pred - truth).norm(dim=-1).mean()),
         "pa_mpjpe_mm": float(1000 * pa_mpjpe(pred, truth).mean()),
-        "orientation_deg": float(torch.rad2deg(geodesic_angle(top[:, 0], true[:, 0])).mean()),
+        "orientation_deg": float(torch.rad2deg(geodesic_angle(rot[:, 0, 0], true[:, 0])).mean()),
         "views": int(v.sum()),
     }
     if k > 1:
@@ -182,7 +187,10 @@ def train(cfg: DictConfig) -> Path:
     print(f"{len(bodies)} training poses, {int(val.valid.sum())} validation views; posed in {prepared:.0f} s")
 
     device = torch.device(t.device)
-    model = Initialiser(cfg.model.width, cfg.model.blocks, cfg.model.dropout, cfg.model.hypotheses).to(device)
+    if cfg.init_from:
+        model = widen(load(cfg.init_from), cfg.model.hypotheses, seed=t.seed).to(device)
+    else:
+        model = Initialiser(cfg.model.width, cfg.model.blocks, cfg.model.dropout, cfg.model.hypotheses).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, t.steps) / t.steps)))
     gen = torch.Generator().manual_seed(t.seed)

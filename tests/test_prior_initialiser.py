@@ -12,7 +12,16 @@ from body.rotations import axis_angle_to_matrix, geodesic_angle
 from fitting.hypotheses import depth_twin
 from fitting.synthetic import render_views
 from prior import CheckpointKeyError
-from prior.initialiser import DEFAULT_CHECKPOINT, INPUT_POINTS, Initialiser, features, gather_points, load, save
+from prior.initialiser import (
+    DEFAULT_CHECKPOINT,
+    INPUT_POINTS,
+    Initialiser,
+    features,
+    gather_points,
+    load,
+    save,
+    widen,
+)
 from tests.pose_samples import real_or_random_body_poses
 
 
@@ -88,36 +97,37 @@ def test_checkpoint_round_trip_strict_keys_and_refused_files(tmp_path, hypothese
         load(tmp_path / "absent.pt")
 
 
-def test_predict_orders_the_hypotheses_by_probability():
+def test_predict_gives_the_regressed_answer_then_the_others_by_probability():
     torch.manual_seed(0)
     model = Initialiser(width=32, blocks=1, hypotheses=4).eval()
     with torch.no_grad():
-        model.out.weight[-4:] = 0.0
-        model.out.bias[-4:] = torch.tensor([0.0, 3.0, 1.0, 2.0])  # the logits: hypothesis 1, then 3, 2, 0
+        model.out.weight[-3:] = 0.0
+        model.out.bias[-3:] = torch.tensor([0.0, 3.0, 1.0])  # the others' logits: hypothesis 2, then 3, then 1
     sets = {"body25": (torch.rand(5, 25, 2) * 800, torch.ones(5, 25))}
     focal, center = torch.full((5, 2), 1000.0), torch.full((5, 2), 400.0)
     pred = model.predict(sets, focal, center)
     assert pred.others_orient.shape == (5, 3, 3) and pred.others_pose.shape == (5, 3, 21, 3)
     assert torch.allclose(pred.probability.sum(1), torch.ones(5)) and (pred.probability.diff(dim=1) <= 0).all()
     rot = model(features(*gather_points(sets, focal, center)))[0]
-    for rank, k in enumerate([1, 3, 2, 0]):
+    for rank, k in enumerate([0, 2, 3, 1]):
         orient = pred.global_orient if rank == 0 else pred.others_orient[:, rank - 1]
         assert torch.allclose(axis_angle_to_matrix(orient), rot[:, k, 0], atol=1e-4)
 
 
-def test_training_loss_teaches_the_closest_hypothesis_and_its_choice():
-    """Two hypotheses, the second exactly the truth: the joint and rotation terms are the closest one's (zero),
-    the classifier's target is it, and the other hypothesis gets only the `others` share."""
+def test_training_loss_teaches_every_view_to_the_first_and_the_closest_other_and_its_choice():
+    """Three hypotheses, the third exactly the truth and the others turned: the first is taught in full,
+    of the others the closest (the third: zero error), the second gets the `others` share, and the
+    classifier's target is the third."""
     from omegaconf import OmegaConf
 
     from prior.initialiser_data import ViewBatch
     from prior.initialiser_train import Skeleton, losses
 
-    model = Initialiser(width=8, blocks=0, hypotheses=2)
+    model = Initialiser(width=8, blocks=0, hypotheses=3)
     with torch.no_grad():
         model.out.weight.zero_()
         model.out.bias.zero_()
-        model.out.bias[:132] = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(22)  # 45 deg turns
+        model.out.bias[:264] = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(44)  # 45 deg turns
     n = 6
     batch = ViewBatch(
         torch.randn(n, model.inp[0].in_features),
@@ -128,17 +138,26 @@ def test_training_loss_teaches_the_closest_hypothesis_and_its_choice():
     skeleton = Skeleton(torch.randn(22, 3))
     weights = OmegaConf.create({"joints": 1.0, "rotations": 0.1, "shape": 0.01, "others": 0.05, "choice": 0.02})
     total, terms = losses(model, batch, skeleton, weights)
-    assert terms["joints"] < 1e-6 and terms["rotations"] < 1e-6
+    assert terms["joints"] > 0.01 and terms["rotations"] > 0.5 and terms["joints_closest_other"] < 1e-6
     assert abs(terms["choice"] - np.log(2)) < 1e-5
     total.backward()
     logit_grad = model.out.bias.grad[-2:]
     assert logit_grad[1] < 0 < logit_grad[0]  # raise the closest one's logit
-    with torch.no_grad():
-        turned = model(batch.features)[0][:, 0]
-        joints = (skeleton(turned) - skeleton(batch.rotations)).norm(dim=-1).mean()
-        rotations = (turned - batch.rotations).pow(2).sum((-1, -2)).mean()
-    assert joints > 0.01 and rotations > 0.5
-    assert torch.isclose(total, 0.05 * (joints + 0.1 * rotations) + 0.02 * np.log(2), atol=1e-5)
+    turned = terms["joints"] + 0.1 * terms["rotations"]
+    assert float(total.detach()) == pytest.approx(1.05 * turned + 0.02 * np.log(2), abs=1e-5)
+
+
+def test_widen_keeps_the_trained_answer_and_starts_the_others_near_it():
+    source = Initialiser(width=32, blocks=1, hypotheses=1).eval()
+    model = widen(source, 3).eval()
+    x = torch.randn(4, model.inp[0].in_features)
+    (rot0, shape0, logits0), (rot, shape, logits) = source(x), model(x)
+    assert torch.equal(rot[:, :1], rot0) and torch.equal(shape, shape0)
+    assert logits.shape == (4, 2) and torch.equal(logits, torch.zeros_like(logits)) and logits0.shape == (4, 0)
+    spread = (rot[:, 1:] - rot[:, :1]).abs().mean()
+    assert 0 < spread < 0.2
+    with pytest.raises(ValueError, match="one-hypothesis"):
+        widen(model, 4)
 
 
 def test_shipped_initialiser_beats_the_mean_pose_start_on_held_out_views(anny_body):
