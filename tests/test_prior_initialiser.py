@@ -182,6 +182,14 @@ def test_shipped_initialiser_beats_the_mean_pose_start_on_held_out_views(anny_bo
         truth = anny_body(body_pose=pose).joints[:, :22].numpy()
     learned, baseline = 1000 * pa_mpjpe(joints, truth).mean(), 1000 * pa_mpjpe(mean, truth).mean()
     assert learned < 0.75 * baseline, (source, learned, baseline)
+    # its other hypotheses are other readings: the closest of all is clearly closer than the first
+    k = pred.others_pose.shape[1]
+    assert k >= 3
+    with torch.no_grad():
+        others = anny_body(body_pose=pred.others_pose.flatten(0, 1), shape=pred.shape.repeat_interleave(k, 0))
+    others = others.joints[:, :22].numpy().reshape(64, k, 22, 3)
+    every = np.stack([pa_mpjpe(joints, truth)] + [pa_mpjpe(others[:, j], truth) for j in range(k)], 1)
+    assert 1000 * every.min(1).mean() < learned - 5, (1000 * every.min(1).mean(), learned)
     true_orient = axis_angle_to_matrix(torch.as_tensor(views.params["global_orient"]))
     angle = torch.rad2deg(geodesic_angle(axis_angle_to_matrix(pred.global_orient), true_orient))
     assert float(angle.median()) < 25, angle
