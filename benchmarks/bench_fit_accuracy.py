@@ -78,26 +78,19 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         alone = model(global_orient=pred.global_orient, body_pose=pred.body_pose, shape=pred.shape).joints[:, :22]
     rows.append(("-", "initialiser alone", *_errors(alone.numpy(), views.joints), seconds, 0.0, ""))
-    if k := pred.others_pose.shape[1]:
+    if (k := 1 + pred.others_pose.shape[1]) > 1:
+        orient, pose = pred.every()
         with torch.no_grad():
-            others = model(
-                global_orient=pred.others_orient.flatten(0, 1),
-                body_pose=pred.others_pose.flatten(0, 1),
+            every = model(
+                global_orient=orient.flatten(0, 1),
+                body_pose=pose.flatten(0, 1),
                 shape=pred.shape.repeat_interleave(k, 0),
             ).joints[:, :22]
-        every = torch.cat([alone[:, None], others.unflatten(0, (len(alone), k))], 1).numpy()
-        pa = np.stack([pa_mpjpe(every[:, i], views.joints) for i in range(k + 1)], 1)
+        every = every.unflatten(0, (len(orient), k)).numpy()
+        pa = np.stack([pa_mpjpe(every[:, i], views.joints) for i in range(k)], 1)
         best = every[np.arange(len(every)), pa.argmin(1)]
-        rows.append(
-            (
-                "-",
-                f"initialiser alone, closest of its {k + 1} hypotheses (oracle)",
-                *_errors(best, views.joints),
-                seconds,
-                0.0,
-                "",
-            )
-        )
+        name = f"initialiser alone, closest of its {k} hypotheses (oracle)"
+        rows.append(("-", name, *_errors(best, views.joints), seconds, 0.0, ""))
     for method in args.methods.split(","):
         if method == "gmm":
             sub = train_poses[rng.choice(len(train_poses), min(args.gmm_poses, len(train_poses)), replace=False)]

@@ -8,17 +8,17 @@ that puts that body over the torso). Generators are named in
 `init.hypotheses`; a new one is a `Hypothesis` subclass decorated with `@register`.
 
 `initialiser` starts from the learned initialiser's prediction (`prior.initialiser`:
-2D keypoints -> body pose, camera-frame orientation, Anny shape), its most probable
-hypothesis; `initialiser_2` .. `initialiser_8` from its next most probable ones (a
-multi-hypothesis initialiser's other readings of the limbs' depth); `initialiser_twin`
-from the depth twin of the first: every joint mirrored through the plane of the
+2D keypoints -> body pose, camera-frame orientation, Anny shape), its regressed answer;
+`initialiser_2` .. `initialiser_8` from a multi-hypothesis initialiser's other readings
+of the limbs' depth, most probable first; `initialiser_twin` from the depth twin of
+the first: every joint mirrored through the plane of the
 pelvis parallel to the image, which projects (nearly) to the same 2D points -- the
 classic front/back ambiguity of a single view (Sminchisescu & Triggs 2003).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Callable, ClassVar
 
@@ -56,7 +56,8 @@ class LearnedStart:
 
         def predict(rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
             sets = {s: (p.xy[rows, 0, sl], p.conf[rows, 0, sl]) for s, sl in slices.items()}
-            return tuple(vars(model.predict(sets, p.focal[rows, 0], p.center[rows, 0])).values())
+            pred = model.predict(sets, p.focal[rows, 0], p.center[rows, 0])
+            return tuple(getattr(pred, f.name) for f in fields(pred))
 
         return Prediction(*in_chunks(predict, p.rows, self.rows_per_call, p.xy.device))
 
@@ -108,19 +109,9 @@ class SideViewTwin(Hypothesis):
         return frames, {"global_orient": initial_orientation(ctx.view.roll[frames], -ctx.view.yaw[frames])}
 
 
-@register
-class InitialiserStart(Hypothesis):
-    """Every frame from the learned initialiser's body pose, orientation and (Anny) shape."""
-
-    name = "initialiser"
-
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
-        pred = ctx.learned.prediction
-        return _learned_start(ctx, pred.global_orient, pred.body_pose, pred.shape)
-
-
-class InitialiserRank(Hypothesis):
-    """Every frame from the initialiser's rank-th most probable hypothesis (rank >= 2)."""
+class InitialiserHypothesis(Hypothesis):
+    """Every frame from one of the learned initialiser's hypotheses (rank 1: its regressed answer; 2..:
+    its other readings, most probable first): body pose, orientation and (Anny) shape."""
 
     rank: ClassVar[int]
 
@@ -131,12 +122,15 @@ class InitialiserRank(Hypothesis):
                 f"init.hypotheses names {self.name!r}, but the initialiser gives {1 + pred.others_pose.shape[1]} "
                 "hypotheses; drop it or pass a multi-hypothesis checkpoint as init.initialiser"
             )
+        if self.rank == 1:
+            return _learned_start(ctx, pred.global_orient, pred.body_pose, pred.shape)
         i = self.rank - 2
         return _learned_start(ctx, pred.others_orient[:, i], pred.others_pose[:, i], pred.shape)
 
 
-for _rank in range(2, 9):
-    register(type(f"InitialiserRank{_rank}", (InitialiserRank,), {"name": f"initialiser_{_rank}", "rank": _rank}))
+for _rank in range(1, 9):
+    _name = "initialiser" if _rank == 1 else f"initialiser_{_rank}"
+    register(type(f"InitialiserHypothesis{_rank}", (InitialiserHypothesis,), {"name": _name, "rank": _rank}))
 
 
 @register
@@ -230,7 +224,7 @@ class Rows:
 
     def choose(self, final: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The winning row of each of `n` frames (lowest finite final loss; ties: the earlier
-        hypothesis) and every hypothesis' final loss (n, k) (NaN where it gave no start)."""
+        hypothesis) and every hypothesis' final loss (n, k) (NaN where it gave no start or was pruned)."""
         losses = np.full((n, k), np.nan)
         losses[self.frame, self.hypothesis] = final
         best = np.full(n, -1)

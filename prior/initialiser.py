@@ -105,6 +105,13 @@ class Prediction:
     others_pose: torch.Tensor
     probability: torch.Tensor
 
+    def every(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All K hypotheses, the regressed answer first: orientations (N, K, 3), poses (N, K, 21, 3)."""
+        return (
+            torch.cat([self.global_orient[:, None], self.others_orient], 1),
+            torch.cat([self.body_pose[:, None], self.others_pose], 1),
+        )
+
 
 class Initialiser(nn.Module):
     """An MLP with residual blocks (Martinez et al. 2017's lifting layout) from 2D keypoints to a body."""
@@ -126,9 +133,15 @@ class Initialiser(nn.Module):
             )
             for _ in range(blocks)
         )
-        # Per hypothesis 22 6D rotations; one shape; the logits of the hypotheses after the first.
-        self.out = nn.Linear(width, 6 * (1 + NUM_BODY_JOINTS) * hypotheses + NUM_SHAPE + hypotheses - 1)
+        self.out = nn.Linear(width, self.outputs()[-1].stop)
         self.to_matrix = Rot6dToMatrix()
+
+    def outputs(self) -> tuple[list[slice], slice, slice]:
+        """Where the output layer puts each hypothesis' 22 6D rotations, the shape, and the logits
+        of the hypotheses after the first."""
+        n_rot, k = 6 * (1 + NUM_BODY_JOINTS), self.hypotheses
+        rot = [slice(i * n_rot, (i + 1) * n_rot) for i in range(k)]
+        return rot, slice(k * n_rot, k * n_rot + NUM_SHAPE), slice(k * n_rot + NUM_SHAPE, k * n_rot + NUM_SHAPE + k - 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Features (N, NUM_FEATURES) -> rotations (N, K, 22, 3, 3) of K hypotheses (global orientation
@@ -137,12 +150,12 @@ class Initialiser(nn.Module):
         for block in self.body:
             h = h + block(h)
         out = self.out(h)
-        k, n_rot = self.hypotheses, 6 * (1 + NUM_BODY_JOINTS) * self.hypotheses
-        rot6d = out[:, :n_rot].reshape(len(x), k, -1)
+        rot, shape, logits = self.outputs()
+        rot6d = out[:, rot[0].start : rot[-1].stop].reshape(len(x), self.hypotheses, -1)
         # Start from the identity (6D of I is [[1, 0], [0, 1], [0, 0]]) so early training is stable.
         identity = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0], dtype=out.dtype, device=out.device)
-        rot = self.to_matrix((rot6d + identity.repeat(1 + NUM_BODY_JOINTS)).flatten(0, 1)).unflatten(0, (len(x), k))
-        return rot, out[:, n_rot : n_rot + NUM_SHAPE], out[:, n_rot + NUM_SHAPE :]
+        matrices = self.to_matrix((rot6d + identity.repeat(1 + NUM_BODY_JOINTS)).flatten(0, 1))
+        return matrices.unflatten(0, (len(x), self.hypotheses)), out[:, shape], out[:, logits]
 
     @torch.no_grad()
     def predict(
@@ -171,20 +184,25 @@ def widen(source: Initialiser, hypotheses: int, spread: float = 0.2, seed: int =
     their std (so that winner-takes-all training tells them apart); zero logits."""
     if source.hypotheses != 1:
         raise ValueError(f"widen starts from a one-hypothesis initialiser, not one with {source.hypotheses}")
-    model = Initialiser(source.width, source.blocks, source.dropout, hypotheses)
-    state = {k: v for k, v in source.state_dict().items() if not k.startswith("out.")}
-    model.load_state_dict(state, strict=False)
-    n_rot, gen = 6 * (1 + NUM_BODY_JOINTS), torch.Generator().manual_seed(seed)
+    model = Initialiser(source.width, source.blocks, source.dropout, hypotheses).to(source.out.weight.device)
+    missing, _ = model.load_state_dict(
+        {k: v for k, v in source.state_dict().items() if not k.startswith("out.")}, False
+    )
+    if sorted(missing) != ["out.bias", "out.weight"]:
+        raise RuntimeError(f"widen: the source initialiser lacks {sorted(set(missing) - {'out.bias', 'out.weight'})}")
+    (src_rot,), src_shape, _ = source.outputs()
+    rot, shape, _ = model.outputs()
     w, b = source.out.weight.detach(), source.out.bias.detach()
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         model.out.weight.zero_()
         model.out.bias.zero_()
-        for k in range(hypotheses):
-            noise = spread * w[:n_rot].std() * torch.randn(w[:n_rot].shape, generator=gen) if k else 0.0
-            model.out.weight[k * n_rot : (k + 1) * n_rot] = w[:n_rot] + noise
-            model.out.bias[k * n_rot : (k + 1) * n_rot] = b[:n_rot]
-        model.out.weight[hypotheses * n_rot : hypotheses * n_rot + NUM_SHAPE] = w[n_rot:]
-        model.out.bias[hypotheses * n_rot : hypotheses * n_rot + NUM_SHAPE] = b[n_rot:]
+        for k, rows in enumerate(rot):
+            noise = torch.randn(w[src_rot].shape, generator=gen).to(w) * spread * w[src_rot].std() if k else 0.0
+            model.out.weight[rows] = w[src_rot] + noise
+            model.out.bias[rows] = b[src_rot]
+        model.out.weight[shape] = w[src_shape]
+        model.out.bias[shape] = b[src_shape]
     return model
 
 

@@ -188,7 +188,14 @@ def train(cfg: DictConfig) -> Path:
 
     device = torch.device(t.device)
     if cfg.init_from:
-        model = widen(load(cfg.init_from), cfg.model.hypotheses, seed=t.seed).to(device)
+        source = load(cfg.init_from)
+        if differ := [k for k in ("width", "blocks", "dropout") if getattr(source, k) != cfg.model[k]]:
+            raise ValueError(
+                f"init_from {cfg.init_from} has another layout than model.{', model.'.join(differ)}: "
+                + ", ".join(f"{k}={getattr(source, k)}" for k in differ)
+                + "; set those to match it"
+            )
+        model = widen(source, cfg.model.hypotheses, seed=t.seed).to(device)
     else:
         model = Initialiser(cfg.model.width, cfg.model.blocks, cfg.model.dropout, cfg.model.hypotheses).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)

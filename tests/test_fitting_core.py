@@ -8,7 +8,7 @@ import torch
 
 from fitting.config import ConfigError, load_config
 from fitting.fitter import Fitter
-from fitting.hypotheses import Hypothesis, Rows, StartContext
+from fitting.hypotheses import HYPOTHESES, Hypothesis, Rows, StartContext
 from fitting.priors import PoseSpace
 from fitting.synthetic import render_views
 from fitting.terms import Evaluation, Term, register
@@ -82,36 +82,47 @@ def test_of_three_start_hypotheses_the_known_best_wins(fit_body):
 
 
 def test_rows_prune_keeps_each_frames_lowest_starts():
-    rows = Rows(np.array([0, 0, 0, 1, 1, 2]), np.array([0, 1, 2, 0, 1, 0]), [])
-    losses = np.array([3.0, 1.0, np.nan, 2.0, 2.0, 5.0])
-    np.testing.assert_array_equal(rows.prune(losses, 1), [1, 3, 5])  # a tie keeps the earlier hypothesis
-    np.testing.assert_array_equal(rows.prune(losses, 2), [0, 1, 3, 4, 5])  # NaN last
-    np.testing.assert_array_equal(rows.take(np.array([1, 5])).frame, [0, 2])
+    # as Rows.expand lays them out: hypothesis by hypothesis (the third gives no start for frame 2)
+    rows = Rows(np.array([0, 1, 2, 0, 1, 2, 0, 1]), np.array([0, 0, 0, 1, 1, 1, 2, 2]), [])
+    losses = np.array([3.0, 2.0, 5.0, 1.0, 2.0, np.inf, np.nan, 0.5])
+    np.testing.assert_array_equal(rows.prune(losses, 1), [2, 3, 7])
+    np.testing.assert_array_equal(rows.prune(losses, 2), [0, 1, 2, 3, 5, 7])  # tie (1, 4): the earlier; NaN last
+    np.testing.assert_array_equal(rows.take(np.array([3, 7])).frame, [0, 1])
 
 
 def test_pruned_starts_stop_and_the_kept_ones_fit_as_without_pruning(fit_body):
-    """Three known starts; after the first stage each frame keeps its lowest one, which then ends exactly
-    as it does when every start runs the whole schedule (a row's arithmetic does not see the others)."""
+    """Three known starts; after the camera stage each frame keeps its lowest one, which then ends exactly
+    as it does when every start runs the whole schedule (a row's arithmetic does not see the others),
+    including a term that reads the schedule's start values, and the hook sees the kept rows' frames."""
     views = _views(fit_body, n=2, seed=3)
     truth = {k: torch.as_tensor(v).reshape(2, -1) for k, v in views.params.items() if k != "body_pose"}
     truth["pose"] = torch.as_tensor(views.params["body_pose"]).reshape(2, -1)
-    starts = [
-        _Given("far", dict(truth, transl=truth["transl"] + torch.tensor([0.8, 0.0, 3.0]))),
-        _Given("truth", dict(truth, pose=truth["pose"] + 0.2)),
-        _Given("turned", dict(truth, global_orient=truth["global_orient"] + torch.tensor([0.0, 2.5, 0.0]))),
+    given = [
+        dict(truth, transl=truth["transl"] + torch.tensor([0.8, 0.0, 3.0])),
+        dict(truth, pose=truth["pose"] + 0.2),
+        dict(truth, global_orient=truth["global_orient"] + torch.tensor([0.0, 2.5, 0.0])),
     ]
-    settings = ["prior.kind=none", "schedule=[body5,body4]", "optimizer.max_iter=3"]
-    first = Fitter(fit_body, PoseSpace(), load_config(None, settings[:1] + ["schedule=[body5]", settings[2]]))
+    starts = [_Given(name, values) for name, values in zip(("far", "near", "turned"), given)]
+    settings = ["prior.kind=none", "schedule=[camera,body5]", "stages.body5.weights.depth=100", "optimizer.max_iter=3"]
+    first = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "schedule=[camera]"]))
     whole = Fitter(fit_body, PoseSpace(), load_config(None, settings))
-    pruned = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "init.keep=1", "init.prune_after=body5"]))
-    after_first = [r.hypothesis_losses for r in first.fit_frames(views.frames, hypotheses=starts)]
-    for i, (a, b) in enumerate(
-        zip(whole.fit_frames(views.frames, hypotheses=starts), pruned.fit_frames(views.frames, hypotheses=starts))
-    ):
-        kept = int(np.argmin(after_first[i]))
+    pruned = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "init.keep=1", "init.prune_after=camera"]))
+    seen: list[tuple[str, list[int]]] = []
+    pruned.on_iteration(lambda stage, it, frames, terms: seen.append((stage, frames.tolist())))
+    after_camera = [r.hypothesis_losses for r in first.fit_frames(views.frames, hypotheses=starts)]
+    every, kept_only = (
+        whole.fit_frames(views.frames, hypotheses=starts),
+        pruned.fit_frames(views.frames, hypotheses=starts),
+    )
+    for i, (a, b) in enumerate(zip(every, kept_only)):
+        kept = int(np.argmin(after_camera[i]))
         assert b.hypothesis == kept and np.isnan(np.delete(b.hypothesis_losses, kept)).all()
         assert b.hypothesis_losses[kept] == a.hypothesis_losses[kept]
-        assert len(b.stage_losses) == 2 and b.stage_losses[0] == pytest.approx(after_first[i][kept])
+        assert len(b.stage_losses) == 2 and b.stage_losses[0] == pytest.approx(after_camera[i][kept])
+        assert np.allclose(b.start_orient, given[kept]["global_orient"][i].numpy())
+    body5 = [frames for stage, frames in seen if stage == "body5"]
+    assert body5 and all(sorted(f) == sorted(set(f)) and set(f) <= {0, 1} for f in body5)
+    assert max(len(f) for stage, f in seen if stage == "camera") == 6
 
 
 def test_side_views_start_both_ways_and_frontal_views_once(anny_body):
@@ -158,6 +169,12 @@ def test_learned_starts_take_the_initialisers_pose_and_turn_and_anny_its_shape(f
     poses = (pred.body_pose, pred.others_pose[:, 0], twin_pose)
     orients = (pred.global_orient, pred.others_orient[:, 0], twin_orient)
     assert not torch.allclose(poses[0], poses[1], atol=0.05)
+    base = fitter.problem([[f] for f in views.frames])
+    ctx = StartContext(base, fitter.engine.torso_view(base), PoseSpace(), LearnedStart(fitter.initialiser, base), True)
+    for rank in (2, 5):  # each generator starts from its own hypothesis, winning or not
+        _, values = HYPOTHESES.create(f"initialiser_{rank}")(ctx)
+        assert torch.allclose(values["global_orient"], pred.others_orient[:, rank - 2])
+        assert torch.allclose(values["pose"], PoseSpace().encode(pred.others_pose[:, rank - 2]))
     free = fitter.fit_frames(views.frames)
     for i, r in enumerate(free):
         assert r.hypothesis_names == names and np.isfinite(r.hypothesis_losses).all()
