@@ -31,13 +31,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import body  # noqa: E402
-from benchmarks.fit_data import fitted_joints, held_out_poses, prior_dataset  # noqa: E402
+from benchmarks.fit_data import fitted_joints, held_out_views, prior_dataset  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
 from fitting.hypotheses import LearnedStart  # noqa: E402
 from fitting.metrics import mpjpe, pa_mpjpe  # noqa: E402
 from fitting.priors import GmmSpace, PoseSpace, load_pose_space  # noqa: E402
-from fitting.synthetic import render_views  # noqa: E402
 from prior.gmm import fit_gmm  # noqa: E402
 
 # SMPLify-X's schedule: the one the torso start needs (the mean pose is far from most poses).
@@ -62,13 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     folder = prior_dataset(args.dataset)
-    body_pose, root = held_out_poses(folder, args.poses, rng)
     with np.load(folder / "train.npz") as train:
         train_poses = train["body_pose"]
     cfg = load_config(None, args.overrides)
     model = body.create("anny")
-    views = render_views(model, body_pose, root, rng)
-    print(f"{len(body_pose)} held-out poses from {folder}; {len(train_poses)} training poses", flush=True)
+    views = held_out_views(model, folder, args.poses, rng)
+    print(f"{len(views.frames)} held-out poses from {folder}; {len(train_poses)} training poses", flush=True)
     rows = []
     fitter = Fitter(model, PoseSpace(), cfg)
     t = time.perf_counter()

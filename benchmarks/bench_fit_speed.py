@@ -23,11 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import body  # noqa: E402
-from benchmarks.fit_data import held_out_poses, prior_dataset  # noqa: E402
+from benchmarks.fit_data import held_out_views, prior_dataset  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
 from fitting.priors import load_pose_space  # noqa: E402
-from fitting.synthetic import render_views  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     model = body.create("anny", device=args.device)
     fitter = Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, args.device), cfg)
     n = max(max(batches), args.single)
-    views = render_views(model, *held_out_poses(prior_dataset(args.dataset), n, rng), rng)
+    views = held_out_views(model, prior_dataset(args.dataset), n, rng)
     fitter.fit_frames(views.frames[:2])  # warm-up (allocations, first-call overheads)
     print(
         f"device {args.device}, torch threads {torch.get_num_threads()}, "

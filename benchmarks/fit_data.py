@@ -11,6 +11,7 @@ import torch
 if TYPE_CHECKING:
     from body.base import BodyModel
     from fitting.fitter import FitResult
+    from fitting.synthetic import Views
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +44,13 @@ def held_out_poses(folder: Path, n: int, rng: np.random.Generator) -> tuple[np.n
             rows = rows[np.isin(names, BENCHMARK_ACTORS)]
         pick = rng.choice(rows, size=n, replace=n > len(rows))
         return val["body_pose"][pick], val["root_orient"][pick]
+
+
+def held_out_views(model: "BodyModel", folder: Path, n: int, rng: np.random.Generator) -> "Views":
+    """The benchmarks' frames: n held-out poses (`held_out_poses`) seen by `fitting.synthetic.render_views`."""
+    from fitting.synthetic import render_views
+
+    return render_views(model, *held_out_poses(folder, n, rng), rng)
 
 
 def fitted_joints(model: "BodyModel", results: "list[FitResult]") -> np.ndarray:
