@@ -270,11 +270,7 @@ def evaluate_candidate(
     row.dnn_rad = metrics.nearest_rotation_distance(samples, reference).mean().item()
     row.nearest_real_mm = 1000.0 * metrics.nearest_joint_distance(sample_j, real_j[: len(reference)]).mean().item()
 
-    budget = Budget(iterations=settings.iterations)
-    task_j = real_j[: settings.task_poses]
-    den = denoise(cand.space, task_j, rest, [mm / 1000 for mm in NOISE_MM], settings.seed, budget=budget)
-    parts = list(metrics.BODY_PARTS.values())
-    comp = complete(cand.space, task_j, rest, parts, settings.hypotheses, settings.seed, budget=budget)
+    den, comp = task_errors(cand.space, real_j[: settings.task_poses], rest, settings)
     for mm, err in zip(NOISE_MM, den):
         setattr(row, f"denoise_{mm}_mm", 1000.0 * err.mean().item())
     for part, err in zip(metrics.BODY_PARTS, comp):
@@ -282,6 +278,24 @@ def evaluate_candidate(
         setattr(row, f"{PART_FIELDS[part]}_mean_mm", 1000.0 * err.mean().item())
     log(f"{cand.name}: {time.perf_counter() - t:.0f} s")
     return row
+
+
+def task_errors(
+    space: PoseSpace, task_j: torch.Tensor, rest: torch.Tensor, settings: Settings
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pose errors (m) of a prior on the tasks: denoising (len(NOISE_MM), N) and completion of
+    each of `metrics.BODY_PARTS` (parts, N, hypotheses), from the clean joints `task_j` (N, 22, 3)."""
+    budget = Budget(iterations=settings.iterations)
+    den = denoise(space, task_j, rest, [mm / 1000 for mm in NOISE_MM], settings.seed, budget=budget)
+    parts = list(metrics.BODY_PARTS.values())
+    return den, complete(space, task_j, rest, parts, settings.hypotheses, settings.seed, budget=budget)
+
+
+def held_out_and_training(data_cfg: DictConfig, settings: Settings) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evaluation's held-out poses (a seeded subset of `settings.max_poses`) and all training poses."""
+    train_poses, val_poses, _ = load_splits(data_cfg, seed=settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    return val_poses[torch.randperm(len(val_poses), generator=gen)[: settings.max_poses]], train_poses
 
 
 @torch.no_grad()
@@ -298,10 +312,8 @@ def evaluate(
     the held-out real poses and the noisy inputs."""
     import body
 
-    train_poses, val_poses, _ = load_splits(data_cfg, seed=settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
-    held_out = val_poses[torch.randperm(len(val_poses), generator=gen)[: settings.max_poses]]
-    log(f"{len(held_out)} held-out poses (of {len(val_poses)}), {len(train_poses)} training poses")
+    held_out, train_poses = held_out_and_training(data_cfg, settings)
+    log(f"{len(held_out)} held-out poses, {len(train_poses)} training poses")
     anny = body.create("anny")
     rest = rest_skeleton(anny)
 
