@@ -31,7 +31,6 @@ import prior  # noqa: E402
 from benchmarks.fit_data import fitted_joints, held_out_views, prior_dataset  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
-from fitting.hypotheses import LearnedStart  # noqa: E402
 from fitting.metrics import pa_mpjpe  # noqa: E402
 from fitting.priors import load_pose_space  # noqa: E402
 from prior.latent_mixture import load_beside  # noqa: E402
@@ -50,8 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     model = body.create("anny")
     views = held_out_views(model, prior_dataset(args.dataset), args.poses, rng)
     space = load_pose_space(cfg.prior.kind, cfg.prior.path)
-    probe = Fitter(model, space, cfg)
-    k = 1 + LearnedStart(probe.initialiser, probe.problem([[f] for f in views.frames])).prediction.others_pose.shape[1]
+    k = Fitter(model, space, cfg).initialiser().hypotheses
     joints, losses, poses = [], [], []
     for name in ["initialiser"] + [f"initialiser_{r}" for r in range(2, k + 1)]:
         t = time.perf_counter()

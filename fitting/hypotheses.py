@@ -117,15 +117,13 @@ class InitialiserHypothesis(Hypothesis):
 
     def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
         pred = ctx.learned.prediction
-        if self.rank > 1 + pred.others_pose.shape[1]:
+        orient, pose = pred.every()
+        if self.rank > orient.shape[1]:
             raise ValueError(
-                f"init.hypotheses names {self.name!r}, but the initialiser gives {1 + pred.others_pose.shape[1]} "
+                f"init.hypotheses names {self.name!r}, but the initialiser gives {orient.shape[1]} "
                 "hypotheses; drop it or pass a multi-hypothesis checkpoint as init.initialiser"
             )
-        if self.rank == 1:
-            return _learned_start(ctx, pred.global_orient, pred.body_pose, pred.shape)
-        i = self.rank - 2
-        return _learned_start(ctx, pred.others_orient[:, i], pred.others_pose[:, i], pred.shape)
+        return _learned_start(ctx, orient[:, self.rank - 1], pose[:, self.rank - 1], pred.shape)
 
 
 for _rank in range(1, 9):

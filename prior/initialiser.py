@@ -184,26 +184,19 @@ def widen(source: Initialiser, hypotheses: int, spread: float = 0.2, seed: int =
     their std (so that winner-takes-all training tells them apart); zero logits."""
     if source.hypotheses != 1:
         raise ValueError(f"widen starts from a one-hypothesis initialiser, not one with {source.hypotheses}")
-    model = Initialiser(source.width, source.blocks, source.dropout, hypotheses).to(source.out.weight.device)
-    missing, _ = model.load_state_dict(
-        {k: v for k, v in source.state_dict().items() if not k.startswith("out.")}, False
-    )
-    if sorted(missing) != ["out.bias", "out.weight"]:
-        raise RuntimeError(f"widen: the source initialiser lacks {sorted(set(missing) - {'out.bias', 'out.weight'})}")
+    model = Initialiser(source.width, source.blocks, source.dropout, hypotheses)
     (src_rot,), src_shape, _ = source.outputs()
     rot, shape, _ = model.outputs()
-    w, b = source.out.weight.detach(), source.out.bias.detach()
+    state = source.state_dict()
+    w, b = state["out.weight"], state["out.bias"]
+    out_w, out_b = w.new_zeros(model.out.weight.shape), b.new_zeros(model.out.bias.shape)
     gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        model.out.weight.zero_()
-        model.out.bias.zero_()
-        for k, rows in enumerate(rot):
-            noise = torch.randn(w[src_rot].shape, generator=gen).to(w) * spread * w[src_rot].std() if k else 0.0
-            model.out.weight[rows] = w[src_rot] + noise
-            model.out.bias[rows] = b[src_rot]
-        model.out.weight[shape] = w[src_shape]
-        model.out.bias[shape] = b[src_shape]
-    return model
+    for k, rows in enumerate(rot):
+        noise = torch.randn(w[src_rot].shape, generator=gen).to(w) * spread * w[src_rot].std() if k else 0.0
+        out_w[rows], out_b[rows] = w[src_rot] + noise, b[src_rot]
+    out_w[shape], out_b[shape] = w[src_shape], b[src_shape]
+    model.load_state_dict({**state, "out.weight": out_w, "out.bias": out_b})
+    return model.to(w.device)
 
 
 def save(model: Initialiser, path: str | Path) -> None:
