@@ -29,7 +29,7 @@ from fitting.problem import Problem
 from fitting.rowwise import Out, in_chunks
 from fitting.stages import Stage
 from fitting.targets import FACE, HAND
-from fitting.terms import TERMS, Evaluation, Term
+from fitting.terms import START_SKELETON, TERMS, Evaluation, Term
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +209,13 @@ class Engine:
     ) -> RunResult:
         """Run `stages` from `v` (B, T, ...); variables in `hold` and frames in `problem.frozen` stay.
         `hook` sees every L-BFGS iteration's weighted terms. `start`: the values that terms keeping a
-        variable near its start read (default `v`; a schedule continued after pruning passes its own)."""
+        variable near its start read (default `v` and its body's skeleton; a schedule continued after
+        pruning passes its own)."""
         v = {k: x.detach().clone() for k, x in v.items()}
         start = {k: x.clone() for k, x in (v if start is None else start).items()}
+        if START_SKELETON not in start:
+            with torch.no_grad():
+                start[START_SKELETON] = self.rowwise(problem, lambda r: self._skeleton(start, problem, r))
         losses = np.zeros((problem.rows, problem.frames, len(stages)), np.float32)
         iters = np.zeros((problem.rows, len(stages)), np.int64)
         for si, stage in enumerate(stages):
@@ -223,6 +227,11 @@ class Engine:
                 losses[:, :, si] = sum(terms.values()).cpu().numpy()
             log.debug("stage %s: mean loss %.4g", stage.name, float(losses[:, :, si].mean()))
         return RunResult(v, start, losses, iters)
+
+    def _skeleton(self, v: dict[str, torch.Tensor], problem: Problem, rows: torch.Tensor) -> torch.Tensor:
+        """(R, T, 22, 3) skeleton (`fitting.terms.body_skeleton`) of some rows' bodies."""
+        sub = {k: x[rows] for k, x in v.items() if k != START_SKELETON}
+        return self.evaluation(sub, sub, problem.take(rows)).skeleton.reshape(len(rows), problem.frames, -1, 3)
 
     def _minimize(
         self,

@@ -28,6 +28,7 @@ from fitting.registry import Registry
 from fitting.targets import BODY, FACE, HAND
 
 NUM_SKELETON_JOINTS = len(BODY_JOINT_NAMES)  # pelvis + 21, the joints the temporal terms smooth
+START_SKELETON = "start_skeleton"  # key of the start body's skeleton among the start values
 HAND_POSES = ("left_hand_pose", "right_hand_pose")
 
 
@@ -36,7 +37,8 @@ class Evaluation:
     """What the terms of one objective call read; the body is posed on first use, once.
 
     v: variables (B, T, ...) per frame, `shape` (B, S) per row; start: the same at the
-    start of the schedule (terms that keep a variable near its start read it).
+    start of the schedule (terms that keep a variable near its start read it), and
+    `START_SKELETON` (B, T, 22, 3), the start body's `skeleton`.
     """
 
     v: dict[str, torch.Tensor]
@@ -70,6 +72,11 @@ class Evaluation:
         return pose_body(self.model, self.flat, self.body_pose, full_mesh=False)
 
     @cached_property
+    def skeleton(self) -> torch.Tensor:
+        """(B*T, 22, 3) `body_skeleton` of the posed body."""
+        return body_skeleton(self.body, self.flat["global_orient"])
+
+    @cached_property
     def projected(self) -> torch.Tensor:
         """(B*T, K, 2) model keypoints of the layout, in pixels."""
         n = self.problem.rows * self.problem.frames
@@ -93,6 +100,13 @@ def flatten(v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {k: x.reshape(b * t, *x.shape[2:]) for k, x in v.items() if k != "shape"}
     out["shape"] = v["shape"].repeat_interleave(t, 0)
     return out
+
+
+def body_skeleton(body: BodyOutput, global_orient: torch.Tensor) -> torch.Tensor:
+    """(N, 22, 3) the pelvis and 21 body joints about the pelvis, in the body's own frame (its global
+    orientation undone): the 3D pose, whatever the view."""
+    joints = body.joints[:, :NUM_SKELETON_JOINTS]
+    return (joints - joints[:, :1]) @ axis_angle_to_matrix(global_orient)
 
 
 def pose_body(model: BodyModel, flat: dict[str, torch.Tensor], body_pose: torch.Tensor, full_mesh: bool) -> BodyOutput:
@@ -162,6 +176,19 @@ class Depth(Term):
 
     def __call__(self, e: Evaluation) -> torch.Tensor:
         return (e.v["transl"][..., 2] - e.start["transl"][..., 2]) ** 2
+
+
+@register
+class StartSkeleton(Term):
+    """Squared distance (m^2, summed over the 22 body joints) of the body's skeleton from its start's:
+    with the learned initialiser's start, its 3D reading of the 2D points becomes a prior conditioned
+    on them, which keeps what one view cannot see (depth) near what it predicted."""
+
+    name, reads = "start_skeleton", ("pose",)
+
+    def __call__(self, e: Evaluation) -> torch.Tensor:
+        start = e.start[START_SKELETON].reshape(e.skeleton.shape)
+        return e.per_frame((e.skeleton - start).square().sum((-1, -2)))
 
 
 @register

@@ -103,7 +103,13 @@ def test_pruned_starts_stop_and_the_kept_ones_fit_as_without_pruning(fit_body):
         dict(truth, global_orient=truth["global_orient"] + torch.tensor([0.0, 2.5, 0.0])),
     ]
     starts = [_Given(name, values) for name, values in zip(("far", "near", "turned"), given)]
-    settings = ["prior.kind=none", "schedule=[camera,body5]", "stages.body5.weights.depth=100", "optimizer.max_iter=3"]
+    settings = [
+        "prior.kind=none",
+        "schedule=[camera,body5]",
+        "stages.body5.weights.depth=100",
+        "stages.body5.weights.start_skeleton=30",
+        "optimizer.max_iter=3",
+    ]
     first = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "schedule=[camera]"]))
     whole = Fitter(fit_body, PoseSpace(), load_config(None, settings))
     pruned = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "init.keep=1", "init.prune_after=camera"]))
@@ -123,6 +129,66 @@ def test_pruned_starts_stop_and_the_kept_ones_fit_as_without_pruning(fit_body):
     body5 = [frames for stage, frames in seen if stage == "body5"]
     assert body5 and all(sorted(f) == sorted(set(f)) and set(f) <= {0, 1} for f in body5)
     assert max(len(f) for stage, f in seen if stage == "camera") == 6
+
+
+def test_the_skeleton_is_the_pose_whatever_the_turn_and_place(fit_body):
+    from body.rotations import axis_angle_to_matrix
+    from fitting.terms import body_skeleton
+
+    gen = torch.Generator().manual_seed(0)
+    pose = 0.3 * torch.randn(2, 21, 3, generator=gen)
+    pose[1] = pose[0]
+    orient = torch.tensor([[0.0, 0.0, 0.0], [0.4, -2.0, 0.7]])
+    out = fit_body(body_pose=pose, global_orient=orient, transl=torch.tensor([[0.0, 0.0, 0.0], [1.0, -0.5, 4.0]]))
+    skeleton = body_skeleton(out, orient)
+    assert torch.allclose(skeleton[0], skeleton[1], atol=1e-5)  # the same pose, turned and moved
+    assert skeleton[0, 0].abs().max() < 1e-6
+    # the same joints, seen unturned
+    turned_back = (out.joints[1, :22] - out.joints[1, :1]) @ axis_angle_to_matrix(orient[1])
+    assert torch.allclose(skeleton[1], turned_back, atol=1e-6)
+    other = fit_body(body_pose=pose.flip(0) * 0 + 0.5, global_orient=orient[:1].expand(2, -1))
+    assert (body_skeleton(other, orient[:1].expand(2, -1))[0] - skeleton[0]).norm(dim=-1).mean() > 0.05
+
+
+def test_the_start_skeleton_term_holds_the_start_where_the_points_pull_away(fit_body):
+    """Started at the unbent pose with points of a left forearm raised in the image plane: without the
+    term the fit moves the arm to the points; with it the skeleton stays near its start."""
+    from fitting.terms import body_skeleton
+
+    pose = np.zeros((1, 21, 3), np.float32)
+    pose[:, 17, 2] = 1.0  # left elbow, about the axis toward the camera
+    views = render_views(
+        fit_body,
+        pose,
+        np.zeros((1, 3), np.float32),
+        np.random.default_rng(5),
+        keypoint_sets=("body25",),
+        noise_px=0.0,
+        drop=0.0,
+        azimuth_deg=(0, 0),
+        shape=np.zeros((1, fit_body.num_shape), np.float32),
+    )
+    truth = {k: torch.as_tensor(v).reshape(1, -1) for k, v in views.params.items() if k != "body_pose"}
+    straight = dict(truth, pose=torch.zeros(1, 63))
+    base = ["prior.kind=none", "schedule=[body5]", "optimizer.max_iter=20"]
+
+    def fit(weight: float):
+        cfg = load_config(None, [*base, f"stages.body5.weights.start_skeleton={weight}"])
+        fitter = Fitter(fit_body, PoseSpace(), cfg)
+        (result,) = fitter.fit_frames(views.frames, hypotheses=[_Given("straight", straight)])
+        return result
+
+    def skeleton(params) -> torch.Tensor:
+        kw = {k: torch.as_tensor(params[k]).reshape(1, -1) for k in ("global_orient", "body_pose", "shape")}
+        return body_skeleton(fit_body(**kw), kw["global_orient"])[0]
+
+    free, held = fit(0.0), fit(3000.0)
+    start, bent = skeleton({**views.params, "body_pose": np.zeros(63, np.float32)}), skeleton(views.params)
+    moved = lambda r: (skeleton(r.params) - start).norm(dim=-1).max()  # noqa: E731
+    assert (bent - start).norm(dim=-1).max() > 0.15  # the points' wrist is 15+ cm from the start's
+    assert moved(free) > 0.1
+    assert moved(held) < 0.3 * moved(free)
+    assert "start_skeleton" in held.terms and "start_skeleton" not in free.terms
 
 
 def test_side_views_start_both_ways_and_frontal_views_once(anny_body):
