@@ -4,8 +4,8 @@
 
 Frames are synthetic BODY_25 views of held-out mocap poses (as in
 bench_fit_accuracy.py), fitted with the default settings (configs/fit.yaml: the
-learned start, the camera stage and two weighted stages of up to 30 L-BFGS
-iterations each, VPoser prior; overrides change them). Batch 1 fits `--single` frames
+learned start, the camera stage of up to 30 L-BFGS iterations and the two anchored body
+stages of up to 60 each, VPoser prior; overrides change them). Batch 1 fits `--single` frames
 one after the other. Times cover the optimisation and the final full-mesh pass,
 not detection or file writing. Prints a markdown table.
 """
