@@ -40,7 +40,7 @@ IterationHook = Callable[[str, int, torch.Tensor, dict[str, torch.Tensor]], None
 @dataclass
 class RunResult:
     v: dict[str, torch.Tensor]  # final variables (B, T, ...); shape (B, S)
-    start: dict[str, torch.Tensor]  # the variables the schedule started from
+    start: dict[str, torch.Tensor]  # the variables the schedule started from, and their body's START_SKELETON
     losses: np.ndarray  # (B, T, stages) each frame's loss after each stage
     iterations: np.ndarray  # (B, stages) L-BFGS iterations of each row
 
