@@ -140,8 +140,7 @@ class Engine:
                 placed[rows] = True
 
         def points(rows: torch.Tensor) -> torch.Tensor:  # the body's points about its pelvis (R, T, K, 3)
-            sub = {k: x[rows] for k, x in v.items()}
-            body = self.evaluation(sub, sub, problem.take(rows)).body
+            body = self._rows(v, problem, rows).body
             return torch.cat([body.keypoints(s) for s in problem.layout.sets], 1).reshape(len(rows), t, -1, 3)
 
         with torch.no_grad():  # for the rows still at zero translation
@@ -156,6 +155,11 @@ class Engine:
         )
         v["transl"] = torch.where(placed[:, None, None], v["transl"], transl.reshape(b, t, 3))
         return v
+
+    def _rows(self, v: dict[str, torch.Tensor], problem: Problem, rows: torch.Tensor) -> Evaluation:
+        """The evaluation of some rows' variables `v` (B, T, ...), their own start."""
+        sub = {k: x[rows] for k, x in v.items()}
+        return self.evaluation(sub, sub, problem.take(rows))
 
     def _uses(self, problem: Problem, part: int) -> bool:
         has = self.model.has_hands if part == HAND else self.model.has_face
@@ -215,7 +219,9 @@ class Engine:
         start = {k: x.clone() for k, x in (v if start is None else start).items()}
         if START_SKELETON not in start:
             with torch.no_grad():
-                start[START_SKELETON] = self.rowwise(problem, lambda r: self._skeleton(start, problem, r))
+                start[START_SKELETON] = self.rowwise(
+                    problem, lambda r: self._rows(start, problem, r).skeleton.reshape(len(r), problem.frames, -1, 3)
+                )
         losses = np.zeros((problem.rows, problem.frames, len(stages)), np.float32)
         iters = np.zeros((problem.rows, len(stages)), np.int64)
         for si, stage in enumerate(stages):
@@ -227,11 +233,6 @@ class Engine:
                 losses[:, :, si] = sum(terms.values()).cpu().numpy()
             log.debug("stage %s: mean loss %.4g", stage.name, float(losses[:, :, si].mean()))
         return RunResult(v, start, losses, iters)
-
-    def _skeleton(self, v: dict[str, torch.Tensor], problem: Problem, rows: torch.Tensor) -> torch.Tensor:
-        """(R, T, 22, 3) skeleton (`fitting.terms.body_skeleton`) of some rows' bodies."""
-        sub = {k: x[rows] for k, x in v.items() if k != START_SKELETON}
-        return self.evaluation(sub, sub, problem.take(rows)).skeleton.reshape(len(rows), problem.frames, -1, 3)
 
     def _minimize(
         self,

@@ -41,8 +41,8 @@ class FitResult:
     start_orient: np.ndarray  # (3,) global orientation it started from (axis-angle, camera coordinates)
     projected: dict[str, np.ndarray] = field(default_factory=dict)  # set -> (K, 2) model keypoints in px
     hypothesis: int = 0  # index of the winning start hypothesis
-    hypothesis_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))  # final loss of each (NaN: none
-    # for this frame, or pruned: `init.keep`)
+    # final loss of each hypothesis (NaN: it gave no start for this frame, or was pruned: `init.keep`)
+    hypothesis_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     hypothesis_names: tuple[str, ...] = ()
 
     def after(self, first: "FitResult") -> "FitResult":

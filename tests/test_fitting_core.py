@@ -143,7 +143,7 @@ def test_the_skeleton_is_the_pose_whatever_the_turn_and_place(fit_body):
     skeleton = body_skeleton(out, orient)
     assert torch.allclose(skeleton[0], skeleton[1], atol=1e-5)  # the same pose, turned and moved
     assert skeleton[0, 0].abs().max() < 1e-6
-    other = fit_body(body_pose=pose.flip(0) * 0 + 0.5, global_orient=orient[:1].expand(2, -1))
+    other = fit_body(body_pose=torch.full_like(pose, 0.5), global_orient=orient[:1].expand(2, -1))
     assert (body_skeleton(other, orient[:1].expand(2, -1))[0] - skeleton[0]).norm(dim=-1).mean() > 0.05
 
 
