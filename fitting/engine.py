@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from body.base import BodyModel
 from body.keypoint_sets import keypoint_names
+from body.skeleton import NUM_BODY_JOINTS
 from fitting.camera import TorsoView, init_translation, initial_orientation, torso_view
 from fitting.hypotheses import StartValues
 from fitting.optimize import LbfgsOptions, minimize
@@ -29,7 +30,7 @@ from fitting.problem import Problem
 from fitting.rowwise import Out, in_chunks
 from fitting.stages import Stage
 from fitting.targets import FACE, HAND
-from fitting.terms import START_SKELETON, TERMS, Evaluation, Term
+from fitting.terms import START_BODY_POSE, START_SKELETON, TERMS, Evaluation, Term, body_skeleton, pose_body
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,35 @@ class Engine:
         v["transl"] = torch.where(placed[:, None, None], v["transl"], transl.reshape(b, t, 3))
         return v
 
+    def start_values(
+        self, problem: Problem, v: dict[str, torch.Tensor], blocks: Sequence[tuple[torch.Tensor, StartValues]] = ()
+    ) -> dict[str, torch.Tensor]:
+        """What terms keeping a fit near its start read: the start variables `v` (B, T, ...) and
+        `START_SKELETON`, the skeleton of the body each row starts as. A block (rows, values) that
+        gives `START_BODY_POSE` (M, 21, 3) has its rows' skeleton posed with it: the pose the start
+        stands for (the initialiser's reading), which the pose space's variable only approximates
+        (VPoser's encoder lands ~2 cm of joint distance from the initialiser's poses)."""
+        b, t = problem.rows, problem.frames
+        start = {k: x.detach().clone() for k, x in v.items()}
+        given = torch.zeros(b, dtype=torch.bool, device=self.model.device)
+        poses = torch.zeros(b, t, NUM_BODY_JOINTS, 3, device=self.model.device, dtype=self.model.dtype)
+        for rows, values in blocks:
+            if START_BODY_POSE in values:
+                rows = rows.to(self.model.device)
+                poses[rows] = values[START_BODY_POSE].to(poses).reshape(len(rows), 1, NUM_BODY_JOINTS, 3)
+                given[rows] = True
+
+        def skeleton(rows: torch.Tensor) -> torch.Tensor:
+            e = self._rows(start, problem, rows)
+            own = given[rows].repeat_interleave(t)[:, None, None]
+            body_pose = torch.where(own, poses[rows].flatten(0, 1), e.body_pose)
+            body = pose_body(self.model, e.flat, body_pose, full_mesh=False)
+            return body_skeleton(body, e.flat["global_orient"]).reshape(len(rows), t, -1, 3)
+
+        with torch.no_grad():
+            start[START_SKELETON] = self.rowwise(problem, skeleton)
+        return start
+
     def _rows(self, v: dict[str, torch.Tensor], problem: Problem, rows: torch.Tensor) -> Evaluation:
         """The evaluation of some rows' variables `v` (B, T, ...), their own start."""
         sub = {k: x[rows] for k, x in v.items()}
@@ -216,12 +246,7 @@ class Engine:
         variable near its start read (default `v` and its body's skeleton; a schedule continued after
         pruning passes its own)."""
         v = {k: x.detach().clone() for k, x in v.items()}
-        start = {k: x.clone() for k, x in (v if start is None else start).items()}
-        if START_SKELETON not in start:
-            with torch.no_grad():
-                start[START_SKELETON] = self.rowwise(
-                    problem, lambda r: self._rows(start, problem, r).skeleton.reshape(len(r), problem.frames, -1, 3)
-                )
+        start = self.start_values(problem, v) if start is None else {k: x.clone() for k, x in start.items()}
         losses = np.zeros((problem.rows, problem.frames, len(stages)), np.float32)
         iters = np.zeros((problem.rows, len(stages)), np.int64)
         for si, stage in enumerate(stages):

@@ -152,7 +152,8 @@ class Fitter:
         hold = ("shape",) if shape is not None else ()
         hook = hook if self._hook is not None else None
         cut = self._prune_at()
-        run = self.engine.run(problem, v, self.schedule[:cut], hold, hook)
+        start = self.engine.start_values(problem, v, rows.blocks)
+        run = self.engine.run(problem, v, self.schedule[:cut], hold, hook, start)
         if cut < len(self.schedule):  # each frame goes on with its lowest starts only
             keep = rows.prune(run.losses[:, 0, -1], self.cfg.init.keep)
             rows, frame_of, run = rows.take(keep), frame_of[torch.as_tensor(keep)], run.take(keep)

@@ -2,7 +2,9 @@
 
 A generator looks at the frames (one row each) and returns which frames it
 starts and the variables it sets for them (any of `fitting.stages.VARIABLES`,
-per frame); what it leaves out comes from the default start (the prior's mean
+per frame; and `START_BODY_POSE`, the body pose the start stands for, where the pose
+space's variable only approximates it: the terms that hold a fit near its start read
+that pose's skeleton); what it leaves out comes from the default start (the prior's mean
 pose, average shape, the orientation the 2D torso suggests, and the translation
 that puts that body over the torso). Generators are named in
 `init.hypotheses`; a new one is a `Hypothesis` subclass decorated with `@register`.
@@ -32,6 +34,7 @@ from fitting.problem import Problem
 from fitting.registry import Registry
 from fitting.rowwise import in_chunks
 from fitting.targets import BODY, part_of
+from fitting.terms import START_BODY_POSE
 from prior.initialiser import Prediction
 
 if TYPE_CHECKING:
@@ -148,7 +151,7 @@ def _learned_start(
 ) -> tuple[torch.Tensor, StartValues]:
     per_call = ctx.learned.rows_per_call
     pose = in_chunks(lambda rows: ctx.space.encode(body_pose[rows]), len(body_pose), per_call, body_pose.device)
-    values = {"global_orient": orient, "pose": pose}
+    values = {"global_orient": orient, "pose": pose, START_BODY_POSE: body_pose}
     if ctx.anny_shape:
         values["shape"] = shape
     return torch.arange(ctx.problem.rows), values

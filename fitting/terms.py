@@ -29,6 +29,7 @@ from fitting.targets import BODY, FACE, HAND
 
 NUM_SKELETON_JOINTS = len(BODY_JOINT_NAMES)  # pelvis + 21, the joints the temporal terms smooth
 START_SKELETON = "start_skeleton"  # key of the start body's skeleton among the start values
+START_BODY_POSE = "start_body_pose"  # a start's own body pose (M, 21, 3) among a hypothesis' values
 HAND_POSES = ("left_hand_pose", "right_hand_pose")
 
 

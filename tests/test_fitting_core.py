@@ -282,3 +282,34 @@ def test_the_iteration_hook_sees_each_stages_terms(fit_body):
 def test_a_bad_stage_setting_fails_at_load_naming_it(override, named):
     with pytest.raises(ConfigError, match=named):
         load_config(None, [override])
+
+
+def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
+    """VPoser's encoder only approximates the initialiser's predicted pose: the start skeleton the anchored
+    stages hold a fit near is the prediction's own; a start without a pose of its own (torso) keeps its
+    variable's."""
+    from body.anny_body import AnnyBody
+    from fitting.hypotheses import LearnedStart
+    from fitting.priors import load_pose_space
+    from fitting.terms import START_SKELETON, body_skeleton
+
+    views = _views(fit_body, n=3, seed=4)
+    space = load_pose_space("vposer")
+    fitter = Fitter(fit_body, space, load_config(None, []))
+    base = fitter.problem([[f] for f in views.frames])
+    learned = LearnedStart(fitter.initialiser, base)
+    ctx = StartContext(base, fitter.engine.torso_view(base), space, learned, isinstance(fit_body, AnnyBody))
+    rows = Rows.expand([HYPOTHESES.create("initialiser"), HYPOTHESES.create("torso")], ctx)
+    problem = base.take(torch.as_tensor(rows.frame))
+    v = fitter.engine.start(problem, rows.blocks)
+    held = fitter.engine.start_values(problem, v, rows.blocks)[START_SKELETON][:, 0]
+    decoded = fitter.engine.start_values(problem, v)[START_SKELETON][:, 0]
+    pred = learned.prediction
+    with torch.no_grad():
+        own = body_skeleton(
+            fit_body(global_orient=pred.global_orient, body_pose=pred.body_pose, shape=v["shape"][:3]),
+            pred.global_orient,
+        )
+    torch.testing.assert_close(held[:3], own, atol=1e-5, rtol=0)
+    assert (decoded[:3] - own).norm(dim=-1).mean(-1).min() > 0.005
+    torch.testing.assert_close(held[3:], decoded[3:], atol=0, rtol=0)
