@@ -181,9 +181,10 @@ class Depth(Term):
 
 @register
 class StartSkeleton(Term):
-    """Squared distance (m^2, summed over the 22 body joints) of the body's skeleton from its start's:
-    with the learned initialiser's start, its 3D reading of the 2D points becomes a prior conditioned
-    on them, which keeps what one view cannot see (depth) near what it predicted. The skeleton's bone
+    """Squared distance (m^2, summed over the 22 body joints) of the body's skeleton from its start's
+    (`START_SKELETON`; a learned start's is the skeleton of the pose the initialiser predicted, not of
+    its encoding in the pose space): the initialiser's 3D reading of the 2D points becomes a prior
+    conditioned on them, which keeps what one view cannot see (depth) near what it predicted. The skeleton's bone
     lengths come from the shape, so with the shape free it also holds the shape near the start's."""
 
     name, reads = "start_skeleton", ("pose",)
