@@ -41,7 +41,7 @@ IterationHook = Callable[[str, int, torch.Tensor, dict[str, torch.Tensor]], None
 @dataclass
 class RunResult:
     v: dict[str, torch.Tensor]  # final variables (B, T, ...); shape (B, S)
-    start: dict[str, torch.Tensor]  # the variables the schedule started from, and their body's START_SKELETON
+    start: dict[str, torch.Tensor]  # the variables the schedule started from, and START_SKELETON (start_values)
     losses: np.ndarray  # (B, T, stages) each frame's loss after each stage
     iterations: np.ndarray  # (B, stages) L-BFGS iterations of each row
 
@@ -164,7 +164,7 @@ class Engine:
         `START_SKELETON`, the skeleton of the body each row starts as. A block (rows, values) that
         gives `START_BODY_POSE` (M, 21, 3) has its rows' skeleton posed with it: the pose the start
         stands for (the initialiser's reading), which the pose space's variable only approximates
-        (VPoser's encoder lands ~2 cm of joint distance from the initialiser's poses)."""
+        (VPoser's encoder lands 1-3 cm of joint distance from the initialiser's poses)."""
         b, t = problem.rows, problem.frames
         start = {k: x.detach().clone() for k, x in v.items()}
         given = torch.zeros(b, dtype=torch.bool, device=self.model.device)
@@ -243,8 +243,8 @@ class Engine:
     ) -> RunResult:
         """Run `stages` from `v` (B, T, ...); variables in `hold` and frames in `problem.frozen` stay.
         `hook` sees every L-BFGS iteration's weighted terms. `start`: the values that terms keeping a
-        variable near its start read (default `v` and its body's skeleton; a schedule continued after
-        pruning passes its own)."""
+        variable near its start read, with `START_SKELETON` (default `start_values(problem, v)`; a
+        schedule continued after pruning passes its run's `start`)."""
         v = {k: x.detach().clone() for k, x in v.items()}
         start = self.start_values(problem, v) if start is None else {k: x.clone() for k, x in start.items()}
         losses = np.zeros((problem.rows, problem.frames, len(stages)), np.float32)

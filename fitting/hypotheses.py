@@ -40,7 +40,7 @@ from prior.initialiser import Prediction
 if TYPE_CHECKING:
     from prior.initialiser import Initialiser
 
-StartValues = dict[str, torch.Tensor]  # variable -> (M, ...) values for M frames
+StartValues = dict[str, torch.Tensor]  # variable (or START_BODY_POSE) -> (M, ...) values for M frames
 
 
 class LearnedStart:

@@ -39,7 +39,7 @@ class Evaluation:
 
     v: variables (B, T, ...) per frame, `shape` (B, S) per row; start: the same at the
     start of the schedule (terms that keep a variable near its start read it), and
-    `START_SKELETON` (B, T, 22, 3), the start body's `skeleton`.
+    `START_SKELETON` (B, T, 22, 3), the skeleton the start stands for (`Engine.start_values`).
     """
 
     v: dict[str, torch.Tensor]

@@ -313,3 +313,7 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
     torch.testing.assert_close(held[:3], own, atol=1e-5, rtol=0)
     assert (decoded[:3] - own).norm(dim=-1).mean(-1).min() > 0.005
     torch.testing.assert_close(held[3:], decoded[3:], atol=0, rtol=0)
+    # a fit reads it: turning and moving the body (the camera stage) leaves the term at that distance
+    cfg = load_config(None, ["schedule=[camera]", "stages.camera.weights.start_skeleton=1"])
+    terms = [r.terms["start_skeleton"] for r in Fitter(fit_body, space, cfg).fit_frames(views.frames)]
+    np.testing.assert_allclose(terms, (decoded[:3] - own).square().sum((-1, -2)).numpy(), rtol=1e-3)
