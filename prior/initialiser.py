@@ -199,6 +199,22 @@ def widen(source: Initialiser, hypotheses: int, spread: float = 0.2, seed: int =
     return model.to(w.device)
 
 
+def deepen(source: Initialiser, blocks: int, scale: float = 0.01, seed: int = 0) -> Initialiser:
+    """A deeper initialiser started from a trained one: its layers, then `blocks - source.blocks` new
+    residual blocks whose last batch norm scales by `scale`, so the network starts as (nearly) the
+    source's function while every new weight still gets a gradient."""
+    if blocks < source.blocks:
+        raise ValueError(f"deepen adds blocks: {blocks} is fewer than the source's {source.blocks}")
+    torch.manual_seed(seed)
+    model = Initialiser(source.width, blocks, source.dropout, source.hypotheses)
+    state = model.state_dict()
+    state.update(source.state_dict())
+    for b in range(source.blocks, blocks):
+        state[f"body.{b}.5.weight"] = torch.full_like(state[f"body.{b}.5.weight"], scale)
+    model.load_state_dict(state)
+    return model.to(source.out.weight.device)
+
+
 def save(model: Initialiser, path: str | Path) -> None:
     """Write the weights and the layout (tensors and plain values only) atomically. Floating-point
     weights are stored in float16, which halves the file (`load` reads them back as float32)."""

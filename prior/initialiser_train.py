@@ -10,7 +10,9 @@ mean 3D joint distance (forward kinematics of the predicted rotations on Anny's
 rest skeleton, camera frame, pelvis at the origin) plus rotation and shape
 terms; with several hypotheses, the first learns so from every view, the others
 winner-takes-all, with a classifier of which is closest. `init_from` starts from
-a trained one-hypothesis initialiser (`prior.initialiser.widen`). Metrics on
+a trained initialiser of the same width: a one-hypothesis one is widened to K
+hypotheses (`prior.initialiser.widen`), and a shallower one deepened
+(`prior.initialiser.deepen`). Metrics on
 fixed views of the validation actors: MPJPE (the same joints; orientation
 included), PA-MPJPE, orientation error. Resumes from out_dir/last.pt.
 """
@@ -35,7 +37,7 @@ from body.skeleton import BODY_PARENTS
 from configs.loader import Rule
 from prior.checkpoint import export_run
 from prior.data.fk import forward_kinematics, rest_offsets
-from prior.initialiser import Initialiser, load, save, widen
+from prior.initialiser import Initialiser, deepen, load, save, widen
 from prior.initialiser_data import PosedBodies, ViewBatch, draw_views
 from prior.metrics import pa_mpjpe
 
@@ -189,13 +191,15 @@ def train(cfg: DictConfig) -> Path:
     device = torch.device(t.device)
     if cfg.init_from:
         source = load(cfg.init_from)
-        if differ := [k for k in ("width", "blocks", "dropout") if getattr(source, k) != cfg.model[k]]:
+        if differ := [k for k in ("width", "dropout") if getattr(source, k) != cfg.model[k]]:
             raise ValueError(
                 f"init_from {cfg.init_from} has another layout than model.{', model.'.join(differ)}: "
                 + ", ".join(f"{k}={getattr(source, k)}" for k in differ)
                 + "; set those to match it"
             )
-        model = widen(source, cfg.model.hypotheses, seed=t.seed).to(device)
+        if source.hypotheses != cfg.model.hypotheses:
+            source = widen(source, cfg.model.hypotheses, seed=t.seed)
+        model = deepen(source, cfg.model.blocks, seed=t.seed).to(device)
     else:
         model = Initialiser(cfg.model.width, cfg.model.blocks, cfg.model.dropout, cfg.model.hypotheses).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)

@@ -16,6 +16,7 @@ from prior.initialiser import (
     DEFAULT_CHECKPOINT,
     INPUT_POINTS,
     Initialiser,
+    deepen,
     features,
     gather_points,
     load,
@@ -181,6 +182,26 @@ def test_widen_keeps_the_trained_answer_and_starts_the_others_near_it():
         widen(model, 4)
 
 
+def test_deepen_starts_near_the_trained_function_and_trains_its_new_blocks():
+    torch.manual_seed(0)
+    source = Initialiser(width=32, blocks=1, hypotheses=2)
+    source.train()
+    source(torch.randn(64, source.inp[0].in_features))  # batch-norm statistics that are not the defaults
+    source.eval()
+    model = deepen(source, 3).eval()
+    assert model.blocks == 3 and model.hypotheses == 2
+    x = torch.randn(8, model.inp[0].in_features)
+    (rot0, shape0, _), (rot, shape, _) = source(x), model(x)
+    assert 0 < (rot - rot0).abs().max() < 0.05 and (shape - shape0).abs().max() < 0.05
+    fresh = Initialiser(width=32, blocks=3, hypotheses=2).eval()
+    assert (fresh(x)[0] - rot0).abs().max() > 0.1  # what an untrained deeper one would give instead
+    model.train()
+    model(x)[0].square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.body[2].parameters())
+    with pytest.raises(ValueError, match="fewer"):
+        deepen(model, 2)
+
+
 def test_shipped_initialiser_beats_the_mean_pose_start_on_held_out_views(anny_body):
     """Held-out actor (HDM05 bk), any azimuth, BODY_25 with noise and drops, rendered by the fitter's own
     synthetic path: pose error well below the prior's mean pose, orientation close."""
@@ -242,5 +263,9 @@ def test_training_runs_saves_and_resumes(tmp_path, shared_data):
     wide = [f"out_dir={tmp_path / 'wide'}", f"init_from={tmp_path / 'ship' / 'init.pt'}", "model.hypotheses=3"]
     train(load_config(None, [*args[1:-1], *wide, "train.steps=3"]))
     assert load(tmp_path / "wide" / "initialiser.pt").hypotheses == 3
+    # deepened by one residual block
+    deep = [f"out_dir={tmp_path / 'deep'}", f"init_from={tmp_path / 'wide' / 'initialiser.pt'}", "model.hypotheses=3"]
+    train(load_config(None, [*args[1:-1], *deep, "model.blocks=4", "train.steps=3"]))
+    assert load(tmp_path / "deep" / "initialiser.pt").blocks == 4
     with pytest.raises(ValueError, match="model.width"):
         train(load_config(None, [*args[1:-2], *wide, "model.width=32"]))
