@@ -1,6 +1,6 @@
 """VPoser with its latent mixture against the GMM on the same task poses: paired differences with standard errors.
 
-    python benchmarks/bench_prior_paired.py [--task-poses 500] [--seed 0] [--checkpoint PATH]
+    python benchmarks/bench_prior_paired.py [--task-poses 500] [--seed 0] [--checkpoint PATH] [key=value ...]
 
 `python -m prior.evaluate`'s denoising and completion tasks and settings (the
 same held-out poses, noise, starts and GMM), run for the shipped VPoser with its
@@ -44,10 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task-poses", type=int, default=500, help="held-out poses denoised and completed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", type=Path, default=None, help="VPoser weights (default: the shipped)")
+    parser.add_argument("overrides", nargs="*", help="training-config overrides of the poses used, e.g. data.fps=30")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     settings = Settings(task_poses=args.task_poses, seed=args.seed)
-    held_out, train_poses = held_out_and_training(checkpoint_config(args.checkpoint).data, settings)
+    held_out, train_poses = held_out_and_training(checkpoint_config(args.checkpoint, args.overrides).data, settings)
     rest = rest_skeleton(body.create("anny"))
     task_j = smplx_forward_kinematics(held_out[: settings.task_poses], rest)
     model = load(args.checkpoint)

@@ -46,7 +46,7 @@ from prior.baselines import PCAGaussian, uniform_poses
 from prior.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.data.fk import smplx_forward_kinematics
 from prior.gmm import GaussianMixture, fit_gmm
-from prior.latent_mixture import load_beside
+from prior.latent_mixture import RUN_WEIGHTS, load_beside
 from prior.limits import bend_backwards, within_limits
 from prior.splits import load_splits
 from prior.tasks import (
@@ -361,10 +361,16 @@ def markdown_tables(rows: list[Row]) -> str:
 
 
 def checkpoint_config(checkpoint: Path | None, overrides: Sequence[str] = ()) -> DictConfig:
-    """The training config of a checkpoint: the defaults, its .yaml beside it (config.yaml in a
-    folder) when present, then `overrides`; unknown keys and bad values raise ConfigError."""
-    weights = DEFAULT_CHECKPOINT if checkpoint is None else checkpoint
-    beside = weights.with_suffix(".yaml") if weights.is_file() else weights / "config.yaml"
+    """The training config of a checkpoint: the defaults, its .yaml beside it when present (the
+    run's config.yaml for a folder, or for the weights inside a `prior.train` folder), then
+    `overrides`; unknown keys and bad values raise ConfigError."""
+    weights = DEFAULT_CHECKPOINT if checkpoint is None else Path(checkpoint)
+    if not weights.is_file():
+        beside = weights / "config.yaml"
+    elif weights.name == RUN_WEIGHTS and not weights.with_suffix(".yaml").is_file():
+        beside = weights.parent / "config.yaml"
+    else:
+        beside = weights.with_suffix(".yaml")
     return load_config(beside if beside.is_file() else None, overrides)
 
 

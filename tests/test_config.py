@@ -182,3 +182,16 @@ def test_evaluate_applies_overrides_to_the_whole_training_config(capsys):
     with pytest.raises(SystemExit):
         evaluate_main(["train.nonexistent=1"])
     assert "unknown config key 'train.nonexistent'" in capsys.readouterr().err
+
+
+def test_evaluate_reads_a_training_runs_own_config(tmp_path):
+    """The weights inside a prior.train folder are measured on that run's data, not the defaults."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "vposer.pt").write_bytes(b"")
+    (run / "config.yaml").write_text("name: mine\ndata:\n  fps: 12.0\n  max_actor_poses: 3000\n")
+    for path in (run / "vposer.pt", run):
+        cfg = checkpoint_config(path)
+        assert cfg.name == "mine" and cfg.data.fps == 12.0 and cfg.data.max_actor_poses == 3000
+    (run / "vposer.yaml").write_text("name: exported\n")  # an exported checkpoint's own .yaml comes first
+    assert checkpoint_config(run / "vposer.pt").name == "exported"
