@@ -48,11 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     settings = Settings(task_poses=args.task_poses, seed=args.seed)
-    held_out, train_poses = held_out_and_training(checkpoint_config(args.checkpoint, args.overrides).data, settings)
+    try:
+        model = load(args.checkpoint)
+        mixture = load_beside(args.checkpoint, model.latent_dim)
+        held_out, train_poses = held_out_and_training(checkpoint_config(args.checkpoint, args.overrides).data, settings)
+    except (OSError, ValueError) as e:  # a missing or unreadable file, a bad override (ConfigError)
+        parser.error(str(e))
     rest = rest_skeleton(body.create("anny"))
     task_j = smplx_forward_kinematics(held_out[: settings.task_poses], rest)
-    model = load(args.checkpoint)
-    mixture = load_beside(args.checkpoint, model.latent_dim)
     if mixture is None:
         parser.error("the checkpoint has no latent mixture beside it; make one: python -m prior.latent_mixture")
     gmm = baseline_candidates(train_poses, settings, lambda msg: print(msg, flush=True))[0]

@@ -360,6 +360,11 @@ def markdown_tables(rows: list[Row]) -> str:
     return "\n\n".join(out)
 
 
+def _in_training_run(weights: Path) -> bool:
+    """Whether `weights` are a finished `prior.train` run's (its weights' name, beside its metrics)."""
+    return weights.name == RUN_WEIGHTS and (weights.parent / "train_metrics.json").is_file()
+
+
 def checkpoint_config(checkpoint: Path | None, overrides: Sequence[str] = ()) -> DictConfig:
     """The training config of a checkpoint: the defaults, its .yaml beside it when present (the
     run's config.yaml for a folder, or for the weights inside a `prior.train` folder), then
@@ -367,7 +372,7 @@ def checkpoint_config(checkpoint: Path | None, overrides: Sequence[str] = ()) ->
     weights = DEFAULT_CHECKPOINT if checkpoint is None else Path(checkpoint)
     if not weights.is_file():
         beside = weights / "config.yaml"
-    elif weights.name == RUN_WEIGHTS and not weights.with_suffix(".yaml").is_file():
+    elif _in_training_run(weights) and not weights.with_suffix(".yaml").is_file():
         beside = weights.parent / "config.yaml"
     else:
         beside = weights.with_suffix(".yaml")

@@ -201,17 +201,22 @@ def widen(source: Initialiser, hypotheses: int, spread: float = 0.2, seed: int =
 
 def deepen(source: Initialiser, blocks: int, scale: float = 0.01, seed: int = 0) -> Initialiser:
     """A deeper initialiser started from a trained one: its layers, then `blocks - source.blocks` new
-    residual blocks whose last batch norm scales by `scale`, so the network starts as (nearly) the
-    source's function while every new weight still gets a gradient."""
+    residual blocks whose last batch norm scales by `scale` (> 0), so the network starts as (nearly)
+    the source's function while every new weight still gets a gradient (at 0 the ReLU after that
+    norm would block them all). New weights are drawn from `seed`; the global random state is kept."""
     if blocks < source.blocks:
         raise ValueError(f"deepen adds blocks: {blocks} is fewer than the source's {source.blocks}")
-    torch.manual_seed(seed)
-    model = Initialiser(source.width, blocks, source.dropout, source.hypotheses)
-    state = model.state_dict()
-    state.update(source.state_dict())
-    for b in range(source.blocks, blocks):
-        state[f"body.{b}.5.weight"] = torch.full_like(state[f"body.{b}.5.weight"], scale)
-    model.load_state_dict(state)
+    if scale <= 0:
+        raise ValueError(f"deepen needs scale > 0 (got {scale}): new blocks would get no gradient")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Initialiser(source.width, blocks, source.dropout, source.hypotheses)
+    model.load_state_dict({**model.state_dict(), **source.state_dict()})
+    with torch.no_grad():
+        for block in model.body[source.blocks :]:
+            norm = block[5]
+            assert isinstance(norm, nn.BatchNorm1d), "a residual block's second batch norm is its 6th layer"
+            norm.weight.fill_(scale)
     return model.to(source.out.weight.device)
 
 

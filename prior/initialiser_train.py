@@ -159,9 +159,35 @@ def evaluate(model: Initialiser, batch: ViewBatch, skeleton: Skeleton) -> dict[s
     return out
 
 
+def init_source(cfg: DictConfig) -> Initialiser | None:
+    """The trained initialiser `init_from` names (None without one), checked against `model`: the same
+    width and dropout, at most `model.blocks` blocks, and 1 or `model.hypotheses` hypotheses."""
+    if not cfg.init_from:
+        return None
+    source = load(cfg.init_from)
+    if differ := [k for k in ("width", "dropout") if getattr(source, k) != cfg.model[k]]:
+        raise ValueError(
+            f"init_from {cfg.init_from} has another layout than model.{', model.'.join(differ)}: "
+            + ", ".join(f"{k}={getattr(source, k)}" for k in differ)
+            + "; set those to match it"
+        )
+    if source.blocks > cfg.model.blocks:
+        raise ValueError(
+            f"init_from {cfg.init_from} has {source.blocks} blocks, more than model.blocks={cfg.model.blocks}; "
+            f"set model.blocks >= {source.blocks}"
+        )
+    if source.hypotheses not in (1, cfg.model.hypotheses):
+        raise ValueError(
+            f"init_from {cfg.init_from} has {source.hypotheses} hypotheses; set model.hypotheses="
+            f"{source.hypotheses}, or start from a one-hypothesis initialiser to change their number"
+        )
+    return source
+
+
 def train(cfg: DictConfig) -> Path:
     """Train (or resume) and write out_dir/initialiser.pt and metrics.json; returns the weights' path."""
     t = cfg.train
+    source = init_source(cfg)  # checked before the slow data preparation
     if t.cpu_threads:
         torch.set_num_threads(t.cpu_threads)
     torch.manual_seed(t.seed)
@@ -189,14 +215,7 @@ def train(cfg: DictConfig) -> Path:
     print(f"{len(bodies)} training poses, {int(val.valid.sum())} validation views; posed in {prepared:.0f} s")
 
     device = torch.device(t.device)
-    if cfg.init_from:
-        source = load(cfg.init_from)
-        if differ := [k for k in ("width", "dropout") if getattr(source, k) != cfg.model[k]]:
-            raise ValueError(
-                f"init_from {cfg.init_from} has another layout than model.{', model.'.join(differ)}: "
-                + ", ".join(f"{k}={getattr(source, k)}" for k in differ)
-                + "; set those to match it"
-            )
+    if source is not None:
         if source.hypotheses != cfg.model.hypotheses:
             source = widen(source, cfg.model.hypotheses, seed=t.seed)
         model = deepen(source, cfg.model.blocks, seed=t.seed).to(device)

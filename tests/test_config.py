@@ -190,6 +190,10 @@ def test_evaluate_reads_a_training_runs_own_config(tmp_path):
     run.mkdir()
     (run / "vposer.pt").write_bytes(b"")
     (run / "config.yaml").write_text("name: mine\ndata:\n  fps: 12.0\n  max_actor_poses: 3000\n")
+    assert checkpoint_config(run / "vposer.pt").name != "mine"  # not a finished run: no metrics yet
+    (run / "train_metrics.json").write_text("{}")
+    (run / "other.pt").write_bytes(b"")
+    assert checkpoint_config(run / "other.pt").name != "mine"  # not the run's weights
     for path in (run / "vposer.pt", run):
         cfg = checkpoint_config(path)
         assert cfg.name == "mine" and cfg.data.fps == 12.0 and cfg.data.max_actor_poses == 3000

@@ -188,7 +188,9 @@ def test_deepen_starts_near_the_trained_function_and_trains_its_new_blocks():
     source.train()
     source(torch.randn(64, source.inp[0].in_features))  # batch-norm statistics that are not the defaults
     source.eval()
+    rng_state = torch.get_rng_state()
     model = deepen(source, 3).eval()
+    assert torch.equal(torch.get_rng_state(), rng_state)  # new weights come from its own seed
     assert model.blocks == 3 and model.hypotheses == 2
     x = torch.randn(8, model.inp[0].in_features)
     (rot0, shape0, _), (rot, shape, _) = source(x), model(x)
@@ -200,6 +202,10 @@ def test_deepen_starts_near_the_trained_function_and_trains_its_new_blocks():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.body[2].parameters())
     with pytest.raises(ValueError, match="fewer"):
         deepen(model, 2)
+    with pytest.raises(ValueError, match="scale > 0"):
+        deepen(source, 2, scale=0.0)
+    same = deepen(source, 1).eval()
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), source.state_dict().values()))
 
 
 def test_shipped_initialiser_beats_the_mean_pose_start_on_held_out_views(anny_body):
@@ -266,6 +272,12 @@ def test_training_runs_saves_and_resumes(tmp_path, shared_data):
     # deepened by one residual block
     deep = [f"out_dir={tmp_path / 'deep'}", f"init_from={tmp_path / 'wide' / 'initialiser.pt'}", "model.hypotheses=3"]
     train(load_config(None, [*args[1:-1], *deep, "model.blocks=4", "train.steps=3"]))
-    assert load(tmp_path / "deep" / "initialiser.pt").blocks == 4
+    deepened = load(tmp_path / "deep" / "initialiser.pt")
+    assert deepened.blocks == 4 and deepened.hypotheses == 3
+    # a source with more blocks, or another number of hypotheses (not 1), is refused by key, before any data work
+    with pytest.raises(ValueError, match="model.blocks >= 4"):
+        train(load_config(None, [*args[1:-1], *deep[:1], f"init_from={tmp_path / 'deep' / 'initialiser.pt'}"]))
+    with pytest.raises(ValueError, match="model.hypotheses=3"):
+        train(load_config(None, [*args[1:-1], *deep[:2], "model.blocks=4", "model.hypotheses=5"]))
     with pytest.raises(ValueError, match="model.width"):
         train(load_config(None, [*args[1:-2], *wide, "model.width=32"]))
