@@ -46,7 +46,7 @@ from prior.baselines import PCAGaussian, uniform_poses
 from prior.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.data.fk import smplx_forward_kinematics
 from prior.gmm import GaussianMixture, fit_gmm
-from prior.latent_mixture import RUN_WEIGHTS, load_beside
+from prior.latent_mixture import RUN_METRICS, RUN_WEIGHTS, load_beside
 from prior.limits import bend_backwards, within_limits
 from prior.splits import load_splits
 from prior.tasks import (
@@ -362,7 +362,7 @@ def markdown_tables(rows: list[Row]) -> str:
 
 def _in_training_run(weights: Path) -> bool:
     """Whether `weights` are a finished `prior.train` run's (its weights' name, beside its metrics)."""
-    return weights.name == RUN_WEIGHTS and (weights.parent / "train_metrics.json").is_file()
+    return weights.name == RUN_WEIGHTS and (weights.parent / RUN_METRICS).is_file()
 
 
 def checkpoint_config(checkpoint: Path | None, overrides: Sequence[str] = ()) -> DictConfig:

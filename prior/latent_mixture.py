@@ -32,6 +32,7 @@ from prior.vposer import VPoser
 COMPONENTS = 8
 SUFFIX = "_latent_gmm"
 RUN_WEIGHTS = "vposer.pt"  # the weights' name in a prior.train folder
+RUN_METRICS = "train_metrics.json"  # written beside them when the run finishes
 
 
 def mixture_path(checkpoint: Path) -> Path:

@@ -37,7 +37,7 @@ from body.skeleton import BODY_PARENTS
 from configs import Rule
 from prior.checkpoint import best_snapshot, export_run, load, save_weights
 from prior.data.fk import forward_kinematics, rest_offsets
-from prior.latent_mixture import RUN_WEIGHTS, SUFFIX, fit_and_save, mixture_path, poses_needed
+from prior.latent_mixture import RUN_METRICS, RUN_WEIGHTS, SUFFIX, fit_and_save, mixture_path, poses_needed
 from prior.splits import load_splits
 from prior.vposer import VPoser
 
@@ -270,7 +270,7 @@ def train(cfg: DictConfig) -> Path | None:
         "stopped_early": trainer.early_stopping_callback.stopped_epoch > 0,
         "wall_seconds_this_run": round(time.time() - start, 1),
     }
-    write_text(out / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text(out / RUN_METRICS, json.dumps(metrics, indent=2) + "\n")
     poses = train_loader.dataset.tensors[0]
     companions: list[str] = []
     if len(poses) >= poses_needed(model.latent_dim):
@@ -279,7 +279,7 @@ def train(cfg: DictConfig) -> Path | None:
     else:
         print(f"no latent mixture: {len(poses)} training poses, {poses_needed(model.latent_dim)} needed")
     if cfg.export:
-        export_run(out, Path(cfg.export), RUN_WEIGHTS, "train_metrics.json", companions)
+        export_run(out, Path(cfg.export), RUN_WEIGHTS, RUN_METRICS, companions)
     return weights
 
 
