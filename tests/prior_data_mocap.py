@@ -1,11 +1,15 @@
-"""Real mocap for the tests, extracted from ../shared/data/mocap/*.tar.xz.
+"""Real mocap for the tests: the bundled clips (`tests.mocap_bundle`, always present) and the
+full archives in ../shared/data/mocap (CI and developers only).
 
 Members keep their archive layout (so `framerates.txt`, `NN/NN.asf` and
-`<actor>/HDM_<actor>.asf` sit where the readers look). `mocap_subset` is a fixed
-small subset extracted once per test process; `extract_actor_clips` / `actor_poses`
-take some clips of one HDM05 actor into a folder the test owns. `skeleton_clip` extracts
-one short real clip per source skeleton (`SKELETON_CLIPS`, long ones cut to a few hundred
-frames); `hinge_stats` measures how well knees and elbows bend about their SMPL-X hinge.
+`<actor>/HDM_<actor>.asf` sit where the readers look). `bundled_mocap` is the bundle
+extracted once per test process; `held_out_poses` the poses of its held-out actor
+(FAIR's fair1, a validation actor of the shipped VPoser and initialiser); `training_clips`
+copies clips of its training actors into a folder the test owns. `mocap_subset` is a fixed
+small subset of the full CMU and HDM05 archives. `skeleton_clip` extracts one short real clip
+per source skeleton (`SKELETON_CLIPS`, long ones cut to a few hundred frames; `BUNDLED_CLIPS`
+are those in the bundle); `hinge_stats` measures how well knees and elbows bend about their
+SMPL-X hinge.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from tests.conftest import SHARED_DATA
+from tests.mocap_bundle import BUNDLE, BUNDLED_MOCAP, first_frames
+
+SHARED_MOCAP = SHARED_DATA / "mocap"
 
 SUBSET: dict[str, tuple[str, ...]] = {
     "cmu_asfamc": ("02/02.asf", "02/02_01.amc", "02/02_03.amc"),
@@ -58,31 +67,41 @@ def _extract(
     return members
 
 
-def extract_actor_clips(mocap: Path, actor: str, clips: slice, dest: Path) -> Path:
-    """Extract an HDM05 actor's .asf and a slice of its .amc clips (sorted by name) under dest.
-
-    Returns dest, laid out like the archive (hdm05_asfamc/<actor>/...).
-    """
-
-    def choose(members: list[tarfile.TarInfo]) -> list[tarfile.TarInfo]:
-        mine = [m for m in members if f"/{actor}/" in m.name]
-        amc = sorted((m for m in mine if m.name.endswith(".amc")), key=lambda m: m.name)[clips]
-        return [m for m in mine if m.name.endswith(".asf")] + amc
-
-    _extract(mocap / "hdm05_asfamc.tar.xz", choose, dest)
-    return dest
+@lru_cache(maxsize=1)
+def bundled_mocap() -> Path:
+    """The bundled archives (`tests/data/mocap`) extracted once per test process, archive layout."""
+    out = Path(tempfile.mkdtemp(prefix="bundled_mocap_"))
+    atexit.register(shutil.rmtree, out, True)
+    for archive in sorted(BUNDLED_MOCAP.glob("*.tar.xz")):
+        _extract(archive, lambda ms: ms, out)
+    return out
 
 
-def actor_poses(mocap: Path, actor: str, clips: slice, dest: Path, fps: float = 10.0) -> torch.Tensor:
-    """Body poses (N, 21, 3) of some HDM05 clips of one actor, subsampled to about `fps`."""
+HELD_OUT_ACTOR = "fair/fair1"  # a validation actor of the shipped VPoser and initialiser
+HELD_OUT_CLIPS = tuple(f"fair_bvh/fair1_{m}.bvh" for m in ("dab", "jumping", "wave_hello", "zombie"))
+# Clips of the bundle's training actors snu_martial/p1 and p2 (22-joint BVH, 30 fps).
+TRAINING_CLIPS = tuple(f"snu_martial_bvh/snu_martial_arts/s_00{t}.bvh" for t in ("1_3_1", "1_3_2", "5_3_1", "5_3_2"))
+
+
+@lru_cache(maxsize=4)
+def held_out_poses(fps: float = 10.0) -> torch.Tensor:
+    """Body poses (N, 21, 3) of the held-out actor's bundled clips, subsampled to about `fps`."""
     from prior.data import load_motion
 
-    folder = extract_actor_clips(mocap, actor, clips, dest) / "hdm05_asfamc" / actor
     poses = []
-    for amc in sorted(folder.glob("*.amc")):
-        motion = load_motion(amc)
+    for clip in HELD_OUT_CLIPS:
+        motion = load_motion(bundled_mocap() / clip)
         poses.append(motion.body_pose[:: max(1, round(motion.fps / fps))])
     return torch.from_numpy(np.concatenate(poses).astype(np.float32))
+
+
+def training_mocap(dest: Path, held_out: int = 1) -> Path:
+    """A mocap folder under dest (archive layout) with the training actors' clips and the first
+    `held_out` clips of the held-out actor; returns dest."""
+    for clip in TRAINING_CLIPS + HELD_OUT_CLIPS[:held_out]:
+        (dest / clip).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(bundled_mocap() / clip, dest / clip)
+    return dest
 
 
 # One short clip per source skeleton: name -> (archive, members (the motion file last), frames
@@ -111,14 +130,6 @@ SKELETON_CLIPS: dict[str, tuple[str, tuple[str, ...], int | None]] = {
 }
 
 
-def truncate_bvh(path: Path, frames: int) -> None:
-    """Keep the first `frames` frames of a BVH file (rewriting its Frames: line)."""
-    lines = path.read_text(encoding="latin-1").splitlines()
-    at = next(i for i, line in enumerate(lines) if line.strip().lower().startswith("frames:"))
-    lines[at] = f"Frames: {frames}"
-    path.write_text("\n".join(lines[: at + 2 + frames]) + "\n", encoding="latin-1")
-
-
 def extract_members(archive: Path, wanted: set[str], dest: Path) -> None:
     """Extract the named members of a tar archive under dest, reading it only as far as needed."""
     missing = set(wanted)
@@ -132,13 +143,23 @@ def extract_members(archive: Path, wanted: set[str], dest: Path) -> None:
     raise FileNotFoundError(f"{archive.name} lacks {sorted(missing)}")
 
 
-def skeleton_clip(mocap: Path, name: str, dest: Path) -> Path:
-    """Extract SKELETON_CLIPS[name] under dest (archive layout) and return its motion file."""
+BUNDLED_CLIPS = tuple(
+    name for name, (archive, members, _) in SKELETON_CLIPS.items() if set(members) <= set(BUNDLE.get(archive, ()))
+)
+# The clips a test may use here: the bundled ones, and all when the full archives are present.
+AVAILABLE_CLIPS = tuple(SKELETON_CLIPS) if SHARED_MOCAP.is_dir() else BUNDLED_CLIPS
+SHARED_ONLY = "needs the full archives in ../shared/data/mocap (CMU and HDM05 terms keep them out of the repository)"
+
+
+def skeleton_clip(name: str, dest: Path) -> Path:
+    """Extract SKELETON_CLIPS[name] under dest (archive layout), from the bundle when it holds the
+    clip, else from the full archives, and return its motion file."""
     archive, members, frames = SKELETON_CLIPS[name]
+    mocap = BUNDLED_MOCAP if name in BUNDLED_CLIPS else SHARED_MOCAP
     extract_members(mocap / f"{archive}.tar.xz", {f"{archive}/{m}" for m in members}, dest)
     path = dest / archive / members[-1]
     if frames is not None:
-        truncate_bvh(path, frames)
+        path.write_text(first_frames(path.read_text(encoding="latin-1"), frames), encoding="latin-1")
     return path
 
 

@@ -1,4 +1,5 @@
-"""Motion readers on the real shared mocap (BVH, CMU and HDM05 ASF/AMC) and a synthetic AMASS file."""
+"""Motion readers on real mocap (the bundled BVH clips; CMU BVH and CMU / HDM05 ASF/AMC from the full
+archives) and a synthetic AMASS file."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from prior.data import MotionFormatError, find_asf, load_motion
 from prior.data.amass import Z_UP_TO_Y_UP
 from prior.data.asf_amc import read_amc, read_asf
 from prior.data.bvh import read_bvh
-from tests.prior_data_mocap import mocap_subset
+from tests.prior_data_mocap import SHARED_MOCAP, SHARED_ONLY, bundled_mocap, mocap_subset
 
 
 @pytest.fixture(scope="module")
 def mocap(shared_data: Path) -> Path:
+    """The CMU and HDM05 subset of the full archives (skips without them)."""
     return mocap_subset(shared_data / "mocap")
 
 
@@ -34,6 +36,7 @@ def _amc_frames(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="latin-1").splitlines() if re.fullmatch(r"\d+", line.strip()))
 
 
+@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU BVH {SHARED_ONLY}")
 def test_bvh_reader_real_files(mocap: Path) -> None:
     path = mocap / "cmu_bvh" / "salsa" / "10.bvh"
     text = path.read_text()
@@ -54,6 +57,7 @@ def test_bvh_reader_real_files(mocap: Path) -> None:
     assert load_motion(path, fps=30).fps == 30.0
 
 
+@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU and HDM05 ASF/AMC {SHARED_ONLY}")
 @pytest.mark.parametrize(
     "asf, amc, bones, height",
     [
@@ -79,6 +83,7 @@ def test_asf_amc_reader_real_files(mocap: Path, asf: str, amc: str, bones: int, 
     assert np.percentile(lowest, 95) - np.percentile(lowest, 5) < 0.15
 
 
+@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU and HDM05 ASF/AMC {SHARED_ONLY}")
 def test_find_asf(mocap: Path) -> None:
     assert find_asf(mocap / "cmu_asfamc/02/02_03.amc").name == "02.asf"
     assert find_asf(mocap / "hdm05_asfamc/mm/HDM_mm_hopBothLegs1hops_031_120.amc").name == "HDM_mm.asf"
@@ -131,17 +136,17 @@ def _cut_lines(src: Path, dst: Path, keep: int) -> None:
     dst.write_text("\n".join(src.read_text(encoding="latin-1").splitlines()[:keep]) + "\n", encoding="latin-1")
 
 
-def test_corrupt_bvh_names_file_and_line(mocap: Path, tmp_path: Path) -> None:
-    src = mocap / "cmu_bvh" / "martial" / "04.bvh"
+def test_corrupt_bvh_names_file_and_line(tmp_path: Path) -> None:
+    src = bundled_mocap() / "snu_martial_bvh/snu_martial_arts/s_005_3_1.bvh"  # 22 joints, 469 frames
     lines = src.read_text().splitlines()
     motion_line = lines.index("MOTION") + 1  # 1-based
     bad = tmp_path / "truncated.bvh"
-    _cut_lines(src, bad, motion_line + 102)  # header + 100 of 1317 frames
+    _cut_lines(src, bad, motion_line + 102)  # header + 100 of 469 frames
     with pytest.raises(MotionFormatError, match=rf"truncated\.bvh:{len(lines[: motion_line + 102]) + 1}: truncated"):
         load_motion(bad)
     cut_mid_line = tmp_path / "cut.bvh"
     cut_mid_line.write_text("\n".join(lines[: motion_line + 50]) + "\n" + lines[motion_line + 50][:40])
-    with pytest.raises(MotionFormatError, match=rf"cut\.bvh:{motion_line + 51}: frame 49: expected 132 values"):
+    with pytest.raises(MotionFormatError, match=rf"cut\.bvh:{motion_line + 51}: frame 49: expected 69 values"):
         load_motion(cut_mid_line)
     garbled = tmp_path / "garbled.bvh"
     row = lines[motion_line + 10].split()
@@ -154,12 +159,13 @@ def test_corrupt_bvh_names_file_and_line(mocap: Path, tmp_path: Path) -> None:
     with pytest.raises(MotionFormatError, match=r"header\.bvh:40: no MOTION section"):
         load_motion(header_only)
     bad_hierarchy = tmp_path / "hier.bvh"
-    assert lines[8].split()[0] == "CHANNELS"  # the abdomen's
+    assert lines[8].split()[0] == "CHANNELS"  # the spine's
     bad_hierarchy.write_text("\n".join(lines[:8] + ["  CHANNELS 3 Zrotation Wrotation Yrotation"] + lines[9:]))
     with pytest.raises(MotionFormatError, match=r"hier\.bvh:9: unknown channel 'wrotation'"):
         read_bvh(bad_hierarchy)
 
 
+@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU ASF/AMC {SHARED_ONLY}")
 def test_corrupt_asf_amc_names_file_and_line(mocap: Path, tmp_path: Path) -> None:
     folder = tmp_path / "02"
     folder.mkdir()

@@ -19,7 +19,15 @@ from prior.data.bvh import read_bvh
 from prior.data.load import detect_units, skeleton_height
 from prior.data.retarget import flexion_axis, rest_is_bent
 from prior.data.skeleton_maps import CMU_LENGTH_UNIT, SKELETON_MAPS, find_skeleton_map
-from tests.prior_data_mocap import SKELETON_CLIPS, hinge_stats, skeleton_clip
+from tests.prior_data_mocap import (
+    AVAILABLE_CLIPS,
+    BUNDLED_CLIPS,
+    SHARED_MOCAP,
+    SHARED_ONLY,
+    SKELETON_CLIPS,
+    hinge_stats,
+    skeleton_clip,
+)
 
 J = BODY_JOINT_NAMES.index
 # name -> (map, metres per unit or "typical", frame rate, whether the zero pose bends a knee or elbow)
@@ -45,9 +53,9 @@ BONE_LIMITS = {"snu_22": (2.0, 5.0)}
 
 
 @pytest.fixture(scope="module")
-def clips(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("skeletons")
-    return {name: skeleton_clip(shared_data / "mocap", name, root / name) for name in SKELETON_CLIPS}
+    return {name: skeleton_clip(name, root / name) for name in AVAILABLE_CLIPS}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +69,7 @@ def _raw(path: Path):
     return read_bvh(path, length_scale=1.0)
 
 
-@pytest.mark.parametrize("name", SKELETON_CLIPS)
+@pytest.mark.parametrize("name", AVAILABLE_CLIPS)
 def test_reader_map_units_and_up_axis(clips: dict, motions: dict, name: str) -> None:
     motion, (map_name, unit, fps) = motions[name], EXPECTED[name]
     assert motion.skeleton == map_name and motion.fps == pytest.approx(fps, rel=1e-3)
@@ -96,7 +104,7 @@ def test_reader_map_units_and_up_axis(clips: dict, motions: dict, name: str) -> 
     assert np.median(cos_toes) > 0.6 and (cos_toes > 0).mean() > 0.85 and np.median(cos_hips) > 0.95
 
 
-@pytest.mark.parametrize("name", SKELETON_CLIPS)
+@pytest.mark.parametrize("name", AVAILABLE_CLIPS)
 def test_retargeted_rest_is_a_tpose_and_fk_reproduces_the_source(motions: dict, name: str) -> None:
     m = motions[name]
     rest = torch.tensor(m.rest_joints, dtype=torch.float64)
@@ -120,7 +128,7 @@ def test_retargeted_rest_is_a_tpose_and_fk_reproduces_the_source(motions: dict, 
     assert np.median(np.abs(placed - m.joints)) < 0.01
 
 
-@pytest.mark.parametrize("name", SKELETON_CLIPS)
+@pytest.mark.parametrize("name", AVAILABLE_CLIPS)
 def test_knees_and_elbows_are_hinges_bending_forward(motions: dict, name: str) -> None:
     mean_limit, p5_limit = HINGE_LIMITS.get(name, (0.98, 0.95))
     for joint, s in hinge_stats(motions[name].body_pose).items():
@@ -140,7 +148,7 @@ def _twist(body_pose: np.ndarray, joint: str, degrees: float) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("name", SKELETON_CLIPS)
+@pytest.mark.parametrize("name", AVAILABLE_CLIPS)
 def test_each_check_can_fail(motions: dict, name: str) -> None:
     m = motions[name]
     # Pose noise of ~2 deg per axis: the bone directions no longer match the source's.
@@ -169,7 +177,10 @@ def test_snu_22_zero_pose_is_a_line_not_a_tpose(clips: dict) -> None:
         assert np.allclose(axis, (0, 0, -1), atol=1e-3), (joint, axis)
 
 
-@pytest.mark.parametrize("name", ["snu_woody", "snu_woody_26", "cmu_mb", "cmu_max", "cmu_asf_bvh", "fair"])
+@pytest.mark.parametrize(
+    "name",
+    [n for n in ("snu_woody", "snu_woody_26", "cmu_mb", "cmu_max", "cmu_asf_bvh", "fair") if n in AVAILABLE_CLIPS],
+)
 def test_shipped_flexion_constants_match_the_clip(clips: dict, name: str) -> None:
     src = _raw(clips[name])
     smap, renames = find_skeleton_map(src.names, src.parents)
@@ -190,7 +201,7 @@ def test_maps_tell_the_skeletons_apart(clips: dict) -> None:
         if path.suffix == ".bvh":
             src = read_bvh(path, length_scale=1.0)
             names[name] = find_skeleton_map(src.names, src.parents)[0].name
-    assert names == {k: v[0] for k, v in EXPECTED.items() if k != "cmu_gait"}
+    assert names == {k: v[0] for k, v in EXPECTED.items() if k != "cmu_gait" and k in clips}
     assert len({m.name for m in SKELETON_MAPS}) == len(SKELETON_MAPS)
     # Joint names match case-insensitively (SNU's HEad) and through aliases (woody's `root`).
     src = read_bvh(clips["snu_woody"], length_scale=1.0)
@@ -200,20 +211,34 @@ def test_maps_tell_the_skeletons_apart(clips: dict) -> None:
     assert smap.name == "snu_woody" and renames["root"] == "Hips" and renames["HEad"] == "Head"
 
 
-def test_inserted_and_static_frames(motions: dict) -> None:
-    # CMU MotionBuilder-style conversions start with the ASF's T-pose glued before the take.
-    assert inserted_frames(motions["cmu_mb"].body_pose) == 1
-    assert all(inserted_frames(motions[n].body_pose) == 0 for n in ("snu_22", "cmu_asf_bvh", "cmu_gait", "fair"))
-    # The Daz-friendly conversion blends from its T-pose into the take over the first frames.
-    pose = motions["cmu_mb"].body_pose[1:]
-    blend = np.concatenate([np.linspace(np.zeros_like(pose[0]), pose[0], 5), pose])  # 0 = the SMPL-X T-pose
-    assert inserted_frames(blend) == 4
+@pytest.mark.skipif(
+    not SHARED_MOCAP.is_dir(), reason=f"CMU clips {sorted(set(SKELETON_CLIPS) - set(BUNDLED_CLIPS))} {SHARED_ONLY}"
+)
+def test_every_skeleton_has_a_clip() -> None:
+    assert AVAILABLE_CLIPS == tuple(SKELETON_CLIPS)
+
+
+def test_static_frames(motions: dict) -> None:
+    assert all(inserted_frames(motions[n].body_pose) == 0 for n in ("snu_22", "fair"))
     # SNU basketball takes open with a held calibration T-pose: a static stretch of ~1 s or more.
     m = motions["snu_22"]
     static = static_frames(m.body_pose, m.fps)
     assert static[:30].all() and static.sum() < 0.3 * len(static)
     # A still pose is static, a walk is not; a held pose shorter than the window is kept.
-    walk = motions["cmu_mb"]
-    assert not static_frames(walk.body_pose[1:], walk.fps).any()
+    walk = motions["snu_woody"]
+    assert not static_frames(walk.body_pose, walk.fps).any()
     held = np.repeat(walk.body_pose[100:101], 200, axis=0)
     assert static_frames(held, 120.0).all() and not static_frames(held[:100], 120.0).any()
+
+
+@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU clips {SHARED_ONLY}")
+def test_inserted_frames(motions: dict) -> None:
+    # CMU MotionBuilder-style conversions start with the ASF's T-pose glued before the take.
+    assert inserted_frames(motions["cmu_mb"].body_pose) == 1
+    assert all(inserted_frames(motions[n].body_pose) == 0 for n in ("cmu_asf_bvh", "cmu_gait"))
+    # The Daz-friendly conversion blends from its T-pose into the take over the first frames.
+    pose = motions["cmu_mb"].body_pose[1:]
+    blend = np.concatenate([np.linspace(np.zeros_like(pose[0]), pose[0], 5), pose])  # 0 = the SMPL-X T-pose
+    assert inserted_frames(blend) == 4
+    walk = motions["cmu_mb"]
+    assert not static_frames(walk.body_pose[1:], walk.fps).any()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from prior.data.build import DEFAULT_VAL_SUBJECTS, balance, build_dataset
 from prior.data.sources import ARCHIVES, actor_of, licence_for
+from tests.mocap_bundle import BUNDLED_MOCAP
 from tests.prior_data_mocap import extract_members
 
 # Clips of CMU subject 16 from three archives (ASF-named BVH, trimmed ASF/AMC, an SNU segment on
@@ -24,6 +26,7 @@ MEMBERS = {
 
 @pytest.fixture(scope="module")
 def mocap(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CMU 16 across three of the full archives (skips without them)."""
     root = tmp_path_factory.mktemp("mocap_v2")
     for archive, members in MEMBERS.items():
         extract_members(shared_data / "mocap" / f"{archive}.tar.xz", {f"{archive}/{m}" for m in members}, root)
@@ -43,13 +46,15 @@ def test_actor_names() -> None:
         actor_of("fair_bvh", "fair1_dab.bvh") == "fair/fair1" and actor_of("fair_bvh", "cmu1_x.bvh") == "fair_bvh/cmu1"
     )
     assert actor_of("hdm05_asfamc", "bk/HDM_bk_x_120.amc") == "hdm05_asfamc/bk"
+    assert actor_of("reactidle_bvh", "acted/003_acted.bvh") == actor_of("reactidle_bvh", "genuine/003_genuine.bvh")
+    assert actor_of("reactidle_bvh", "genuine/003_genuine.bvh") == "reactidle/003"
     assert actor_of("cmu_bvh", "indian/13.bvh") == "cmu_bvh/indian"
     assert actor_of("my_amass", "CMU/07/07_01_poses.npz") == "my_amass/CMU"
 
 
 def test_every_shared_archive_has_a_licence_and_attribution(shared_data: Path) -> None:
     archives = sorted(p.name.removesuffix(".tar.xz") for p in (shared_data / "mocap").glob("*.tar.xz"))
-    assert len(archives) == 12 and set(archives) <= set(ARCHIVES)
+    assert len(archives) == 13 and set(archives) <= set(ARCHIVES)
     for name in archives:
         info = licence_for(name)
         assert info["licence"] and info["attribution"], name
@@ -97,21 +102,33 @@ def test_balance_rule() -> None:
     assert quota == {("a", "x"): 50, ("a", "y"): 75, ("b", "y"): 25, ("c", "z"): 10}
 
 
-def test_balancing_caps_actors_and_archives(mocap: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def three_archives(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled FAIR, SNU martial arts and SNU basketball archives."""
+    root = tmp_path_factory.mktemp("three_archives")
+    for archive in ("fair_bvh", "snu_martial_bvh", "snu_basketball_bvh"):
+        shutil.copy(BUNDLED_MOCAP / f"{archive}.tar.xz", root)
+    return root
+
+
+def test_balancing_caps_actors_and_archives(three_archives: Path, tmp_path: Path) -> None:
+    mocap = three_archives
     uncapped = build_dataset(mocap, tmp_path / "all", fps=10, mirror=False, max_actor_poses=None,
                              max_dataset_poses=None, progress=False)  # fmt: skip
-    capped = build_dataset(mocap, tmp_path / "capped", fps=10, mirror=False, max_actor_poses=60,
-                           max_dataset_poses=90, progress=False)  # fmt: skip
-    assert capped["settings"]["balance"]["max_actor_poses"] == 60
+    capped = build_dataset(mocap, tmp_path / "capped", fps=10, mirror=False, max_actor_poses=300,
+                           max_dataset_poses=500, progress=False)  # fmt: skip
+    assert capped["settings"]["balance"]["max_actor_poses"] == 300
     before, after = uncapped["actors"], capped["actors"]
-    # CMU 16 (108 poses in three archives) and the FAIR actor (86) are cut to 60; then the FAIR
-    # archive (60 + 40 of its CMU clip) to 90, both of its actors alike; CMU 07 (55) keeps all.
-    assert before["cmu/16"]["poses"] > 60 and after["cmu/16"]["poses"] <= 60 and after["cmu/16"]["capped"]
-    assert before["cmu/07"]["poses"] == after["cmu/07"]["poses"] < 60 and not after["cmu/07"]["capped"]
-    assert before["fair_bvh/cmu1"]["poses"] < 60 and after["fair_bvh/cmu1"]["capped"]
-    assert after["fair/fair1"]["poses"] + after["fair_bvh/cmu1"]["poses"] <= 90
+    # SNU martial p1 (478 poses) and the FAIR actor (409) are cut to 300; then the martial-arts archive
+    # (300 + 295 + 237) to 500, its three actors alike; SNU basketball p2 (139) keeps all.
+    for actor in ("snu_martial/p1", "fair/fair1"):
+        assert before[actor]["poses"] > 300 and after[actor]["poses"] <= 300 and after[actor]["capped"]
+    basketball = "snu_basketball/p2"
+    assert before[basketball]["poses"] == after[basketball]["poses"] < 300 and not after[basketball]["capped"]
+    assert before["snu_martial/p3"]["poses"] < 300 and after["snu_martial/p3"]["capped"]
+    assert sum(after[f"snu_martial/p{i}"]["poses"] for i in (1, 2, 3)) <= 500
     for name, info in capped["datasets"].items():
-        assert info["poses"] <= 90 and info["poses"] <= uncapped["datasets"][name]["poses"]
+        assert info["poses"] <= 500 and info["poses"] <= uncapped["datasets"][name]["poses"]
     assert set(capped["settings"]["balance"]["capped_actors"]) == {a for a, r in after.items() if r["capped"]}
     # The npz holds exactly the kept poses, a subset of the uncapped build's, in clip order.
     full = np.load(tmp_path / "all" / "train.npz")
@@ -121,7 +138,7 @@ def test_balancing_caps_actors_and_archives(mocap: Path, tmp_path: Path) -> None
     kept_keys = [(str(kept["clips"][c]), int(f)) for c, f in zip(kept["clip"], kept["frame"])]
     assert set(kept_keys) <= full_keys and len(set(kept_keys)) == len(kept_keys)
     # Seeded: the same caps pick the same poses.
-    again = build_dataset(mocap, tmp_path / "again", fps=10, mirror=False, max_actor_poses=60, max_dataset_poses=90,
+    again = build_dataset(mocap, tmp_path / "again", fps=10, mirror=False, max_actor_poses=300, max_dataset_poses=500,
                           progress=False)  # fmt: skip
     assert again["actors"] == capped["actors"]
     assert np.array_equal(np.load(tmp_path / "again" / "train.npz")["frame"], kept["frame"])

@@ -74,6 +74,12 @@ ARCHIVES: dict[str, tuple[str, str]] = {
         "github.com/facebookresearch/AnimatedDrawings (74ee7f0, MIT License, Meta Platforms), "
         f"fair1 actor clips; one CMU clip (jumping jacks): {_CMU_THANKS}",
     ),
+    "reactidle_bvh": (
+        "MIT",
+        "ReActIdle via github.com/Enekoassets/ReActIdle (90b0ac7, MIT License, Copyright (c) 2025 RSAIT): "
+        "E. Atxa Landa, E. Lazkano, I. Rodriguez, I. Rodriguez-Moreno, I. Irigoien, Evaluating Idle Animation "
+        "Believability: a User Perspective, arXiv:2509.05023, 2025.",
+    ),
 }
 _FALLBACK: tuple[tuple[str, tuple[str, str]], ...] = (
     ("hdm05", ("CC BY-SA 3.0", _HDM05)),
@@ -127,6 +133,8 @@ def actor_of(dataset: str, clip: str) -> str:
         return "snu/kang"
     if dataset in ("snu_basketball_bvh", "snu_martial_bvh") and (match := _SNU_TAKE.fullmatch(stem)):
         return f"{dataset.removesuffix('_bvh')}/p{int(match.group(3))}"
+    if dataset == "reactidle_bvh":  # acted/003_acted.bvh and genuine/003_genuine.bvh: performer 003
+        return f"reactidle/{stem.split('_')[0]}"
     if dataset == "fair_bvh":
         return "fair/fair1" if stem.startswith("fair1") else f"fair_bvh/{stem.split('_')[0]}"
     return f"{dataset}/{folder}" if folder else dataset
