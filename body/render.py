@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 
@@ -13,31 +14,45 @@ if "DISPLAY" not in os.environ:
 _CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
+# Mesh colours, one per person of a scene (the first is a lone person's).
+PALETTE = (
+    (0.65, 0.74, 0.86),
+    (0.90, 0.62, 0.45),
+    (0.58, 0.82, 0.58),
+    (0.85, 0.60, 0.80),
+    (0.90, 0.85, 0.50),
+    (0.55, 0.80, 0.85),
+)
+
+
 def render_overlay(
-    vertices: np.ndarray,
+    vertices: np.ndarray | Sequence[np.ndarray],
     faces: np.ndarray,
     focal: tuple[float, float],
     center: tuple[float, float],
     size: tuple[int, int],
     image: np.ndarray | None = None,
-    color: tuple[float, float, float] = (0.65, 0.74, 0.86),
+    colors: Sequence[tuple[float, float, float]] = PALETTE,
     alpha: float = 0.8,
 ) -> np.ndarray:
-    """Render a mesh given in OpenCV camera coordinates (x right, y down, z forward).
+    """Render meshes given in OpenCV camera coordinates (x right, y down, z forward).
 
-    Returns an RGB uint8 image of `size` (width, height); with `image` (RGB or grey)
-    the mesh is blended over it.
+    `vertices`: one mesh (V, 3), or several ((N, V, 3) or a list) drawn in one scene, so
+    nearer ones hide farther ones, coloured in turn from `colors`. Returns an RGB uint8
+    image of `size` (width, height); with `image` (RGB or grey) the meshes are blended over it.
     """
     import pyrender
     import trimesh
 
     width, height = size
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    material = pyrender.MetallicRoughnessMaterial(
-        metallicFactor=0.1, roughnessFactor=0.7, baseColorFactor=(*color, 1.0)
-    )
+    meshes = [vertices] if isinstance(vertices, np.ndarray) and vertices.ndim == 2 else list(vertices)
     scene = pyrender.Scene(bg_color=(0, 0, 0, 0), ambient_light=(0.35, 0.35, 0.35))
-    scene.add(pyrender.Mesh.from_trimesh(mesh, material=material, smooth=True), pose=_CV_TO_GL)
+    for i, verts in enumerate(meshes):
+        material = pyrender.MetallicRoughnessMaterial(
+            metallicFactor=0.1, roughnessFactor=0.7, baseColorFactor=(*colors[i % len(colors)], 1.0)
+        )
+        mesh = trimesh.Trimesh(verts, faces, process=False)
+        scene.add(pyrender.Mesh.from_trimesh(mesh, material=material, smooth=True), pose=_CV_TO_GL)
     cam = pyrender.IntrinsicsCamera(fx=focal[0], fy=focal[1], cx=center[0], cy=center[1], znear=0.05, zfar=100.0)
     scene.add(cam, pose=np.eye(4))
     scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.0), pose=np.eye(4))

@@ -2,7 +2,7 @@
 
 `collect` lists the items of an input path (a bad or unknown file is reported,
 never raised); `load_item` reads one image or OpenPose frame into the fitter's
-targets (`fitting.targets.frame_targets`) or a reason to skip it.
+targets of each chosen person (`fitting.targets.people_targets`) or a reason to skip it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 import keypoints
-from fitting.targets import FrameTargets, frame_targets
+from fitting.targets import PersonTargets, people_targets
 from keypoints.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 OPENPOSE_SUFFIX = "_keypoints.json"
@@ -84,9 +84,9 @@ def _find_image(folder: Path | None, stem: str) -> Path | None:
 
 def load_item(
     item: Item, detect: Callable[[np.ndarray, str], keypoints.Keypoints], cfg: DictConfig
-) -> tuple[FrameTargets | None, str | None, np.ndarray | None]:
-    """(targets, skip reason, BGR image or None) of an image or OpenPose item.
-    Raises KeypointsError for a file that cannot be read."""
+) -> tuple[list[PersonTargets], str | None, np.ndarray | None]:
+    """(the chosen people, why the frame is skipped or None, BGR image or None) of an image or
+    OpenPose item. Raises KeypointsError for a file that cannot be read."""
     image = (
         keypoints.read_image(item.path if item.kind == "image" else item.image)
         if item.kind == "image" or item.image is not None
@@ -97,5 +97,5 @@ def load_item(
     else:
         kp = keypoints.read_openpose(item.path)
     size = (image.shape[1], image.shape[0]) if image is not None else None
-    targets, reason = frame_targets(kp, size, cfg)
-    return targets, reason, image
+    people, reason = people_targets(kp, size, cfg)
+    return people, reason, image

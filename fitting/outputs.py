@@ -2,17 +2,23 @@
 
 Outputs are keyed by the input's file name with its extension (`x.jpg` ->
 `x.jpg.npz`, `x.jpg.obj`, `x.jpg.overlay.png`; a video's frames under its own
-folder: `clip.avi/000012.npz`), so two inputs never share a key. Every file is
-written atomically; a frame's .npz is written last and records the input it came
-from and a digest of the settings that shape a fit, so a frame counts as done
-exactly when its .npz opens and matches this run (a killed run leaves no partial
-files and redoes only frames without one; a run with other settings never counts
-old frames as its own). A run's `Writer` is the one place that writes outputs and
-records what happened to each frame in its `Summary`.
+folder: `clip.avi/000012.npz`), so two inputs never share a key. A frame with
+one chosen person writes under its key; a frame with several writes each
+person's npz and obj under `KEY.person_<id>` (`person_key`; the id is the
+person's index in the frame's detections, saved as `person_id`) and one
+overlay `KEY.overlay.png` with every mesh. Every file is written atomically; a
+frame's .npz files are written last and record the input they came from, a
+digest of the settings that shape a fit and (`frame_people`) which people the
+frame wrote and which it could not fit, so a frame counts as done exactly when
+all its people's .npz open and match this run (a killed run leaves no partial
+files and redoes only frames without them; a run with other settings never
+counts old frames as its own). A run's `Writer` is the one place that writes
+outputs and records what happened to each frame and person in its `Summary`.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -31,13 +37,14 @@ from body.base import BodyModel
 from body.io import pid_alive, write_image, write_npz, write_obj, write_text
 from fitting.fitter import FitResult
 from fitting.metrics import reprojection_error
-from fitting.targets import BODY, FrameTargets, part_of
+from fitting.targets import BODY, FrameTargets, PersonTargets, part_of
 
 log = logging.getLogger(__name__)
 
 # Settings that do not change a fit: a rerun may change them and still resume.
 RUN_ONLY_KEYS = ("device", "threads", "batch_size", "output")
 LOCK_NAME = ".bodyfit.lock"
+PERSON_INFIX = ".person_"
 
 BODY_PARAMS = (
     "global_orient",
@@ -59,12 +66,24 @@ def frame_paths(out_dir: Path, key: str) -> dict[str, Path]:
     return {"npz": out_dir / f"{key}.npz", "obj": out_dir / f"{key}.obj", "png": out_dir / f"{key}.overlay.png"}
 
 
+def person_key(key: str, person_id: int) -> str:
+    """The output key of person `person_id` of a frame with several people: `KEY.person_<id>`."""
+    return f"{key}{PERSON_INFIX}{person_id}"
+
+
+def person_outputs(out_dir: Path, key: str) -> list[Path]:
+    """The per-person files (`KEY.person_<id>.npz` and `.obj`) of a frame that are on disk."""
+    path = out_dir / key
+    found = path.parent.glob(f"{glob.escape(path.name)}{PERSON_INFIX}*")
+    return sorted(f for f in found if f.suffix in (".npz", ".obj") and f.stem.rsplit("_", 1)[-1].isdigit())
+
+
 def saved_stamp(out_dir: Path, key: str) -> dict[str, str] | None:
-    """The input and settings digest recorded in a frame's .npz; None when it is missing,
-    truncated or unreadable (then the frame is fitted again)."""
+    """The input, settings digest and frame's people record (`frame_people`, JSON) saved in an
+    output's .npz; None when it is missing, truncated or unreadable (then the frame is fitted again)."""
     try:
         with np.load(frame_paths(out_dir, key)["npz"], allow_pickle=False) as data:
-            return {k: str(data[k]) if k in data.files else "" for k in ("input", "config_digest")}
+            return {k: str(data[k]) if k in data.files else "" for k in ("input", "config_digest", "frame_people")}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile):
         return None
 
@@ -168,28 +187,17 @@ def frame_reprojection(result: FitResult, frame: FrameTargets) -> tuple[float, f
     return px, rel
 
 
-def write_frame(
+def write_person(
     out_dir: Path,
-    name: str,
+    key: str,
     result: FitResult,
     frame: FrameTargets,
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    image: np.ndarray | None,
-    stamp: dict[str, str],
-    mesh: bool = True,
-    overlay: bool = True,
+    stamp: dict[str, str | int],
+    px: float,
+    rel: float,
 ) -> None:
-    """Write one frame's obj, overlay and (last) npz; `stamp`: strings saved as they are
-    (input, config_digest, body_model, pose_prior)."""
-    from body.render import render_overlay
-
-    paths = frame_paths(out_dir, name)
-    if mesh:
-        write_obj(paths["obj"], vertices, faces)
-    if overlay:
-        write_image(paths["png"], render_overlay(vertices, faces, frame.focal, frame.center, frame.image_size, image))
-    px, rel = frame_reprojection(result, frame)
+    """Write one person's npz (the frame's outputs' last file); `stamp`: values saved as they are
+    (input, config_digest, body_model, pose_prior, person_id, frame_people)."""
     arrays: dict[str, np.ndarray] = {k: np.asarray(v, np.float32) for k, v in result.params.items()}
     arrays.update(
         focal=np.asarray(frame.focal, np.float32),
@@ -214,7 +222,7 @@ def write_frame(
         if set_name in result.projected:
             arrays[f"projected_{set_name}"] = result.projected[set_name].astype(np.float32)
     arrays.update({k: np.asarray(v) for k, v in stamp.items()})
-    write_npz(paths["npz"], **arrays)
+    write_npz(frame_paths(out_dir, key)["npz"], **arrays)
 
 
 def load_frame_params(out_dir: Path, name: str) -> dict[str, np.ndarray]:
@@ -224,8 +232,24 @@ def load_frame_params(out_dir: Path, name: str) -> dict[str, np.ndarray]:
 
 
 @dataclass
+class Scene:
+    """One frame to write: its chosen people and the fits of those with targets, in order."""
+
+    key: str
+    source: Path
+    people: list[PersonTargets]
+    results: list[FitResult]
+    image: np.ndarray | None = None  # BGR
+
+    def key_of(self, person_id: int) -> str:
+        """A person's output key: the frame's own with one person chosen, else `KEY.person_<id>`."""
+        return self.key if len(self.people) == 1 else person_key(self.key, person_id)
+
+
+@dataclass
 class Summary:
-    """What happened to every frame of a run."""
+    """What happened to every frame and person of a run; entries are output keys (a frame's, or
+    `KEY.person_<id>` for each person of a frame with several)."""
 
     fitted: list[str] = field(default_factory=list)
     already_done: list[str] = field(default_factory=list)
@@ -234,7 +258,24 @@ class Summary:
     reprojection_px: dict[str, float] = field(default_factory=dict)
     reprojection_rel: dict[str, float] = field(default_factory=dict)
     dropped_keypoints: dict[str, int] = field(default_factory=dict)  # detections far outside the image, ignored
+    frame_of: dict[str, str] = field(default_factory=dict)  # person entry -> its frame's key
     seconds: float = 0.0
+
+    def people(self) -> dict:
+        """People counts: fitted (this run), already done, skipped and failed ones, the frames with a
+        fitted person, and the most people fitted in one frame."""
+        done = [k for k in (*self.fitted, *self.already_done) if k in self.frame_of]
+        per_frame: dict[str, int] = {}
+        for k in done:
+            per_frame[self.frame_of[k]] = per_frame.get(self.frame_of[k], 0) + 1
+        return {
+            "fitted": sum(k in self.frame_of for k in self.fitted),
+            "already_done": sum(k in self.frame_of for k in self.already_done),
+            "skipped": sum(k in self.frame_of for k in self.skipped),
+            "failed": sum(k in self.frame_of for k in self.failed),
+            "frames": len(per_frame),
+            "most_in_a_frame": max(per_frame.values(), default=0),
+        }
 
     def to_dict(self) -> dict:
         px = [v for v in self.reprojection_px.values() if np.isfinite(v)]
@@ -246,6 +287,7 @@ class Summary:
                 "skipped": len(self.skipped),
                 "failed": len(self.failed),
             },
+            "people": self.people(),
             "seconds": round(self.seconds, 2),
             "mean_reprojection_px": _rounded(np.mean(px), 2) if px else None,
             "mean_reprojection_of_height": _rounded(np.mean(rel), 4) if rel else None,
@@ -262,11 +304,16 @@ class Summary:
 
     def report(self) -> str:
         d = self.to_dict()
-        c = d["counts"]
+        c, people = d["counts"], d["people"]
         lines = [
             f"fitted {c['fitted']}, already done {c['already_done']}, skipped {c['skipped']}, "
             f"failed {c['failed']} in {d['seconds']:.1f} s"
         ]
+        if people["most_in_a_frame"] > 1:
+            lines.append(
+                f"people: {people['fitted'] + people['already_done']} in {people['frames']} frames (up to "
+                f"{people['most_in_a_frame']} in one), {people['skipped'] + people['failed']} not fitted"
+            )
         if d["mean_reprojection_px"] is not None:
             lines.append(
                 f"mean reprojection error {d['mean_reprojection_px']:.1f} px "
@@ -283,7 +330,7 @@ def _rounded(value: float, digits: int) -> float | None:
 
 
 class Writer:
-    """Writes a run's frames into `out` and records each frame's fate in `summary` (and run.log)."""
+    """Writes a run's frames into `out` and records each frame's and person's fate in `summary` (and run.log)."""
 
     def __init__(self, out: Path, model: BodyModel, cfg: DictConfig, overwrite: bool = False) -> None:
         self.out = out
@@ -295,88 +342,156 @@ class Writer:
         self.summary = Summary()
 
     def is_done(self, key: str, source: Path) -> bool:
-        """Whether an earlier run already fitted this frame from `source` with these settings (recorded
-        as already done). A frame fitted from another input or with other settings is refitted with
-        `overwrite`, else reported as failed and left as it is (also True: nothing to do)."""
-        stamp = saved_stamp(self.out, key)
-        if stamp is None:
+        """Whether an earlier run already fitted this frame (all its people) from `source` with these
+        settings (recorded as already done; the people it could not fit are reported again). A frame
+        fitted from another input or with other settings is refitted with `overwrite`, else reported
+        as failed and left as it is (also True: nothing to do)."""
+        single = saved_stamp(self.out, key)
+        persons = [f for f in person_outputs(self.out, key) if f.suffix == ".npz"]
+        names = [str(Path(key).parent / f.stem) for f in persons]
+        stamps = {key: single} if single is not None else {k: saved_stamp(self.out, k) for k in names}
+        found = {k: v for k, v in stamps.items() if v is not None}
+        if not found:
             return False
-        if stamp == {"input": str(source), "config_digest": self.stamp["config_digest"]}:
-            self.summary.already_done.append(key)
+        if any(v["input"] != str(source) or v["config_digest"] != self.stamp["config_digest"] for v in found.values()):
+            if self.overwrite:
+                return False
+            self.fail(
+                key,
+                f"{frame_paths(self.out, key)['npz'] if single else persons[0]} holds a fit of "
+                f"{next(iter(found.values()))['input'] or 'another input'} or with other settings; "
+                "pass --overwrite to refit it",
+            )
             return True
-        if self.overwrite:
-            return False
-        self.fail(
-            key,
-            f"{frame_paths(self.out, key)['npz']} holds a fit of {stamp['input'] or 'another input'} "
-            "or with other settings; pass --overwrite to refit it",
-        )
+        record = _frame_people(next(iter(found.values()))["frame_people"])
+        scene = Scene(key, source, [PersonTargets(i, None) for i in record["all"]], [])
+        written = {scene.key_of(i): i for i in record["written"]}
+        if not set(written) <= set(found):
+            return False  # a run killed while writing this frame's people: fit it again
+        for k in written:
+            self.summary.already_done.append(k)
+            self.summary.frame_of[k] = key
+        for outcome, record_of in (("skipped", self.skip), ("failed", self.fail)):
+            for i, reason in record[outcome].items():
+                record_of(scene.key_of(int(i)), reason, frame=key)
         return True
 
-    def skip(self, key: str, reason: str) -> None:
+    def skip(self, key: str, reason: str, frame: str | None = None) -> None:
+        """Record a skipped frame, or a person of `frame`."""
         self.summary.skipped[key] = reason
+        if frame is not None:
+            self.summary.frame_of[key] = frame
         log.info("skipped %s: %s", key, reason)
 
-    def fail(self, key: str, error: str, exc: BaseException | None = None) -> None:
-        """Record a failed frame; run.log gets the traceback of `exc`."""
+    def fail(self, key: str, error: str, exc: BaseException | None = None, frame: str | None = None) -> None:
+        """Record a failed frame, or a person of `frame`; run.log gets the traceback of `exc`."""
         self.summary.failed[key] = error
+        if frame is not None:
+            self.summary.frame_of[key] = frame
         log.error("failed %s: %s", key, error, exc_info=exc)
 
     def saved_params(self, key: str) -> dict[str, np.ndarray]:
         return load_frame_params(self.out, key)
 
-    def write(self, frames: list[tuple[str, Path, FitResult, FrameTargets, np.ndarray | None]]) -> None:
-        """Meshes, overlays and npz of fitted frames (key, input, result, targets, BGR image or None).
+    def write(self, scenes: list[Scene]) -> None:
+        """Meshes, overlays and npz of fitted frames; people without targets are reported as skipped.
         A diverged fit, or one whose reprojection error is non-finite or above
         `output.max_reprojection` of the person's height, is reported as failed, not written."""
-        ok = []
-        for key, source, result, frame, image in frames:
-            px, rel = frame_reprojection(result, frame)
-            if not result.is_finite():
-                self.fail(key, "optimisation diverged (non-finite loss or parameters)")
-            elif not np.isfinite(px) or rel > self.options.max_reprojection:
-                self.fail(
-                    key,
-                    f"fit rejected: reprojection error {px:.4g} px ({100 * rel:.3g} % of the person's "
-                    f"height; at most {100 * self.options.max_reprojection:.3g} % accepted)",
-                )
-            else:
-                ok.append((key, source, result, frame, image, px, rel))
-        if not ok:
+        kept: list[tuple[Scene, list[tuple[PersonTargets, FitResult, float, float]]]] = []
+        for scene in scenes:
+            fits, ok = iter(scene.results), []
+            for person in scene.people:
+                key = scene.key_of(person.person_id)
+                if person.targets is None:
+                    self.skip(key, person.reason or "not fitted", frame=scene.key)
+                    continue
+                result = next(fits)
+                px, rel = frame_reprojection(result, person.targets)
+                if not result.is_finite():
+                    self.fail(key, "optimisation diverged (non-finite loss or parameters)", frame=scene.key)
+                elif not np.isfinite(px) or rel > self.options.max_reprojection:
+                    self.fail(
+                        key,
+                        f"fit rejected: reprojection error {px:.4g} px ({100 * rel:.3g} % of the person's "
+                        f"height; at most {100 * self.options.max_reprojection:.3g} % accepted)",
+                        frame=scene.key,
+                    )
+                else:
+                    ok.append((person, result, px, rel))
+            if ok:
+                kept.append((scene, ok))
+        if not kept:
             return
-        params = [full_params(self.model, f[2].params) for f in ok]
-        vertices = posed_vertices(self.model, params)
-        for (key, source, result, frame, image, px, rel), p, verts in zip(ok, params, vertices):
-            result.params = p
-            rgb = None if image is None else np.ascontiguousarray(image[..., ::-1])
+        params = [full_params(self.model, r.params) for _, ok in kept for _, r, _, _ in ok]
+        vertices = iter(posed_vertices(self.model, params))
+        params = iter(params)
+        for scene, ok in kept:
+            for _, result, _, _ in ok:
+                result.params = next(params)
+            meshes = [next(vertices) for _ in ok]
             try:
-                write_frame(
-                    self.out,
-                    key,
-                    result,
-                    frame,
-                    verts,
-                    self.faces,
-                    rgb,
-                    {**self.stamp, "input": str(source)},
-                    mesh=self.options.mesh,
-                    overlay=self.options.overlay,
-                )
+                self._write_scene(scene, ok, meshes)
             except Exception as e:
-                self.fail(key, f"writing outputs failed: {error_text(e)}", e)
+                for person, *_ in ok:
+                    self.fail(scene.key_of(person.person_id), f"writing outputs failed: {error_text(e)}", e, scene.key)
                 continue
-            self.summary.failed.pop(key, None)  # a video frame that diverged in one window, fitted in the next
-            self.summary.fitted.append(key)
-            self.summary.reprojection_px[key] = px
-            self.summary.reprojection_rel[key] = rel
-            if frame.dropped:
-                self.summary.dropped_keypoints[key] = frame.dropped
+            for person, _, px, rel in ok:
+                key = scene.key_of(person.person_id)
+                self.summary.failed.pop(key, None)  # a video frame that diverged in one window, fitted in the next
+                self.summary.fitted.append(key)
+                self.summary.frame_of[key] = scene.key
+                self.summary.reprojection_px[key] = px
+                self.summary.reprojection_rel[key] = rel
+            if ok[0][0].targets.dropped:
+                self.summary.dropped_keypoints[scene.key] = ok[0][0].targets.dropped
+
+    def _write_scene(
+        self, scene: Scene, ok: list[tuple[PersonTargets, FitResult, float, float]], meshes: list[np.ndarray]
+    ) -> None:
+        """One frame's files: earlier outputs under its key removed, then each person's obj, the
+        overlay of all meshes, and each person's npz (last)."""
+        stale = [frame_paths(self.out, scene.key)[k] for k in ("npz", "obj")] + person_outputs(self.out, scene.key)
+        for f in stale:
+            f.unlink(missing_ok=True)
+        frame = ok[0][0].targets
+        if self.options.mesh:
+            for (person, *_), verts in zip(ok, meshes):
+                write_obj(frame_paths(self.out, scene.key_of(person.person_id))["obj"], verts, self.faces)
+        if self.options.overlay:
+            from body.render import render_overlay
+
+            rgb = None if scene.image is None else np.ascontiguousarray(scene.image[..., ::-1])
+            png = render_overlay(meshes, self.faces, frame.focal, frame.center, frame.image_size, rgb)
+            write_image(frame_paths(self.out, scene.key)["png"], png)
+        record = json.dumps(
+            {
+                "all": [p.person_id for p in scene.people],
+                "written": [p.person_id for p, *_ in ok],
+                "skipped": {p.person_id: p.reason for p in scene.people if p.targets is None},
+                "failed": {
+                    p.person_id: self.summary.failed[scene.key_of(p.person_id)]
+                    for p in scene.people
+                    if scene.key_of(p.person_id) in self.summary.failed and p.targets is not None
+                },
+            }
+        )
+        for person, result, px, rel in ok:
+            stamp = {**self.stamp, "input": str(scene.source), "person_id": person.person_id, "frame_people": record}
+            write_person(self.out, scene.key_of(person.person_id), result, person.targets, stamp, px, rel)
 
     def finish(self, seconds: float) -> Summary:
         """Write summary.json (also after an interruption) and return the summary."""
         self.summary.seconds = seconds
         self.summary.write(self.out / "summary.json")
         return self.summary
+
+
+def _frame_people(record: str) -> dict:
+    """A frame's people record as saved (`Writer._write_scene`); a lone person's for outputs that
+    predate it."""
+    if not record:
+        return {"all": [0], "written": [0], "skipped": {}, "failed": {}}
+    return json.loads(record)
 
 
 def error_text(e: Exception) -> str:

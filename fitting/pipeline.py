@@ -24,9 +24,8 @@ from body.io import TEMP_PREFIX, is_orphan_temporary
 from fitting.config import save_config
 from fitting.fitter import Fitter
 from fitting.inputs import Item, collect, load_item
-from fitting.outputs import OutputError, Summary, Writer, check_settings, error_text, folder_lock
+from fitting.outputs import OutputError, Scene, Summary, Writer, check_settings, error_text, folder_lock
 from fitting.priors import load_pose_space
-from fitting.targets import FrameTargets
 from fitting.video import fit_video
 
 log = logging.getLogger(__name__)
@@ -142,14 +141,17 @@ def _remove_stale_temporaries(out: Path) -> None:
 def fit_images(
     items: list[Item], detector: Detector, fitter: Fitter, writer: Writer, cfg: DictConfig, progress: bool
 ) -> None:
-    """Images and OpenPose frames in batches of `cfg.batch_size`; each image is read once. A batch
+    """Images and OpenPose frames, every chosen person a row, in batches of about `cfg.batch_size`
+    people (a frame's people always share a batch: one scene); each image is read once. A batch
     that fails is fitted again frame by frame, so one bad frame fails alone."""
-    pending: list[tuple[Item, FrameTargets, np.ndarray | None]] = []
+    pending: list[Scene] = []
     bar = tqdm(total=len(items), unit="frame", desc="fitting", disable=not progress)
 
-    def fit(batch: list[tuple[Item, FrameTargets, np.ndarray | None]]) -> None:
-        results = fitter.fit_frames([t for _, t, _ in batch])
-        writer.write([(item.name, item.path, r, t, image) for (item, t, image), r in zip(batch, results)])
+    def fit(batch: list[Scene]) -> None:
+        results = iter(fitter.fit_frames([p.targets for s in batch for p in s.people if p.targets is not None]))
+        for scene in batch:
+            scene.results = [next(results) for p in scene.people if p.targets is not None]
+        writer.write(batch)
 
     def flush() -> None:
         if not pending:
@@ -158,14 +160,14 @@ def fit_images(
             fit(pending)
         except Exception as e:
             if len(pending) == 1:
-                writer.fail(pending[0][0].name, f"fitting failed: {error_text(e)}", e)
+                writer.fail(pending[0].key, f"fitting failed: {error_text(e)}", e)
             else:
                 log.warning("a batch of %d frames failed (%s); fitting them one by one", len(pending), error_text(e))
                 for one in pending:
                     try:
                         fit([one])
                     except Exception as e1:
-                        writer.fail(one[0].name, f"fitting failed: {error_text(e1)}", e1)
+                        writer.fail(one.key, f"fitting failed: {error_text(e1)}", e1)
         bar.update(len(pending))
         pending.clear()
 
@@ -174,17 +176,21 @@ def fit_images(
             bar.update(1)
             continue
         try:
-            targets, reason, image = load_item(item, detector, cfg)
+            people, reason, image = load_item(item, detector, cfg)
         except Exception as e:
             writer.fail(item.name, error_text(e), e)
             bar.update(1)
             continue
-        if targets is None:
-            writer.skip(item.name, reason)
+        scene = Scene(item.name, item.path, people, [], image)
+        if reason is not None or all(p.targets is None for p in people):
+            if reason is not None:
+                writer.skip(item.name, reason)
+            else:
+                writer.write([scene])  # reports why each person is not fitted
             bar.update(1)
             continue
-        pending.append((item, targets, image))
-        if len(pending) >= cfg.batch_size:
+        pending.append(scene)
+        if sum(p.targets is not None for s in pending for p in s.people) >= cfg.batch_size:
             flush()
     flush()
     bar.close()

@@ -1,7 +1,8 @@
 """What a frame is fitted to: its 2D keypoints and camera, their validation, and their layout.
 
-`frame_targets` turns one detection (`keypoints.Keypoints`) into `FrameTargets`
-or a reason to skip the frame; `Layout` concatenates the keypoint sets of a
+`people_targets` turns one frame's detections (`keypoints.Keypoints`) into
+`FrameTargets` per chosen person, or a reason to skip the frame or a person;
+`frame_targets` does it for one person (a video's tracked one); `Layout` concatenates the keypoint sets of a
 batch and says which points are body, hand or face and which form the torso.
 """
 
@@ -38,17 +39,32 @@ def part_of(set_name: str) -> int:
     return HAND if set_name in HAND_SETS else FACE if set_name in FACE_SETS else BODY
 
 
-def check_targets(points: dict[str, tuple[np.ndarray, np.ndarray]], min_points: int) -> str | None:
-    """Why a frame's screened points cannot be fitted (None when they can): none, all zero, too few."""
+@dataclass(frozen=True)
+class PersonTargets:
+    """One chosen person of a frame: their targets, or why they cannot be fitted."""
+
+    person_id: int  # the person's index in the frame's detections (OpenPose: in its `people`)
+    targets: FrameTargets | None
+    reason: str | None = None  # set when targets is None
+
+
+def check_targets(
+    points: dict[str, tuple[np.ndarray, np.ndarray]], min_points: int, min_height: float = 0
+) -> str | None:
+    """Why a person's screened points cannot be fitted (None when they can): none, all zero, too
+    few, or too small (their body points span less than `min_height` px vertically)."""
     body = [pts for name, (pts, _) in points.items() if part_of(name) == BODY]
     if not body:
         return "no body keypoints"
     pts = np.concatenate(body)
     if not np.any(pts):
         return "keypoints are all zero"
-    usable = int((pts[:, 2] > 0).sum())
-    if usable < min_points:
-        return f"only {usable} usable body keypoints (need {min_points})"
+    seen = pts[pts[:, 2] > 0]
+    if len(seen) < min_points:
+        return f"only {len(seen)} usable body keypoints (need {min_points})"
+    height = float(np.ptp(seen[:, 1]))
+    if height < min_height:
+        return f"too small: {height:.0f} px tall (need {min_height:g})"
     return None
 
 
@@ -77,13 +93,14 @@ def screened(
     return replace(kp, **parts), outside, nonfinite
 
 
-def frame_targets(
-    kp: keypoints.Keypoints, image_size: tuple[int, int] | None, cfg: DictConfig
-) -> tuple[FrameTargets | None, str | None]:
-    """Targets for the person chosen by `cfg.keypoints.person`, or (None, why the frame is skipped).
-    Detections are screened first (`screened`, margin `cfg.keypoints.outside_margin`)."""
+def people_targets(
+    kp: keypoints.Keypoints, image_size: tuple[int, int] | None, cfg: DictConfig, by: str | None = None
+) -> tuple[list[PersonTargets], str | None]:
+    """The people chosen by `by` (default `cfg.keypoints.person`: all, largest or confident), each
+    with targets or why they cannot be fitted; or ([], why the frame is skipped). Detections are
+    screened first (`screened`, margin `cfg.keypoints.outside_margin`)."""
     if kp.num_people == 0:
-        return None, "no person detected"
+        return [], "no person detected"
     size = image_size or kp.image_size or (tuple(cfg.camera.image_size) if cfg.camera.image_size else None)
     if size is None:
         raise keypoints.KeypointsError(
@@ -91,17 +108,32 @@ def frame_targets(
         )
     size = (int(size[0]), int(size[1]))
     kp, dropped, nonfinite = screened(kp, size, cfg.keypoints.outside_margin)
-    points = keypoints.targets(kp.choose(cfg.keypoints.person))
-    reason = check_targets(points, cfg.keypoints.min_points)
-    if reason is not None:
-        ignored = [f"{n} {what}" for n, what in ((nonfinite, "NaN/inf"), (dropped, "far outside the image")) if n]
-        return None, reason + (f" ({', '.join(ignored)} points ignored)" if ignored else "")
     focal = cfg.camera.focal
     if focal is not None and not isinstance(focal, (int, float)):
         focal = tuple(focal)
     center = tuple(cfg.camera.center) if cfg.camera.center is not None else None
     f, c = intrinsics(size, focal, center, cfg.camera.fov_deg)
-    return FrameTargets(points, f, c, size, dropped), None
+    ignored = ", ".join(f"{n} {what}" for n, what in ((nonfinite, "NaN/inf"), (dropped, "far outside the image")) if n)
+    ignored = f" ({ignored} points ignored)" if ignored else ""
+    people = []
+    for i in kp.chosen(by or cfg.keypoints.person):
+        points = keypoints.targets(kp.select(i))
+        reason = check_targets(points, cfg.keypoints.min_points, cfg.keypoints.min_height)
+        if reason is None:
+            people.append(PersonTargets(i, FrameTargets(points, f, c, size, dropped)))
+        else:
+            people.append(PersonTargets(i, None, reason + ignored))
+    return people, None
+
+
+def frame_targets(
+    kp: keypoints.Keypoints, image_size: tuple[int, int] | None, cfg: DictConfig
+) -> tuple[FrameTargets | None, str | None]:
+    """Targets of one person (`cfg.keypoints.person`; the largest where that is "all"), or (None,
+    why the frame is skipped): for inputs that follow one person, such as a video's tracked one."""
+    by = "largest" if cfg.keypoints.person == "all" else cfg.keypoints.person
+    people, reason = people_targets(kp, image_size, cfg, by)
+    return (people[0].targets, people[0].reason) if people else (None, reason)
 
 
 @dataclass

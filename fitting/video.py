@@ -34,8 +34,8 @@ from body.io import write_npz
 from fitting.fitter import Fitter
 from fitting.hypotheses import GivenStart
 from fitting.inputs import Item
-from fitting.outputs import Writer, frame_paths
-from fitting.targets import FrameTargets, frame_targets
+from fitting.outputs import Scene, Writer, frame_paths
+from fitting.targets import FrameTargets, PersonTargets, frame_targets
 
 # The detector's video tracking: a video -> every frame's Keypoints (on_frame: called per frame).
 Tracker = Callable[..., list[keypoints.Keypoints]]
@@ -169,7 +169,8 @@ def _fit_windows(
                 r = refined.after(first)
                 if r.is_finite():  # a diverged frame is fitted again, not held, where the next window overlaps it
                     known[p] = fitter.variables(r.params)
-                named.append((frame_name(item, valid[p][0]), item.path, r, valid[p][1], images[valid[p][0]]))
+                person = [PersonTargets(0, valid[p][1])]
+                named.append(Scene(frame_name(item, valid[p][0]), item.path, person, [r], images[valid[p][0]]))
             writer.write(named)
             bar.update(len(new))
         if positions[-1] == len(valid) - 1:

@@ -114,11 +114,13 @@ class Keypoints:
                 boxes[i] = (*xy.min(0), *xy.max(0))
         return boxes
 
-    def choose(self, by: str | Sequence[float] = "largest") -> "Keypoints":
-        """Keep one person: "largest" box, most "confident" body, or the best
-        overlap with a given (x0, y0, x1, y1) box. Empty stays empty."""
+    def chosen(self, by: str | Sequence[float] = "largest") -> list[int]:
+        """Indices of the people `by` keeps: "all" (in order), or the one with the "largest" box,
+        the most "confident" body, or the best overlap with a given (x0, y0, x1, y1) box."""
         if self.num_people == 0:
-            return self.select([])
+            return []
+        if isinstance(by, str) and by == "all":
+            return list(range(self.num_people))
         boxes = self.person_boxes()
         if isinstance(by, str):
             if by == "largest":
@@ -126,10 +128,14 @@ class Keypoints:
             elif by == "confident":
                 score = self.body[:, :, 2].mean(axis=1)
             else:
-                raise ValueError(f"choose(by={by!r}): use 'largest', 'confident' or a box")
+                raise ValueError(f"choose(by={by!r}): use 'all', 'largest', 'confident' or a box")
         else:
             score = box_iou(np.asarray(by, np.float32)[None], boxes)[0]
-        return self.select(int(np.argmax(np.nan_to_num(score, nan=-1.0))))
+        return [int(np.argmax(np.nan_to_num(score, nan=-1.0)))]
+
+    def choose(self, by: str | Sequence[float] = "largest") -> "Keypoints":
+        """The people `by` keeps (see `chosen`): one, or "all". Empty stays empty."""
+        return self.select(self.chosen(by))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

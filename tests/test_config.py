@@ -55,7 +55,7 @@ def test_unknown_keys_are_refused_by_name(tmp_path):
         ("device=foo", "device must be cpu, cuda, cuda:N or mps, got 'foo'"),
         ("device=cuda:abc", "device must be cpu, cuda, cuda:N or mps, got 'cuda:abc'"),
         ("prior.kind=nonsense", "prior.kind must be one of vposer, gmm, none, got 'nonsense'"),
-        ("keypoints.person=nonsense", "keypoints.person must be one of largest, confident, got 'nonsense'"),
+        ("keypoints.person=nonsense", "keypoints.person must be one of all, largest, confident, got 'nonsense'"),
         ("body.gender=alien", "body.gender must be one of neutral, male, female, got 'alien'"),
         ("init.side_view_cos=1.5", r"init.side_view_cos must be >= 0 and <= 1, got 1.5"),
         ("output.mesh=yes please", "output.mesh must be true or false, got 'yes please'"),

@@ -32,8 +32,10 @@ FAST = [
 
 @pytest.fixture(scope="module")
 def detections(shared_data) -> dict[str, keypoints.Keypoints]:
-    """Real MediaPipe keypoints of the two basketball frames."""
-    return {name: keypoints.detect(shared_data / "images" / f"{name}.png") for name in ("basketball1", "basketball2")}
+    """Real MediaPipe keypoints of the two basketball frames, the player only (these tests check the
+    single-person plumbing; tests/test_fitting_people.py fits both men)."""
+    images = shared_data / "images"
+    return {name: keypoints.detect(images / f"{name}.png").choose("largest") for name in ("basketball1", "basketball2")}
 
 
 def _openpose_folder(folder: Path, detections: dict[str, keypoints.Keypoints]) -> Path:
