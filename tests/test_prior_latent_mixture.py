@@ -18,7 +18,7 @@ from prior.latent_mixture import fit_latent_mixture, load_beside, main, mixture_
 from prior.limits import within_limits
 from prior.tasks import LatentMixtureSpace, LatentSpace, PoseSpace, denoise
 from prior.train import rest_skeleton
-from tests.prior_data_mocap import actor_poses
+from tests.prior_data_mocap import held_out_poses
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,9 +36,9 @@ def shipped() -> GaussianMixture:
 
 
 @pytest.fixture(scope="module")
-def held_out(shared_data, tmp_path_factory) -> torch.Tensor:
-    """Some clips of HDM05 actor bk, a validation subject of the shipped prior."""
-    return actor_poses(shared_data / "mocap", "bk", slice(0, None, 8), tmp_path_factory.mktemp("bk"))
+def held_out() -> torch.Tensor:
+    """The bundled clips of FAIR's fair1, a validation actor of the shipped prior, 5 fps."""
+    return held_out_poses(fps=5.0)
 
 
 def test_one_standard_normal_component_is_vposers_own_prior(model):

@@ -15,9 +15,7 @@ from prior.data.fk import smplx_forward_kinematics
 from prior.evaluate import pose_cost, separation
 from prior.limits import within_limits
 from prior.train import rest_skeleton
-from tests.prior_data_mocap import actor_poses
-
-HELD_OUT_ACTOR = "bk"  # HDM05 actor bk: a validation subject of the default checkpoint
+from tests.prior_data_mocap import HELD_OUT_ACTOR, held_out_poses
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +24,11 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def held_out(shared_data, tmp_path_factory) -> torch.Tensor:
-    """Every 4th clip of the held-out actor, 10 fps (about 400 poses)."""
+def held_out() -> torch.Tensor:
+    """The bundled clips of the held-out actor (FAIR's fair1), 10 fps (about 500 poses)."""
     metrics = json.loads(DEFAULT_CHECKPOINT.with_name("vposer_default_train_metrics.json").read_text())
-    assert f"hdm05_asfamc/{HELD_OUT_ACTOR}" in metrics["val_subjects"]
-    return actor_poses(shared_data / "mocap", HELD_OUT_ACTOR, slice(0, None, 4), tmp_path_factory.mktemp("held_out"))
+    assert HELD_OUT_ACTOR in metrics["val_subjects"]
+    return held_out_poses(fps=10.0)
 
 
 def test_default_checkpoint_loads_small_in_eval_mode(model):

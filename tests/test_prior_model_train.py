@@ -16,17 +16,16 @@ from prior.data.build import build_dataset
 from prior.latent_mixture import load_beside
 from prior.splits import dataset_folder, load_splits
 from prior.train import load_config, main, train
-from tests.prior_data_mocap import extract_actor_clips
+from tests.prior_data_mocap import HELD_OUT_ACTOR, training_mocap
 
 
 @pytest.fixture(scope="module")
-def small_dataset(shared_data, tmp_path_factory):
-    """HDM05 actor bd (training, mirrored) and bk (validation), 15 fps."""
+def small_dataset(tmp_path_factory):
+    """The bundled SNU martial-arts actors (training, mirrored) and one clip of FAIR's fair1 (validation), 15 fps."""
     root = tmp_path_factory.mktemp("mocap")
-    extract_actor_clips(shared_data / "mocap", "bd", slice(0, 48, 4), root)
-    extract_actor_clips(shared_data / "mocap", "bk", slice(0, 66, 22), root)
-    manifest = build_dataset(root, root / "dataset", fps=15.0, val_subjects=["hdm05_asfamc/bk"], progress=False)
-    assert manifest["split"]["val_subjects"] == ["hdm05_asfamc/bk"]
+    training_mocap(root / "mocap")
+    manifest = build_dataset(root / "mocap", root / "dataset", fps=15.0, val_subjects=[HELD_OUT_ACTOR], progress=False)
+    assert manifest["split"]["val_subjects"] == [HELD_OUT_ACTOR]
     return root / "dataset", manifest
 
 
