@@ -1,4 +1,4 @@
-"""Shared fixtures: one Anny model per test session, a synthetic SMPL-X model, the real data folder."""
+"""Shared fixtures: one Anny model per test session, a synthetic SMPL-X model, the real data folders."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Real photos that travel with the project (licences in its README.md).
+PHOTOS = Path(__file__).resolve().parent / "data" / "people"
 
 
 @pytest.fixture(scope="session")

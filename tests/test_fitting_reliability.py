@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import run_fit
+from tests.conftest import PHOTOS
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = [
@@ -28,7 +29,8 @@ FAST = [
 def _messy_folder(folder: Path, images: Path) -> None:
     """Good photos, colliding names, tiny and broken images, a broken link and a video."""
     folder.mkdir()
-    photos = {n: cv2.imread(str(images / f"{n}.png")) for n in ("basketball1", "basketball2", "astronaut")}
+    photos = {n: cv2.imread(str(images / n)) for n in ("basketball1.png", "basketball2.png", "astronaut.jpg")}
+    photos = {Path(n).stem: image for n, image in photos.items()}
     cv2.imwrite(str(folder / "x.jpg"), photos["basketball1"])
     cv2.imwrite(str(folder / "x.png"), photos["basketball2"])
     cv2.imwrite(str(folder / "x.bmp"), photos["astronaut"])
@@ -49,9 +51,9 @@ def _messy_folder(folder: Path, images: Path) -> None:
     (folder / "gone.jpg").symlink_to(folder / "nowhere.jpg")
 
 
-def test_a_folder_of_broken_and_colliding_inputs(tmp_path, shared_data):
+def test_a_folder_of_broken_and_colliding_inputs(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
-    _messy_folder(src, shared_data / "images")
+    _messy_folder(src, PHOTOS)
     cmd = [sys.executable, str(ROOT / "run_fit.py"), str(src), "--out", str(out), "--quiet", *FAST]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)}

@@ -17,6 +17,7 @@ import keypoints
 from fitting.config import load_config
 from fitting.outputs import OutputError
 from fitting.pipeline import run
+from tests.conftest import PHOTOS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "basketball1.png"
@@ -31,11 +32,10 @@ FAST = [
 
 
 @pytest.fixture(scope="module")
-def detections(shared_data) -> dict[str, keypoints.Keypoints]:
+def detections() -> dict[str, keypoints.Keypoints]:
     """Real MediaPipe keypoints of the two basketball frames, the player only (these tests check the
     single-person plumbing; tests/test_fitting_people.py fits both men)."""
-    images = shared_data / "images"
-    return {name: keypoints.detect(images / f"{name}.png").choose("largest") for name in ("basketball1", "basketball2")}
+    return {name: keypoints.detect(PHOTOS / f"{name}.png").choose("largest") for name in ("basketball1", "basketball2")}
 
 
 def _openpose_folder(folder: Path, detections: dict[str, keypoints.Keypoints]) -> Path:
@@ -129,7 +129,7 @@ def test_one_run_per_output_folder(tmp_path, detections):
     assert not (out / ".bodyfit.lock").exists()
 
 
-def test_cli_on_an_openpose_folder_with_images(tmp_path, detections, shared_data):
+def test_cli_on_an_openpose_folder_with_images(tmp_path, detections):
     src = _openpose_folder(tmp_path / "json", detections)
     out = tmp_path / "out"
     cmd = [
@@ -139,7 +139,7 @@ def test_cli_on_an_openpose_folder_with_images(tmp_path, detections, shared_data
         "--out",
         str(out),
         "--images",
-        str(shared_data / "images"),
+        str(PHOTOS),
         "--batch-size",
         "2",
         "--focal",
@@ -167,11 +167,11 @@ def test_cli_on_an_openpose_folder_with_images(tmp_path, detections, shared_data
     assert (out / "basketball1.obj").read_text().startswith("v ")
 
 
-def test_video_gives_per_frame_outputs_and_an_overlay_video(tmp_path, shared_data):
+def test_video_gives_per_frame_outputs_and_an_overlay_video(tmp_path):
     video = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
     for name in ("basketball1", "basketball1", "basketball2", "basketball2", "basketball2"):
-        writer.write(cv2.imread(str(shared_data / "images" / f"{name}.png")))
+        writer.write(cv2.imread(str(PHOTOS / f"{name}.png")))
     writer.release()
     out = tmp_path / "out"
     cfg = load_config(None, FAST + ["video.window=3", "video.overlap=1", "video.shape_frames=2", "output.mesh=false"])

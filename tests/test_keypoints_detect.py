@@ -17,13 +17,10 @@ import pytest
 
 from body.keypoint_sets import COCO17, FACE68, MEDIAPIPE33
 from keypoints import KeypointsError, MediaPipeDetector, convert, read_frames, read_openpose, track
+from tests.conftest import PHOTOS
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
-pytestmark = pytest.mark.skipif(
-    not (IMAGES / "basketball1.png").is_file(),
-    reason=f"real images absent: {IMAGES} (the repository's sibling ../shared/data)",
-)
+IMAGES = PHOTOS
 # The man on the left of basketball1.png, head to toe (checked on the image).
 LEFT_MAN_BOX = (25, 70, 180, 480)
 

@@ -21,11 +21,11 @@ import pytest
 
 from keypoints import IsolatedDetector, KeypointsError, MediaPipeDetector, read_openpose, track
 from keypoints.person_finder import PersonFinder
+from tests.conftest import PHOTOS as REAL_PHOTOS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "basketball1.png"
-SHARED_IMAGES = REPO.parent / "shared" / "data" / "images"
-PHOTOS = [EXAMPLE, *sorted(SHARED_IMAGES.glob("*.png"))] if SHARED_IMAGES.is_dir() else [EXAMPLE]
+PHOTOS = [EXAMPLE, *(REAL_PHOTOS / name for name in ("astronaut.jpg", "basketball2.png"))]
 # Each of these crashed run_fit.py (SIGSEGV or abort inside HOG's detectMultiScale).
 TINY = [(1, 1), (10, 10), (30, 30), (100, 50), (200, 20), (1000, 3), (1, 2000)]
 # A side >= 32767 px aborts MediaPipe (OpenCV's remap) unless the image is scaled down first.

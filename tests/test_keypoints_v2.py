@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +13,9 @@ import pytest
 from keypoints import MediaPipeDetector, models
 from keypoints.gates import skeleton_problem
 from keypoints.person_finder import crop_around, make_finder
+from tests.conftest import PHOTOS
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
-real_images = pytest.mark.skipif(not (IMAGES / "basketball1.png").is_file(), reason=f"real images absent: {IMAGES}")
+IMAGES = PHOTOS
 heavy_installed = pytest.mark.skipif(not models.heavy_available(), reason="BlazePose Heavy not installed")
 movenet_installed = pytest.mark.skipif(not models.movenet_available(), reason="MoveNet not installed")
 LEFT_MAN_BOX = (25, 70, 180, 480)  # the man on the left of basketball1.png
@@ -31,7 +30,6 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
-@real_images
 @pytest.mark.parametrize("landmarks", ["full", pytest.param("heavy", marks=heavy_installed)])
 def test_landmark_models_load_and_detect_offline(monkeypatch, landmarks):
     _block_network(monkeypatch)
@@ -80,7 +78,6 @@ def test_crop_maps_back_exactly():
             assert marked_crop.image.shape == crop.image.shape
 
 
-@real_images
 def test_crop_detection_lands_on_the_whole_image_detection():
     """Landmarks found in a padded, upscaled crop are the whole image's within a few px."""
     with MediaPipeDetector(holistic=False, find_people=False, landmarks="full") as d:
@@ -95,7 +92,6 @@ def test_crop_detection_lands_on_the_whole_image_detection():
     assert np.linalg.norm(mapped[core] - whole[core, :2], axis=1).max() < 12
 
 
-@real_images
 @movenet_installed
 def test_movenet_boxes_both_people_offline(monkeypatch):
     _block_network(monkeypatch)
@@ -114,14 +110,13 @@ def test_movenet_boxes_both_people_offline(monkeypatch):
 
 @pytest.fixture(scope="module")
 def real_people():
-    """Single-person detections of the shared photos (Full and Heavy)."""
-    if not (IMAGES / "basketball1.png").is_file():
-        pytest.skip("real images absent")
+    """Single-person detections of real photos (Full and Heavy)."""
     out = {}
     for landmarks in ("full", "heavy") if models.heavy_available() else ("full",):
         with MediaPipeDetector(holistic=False, landmarks=landmarks, gates=False) as d:
-            for name in ("basketball1", "basketball2", "astronaut"):
-                kp = d(IMAGES / f"{name}.png")
+            for name, file in (("basketball1", "basketball1.png"), ("basketball2", "basketball2.png"),
+                               ("astronaut", "astronaut.jpg")):  # fmt: skip
+                kp = d(IMAGES / file)
                 for i in range(kp.num_people):
                     out[landmarks, name, i] = (kp.body[i], kp.image_size)
     return out
@@ -186,7 +181,6 @@ def test_gate_rejects_synthetic_shapes():
     assert skeleton_problem(unsure) is None
 
 
-@real_images
 def test_detector_records_rejections(monkeypatch):
     """A skeleton that fails a gate is dropped and the reason kept in Keypoints.rejected."""
     import keypoints.mediapipe_detector as mpd
