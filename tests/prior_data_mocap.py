@@ -20,9 +20,10 @@ import tarfile
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
+import pytest
 import torch
 
 from tests.conftest import SHARED_DATA
@@ -148,7 +149,12 @@ BUNDLED_CLIPS = tuple(
 )
 # The clips a test may use here: the bundled ones, and all when the full archives are present.
 AVAILABLE_CLIPS = tuple(SKELETON_CLIPS) if SHARED_MOCAP.is_dir() else BUNDLED_CLIPS
-SHARED_ONLY = "needs the full archives in ../shared/data/mocap (CMU and HDM05 terms keep them out of the repository)"
+
+
+def data_params(names: Iterable[str], bundled: Iterable[str]) -> list:
+    """Test parameters for `names`, those not in `bundled` marked `shared` (they read ../shared)."""
+    bundled = set(bundled)
+    return [name if name in bundled else pytest.param(name, marks=pytest.mark.shared) for name in names]
 
 
 def skeleton_clip(name: str, dest: Path) -> Path:

@@ -14,7 +14,7 @@ from body.rotations import axis_angle_to_matrix, geodesic_angle
 from prior.data import load_motion
 from prior.data.build import build_dataset, drop_near_duplicates, main, plausible_frames, subsample
 from tests.mocap_bundle import BUNDLED_MOCAP
-from tests.prior_data_mocap import SHARED_MOCAP, SHARED_ONLY, bundled_mocap, mocap_subset
+from tests.prior_data_mocap import bundled_mocap, mocap_subset
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +91,11 @@ def test_subsample_and_near_duplicates() -> None:
     assert len(drop_near_duplicates(motion.body_pose, 0.0)) == motion.num_frames
 
 
-@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"HDM05 {SHARED_ONLY}")
-def test_glitch_frames_are_flagged() -> None:
+def test_glitch_frames_are_flagged(shared_data: Path) -> None:
     """HDM05 bk's depositFloorR_007 has a right knee flexed past 180 deg (rtibia up to 208):
     as axis-angle that reads as a 150 deg hyperextension, which the builder drops (along
     with a few frames whose right ankle is turned over 100 deg)."""
-    path = mocap_subset(SHARED_MOCAP) / "hdm05_asfamc/bk/HDM_bk_depositFloorR_007_120.amc"
+    path = mocap_subset(shared_data / "mocap") / "hdm05_asfamc/bk/HDM_bk_depositFloorR_007_120.amc"
     raw = np.array(
         [float(ln.split()[1]) for ln in path.read_text(encoding="latin-1").splitlines() if ln.startswith("rtibia ")]
     )

@@ -16,7 +16,7 @@ from prior.data import MotionFormatError, find_asf, load_motion
 from prior.data.amass import Z_UP_TO_Y_UP
 from prior.data.asf_amc import read_amc, read_asf
 from prior.data.bvh import read_bvh
-from tests.prior_data_mocap import SHARED_MOCAP, SHARED_ONLY, bundled_mocap, mocap_subset
+from tests.prior_data_mocap import bundled_mocap, mocap_subset
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,6 @@ def _amc_frames(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="latin-1").splitlines() if re.fullmatch(r"\d+", line.strip()))
 
 
-@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU BVH {SHARED_ONLY}")
 def test_bvh_reader_real_files(mocap: Path) -> None:
     path = mocap / "cmu_bvh" / "salsa" / "10.bvh"
     text = path.read_text()
@@ -57,7 +56,6 @@ def test_bvh_reader_real_files(mocap: Path) -> None:
     assert load_motion(path, fps=30).fps == 30.0
 
 
-@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU and HDM05 ASF/AMC {SHARED_ONLY}")
 @pytest.mark.parametrize(
     "asf, amc, bones, height",
     [
@@ -83,7 +81,6 @@ def test_asf_amc_reader_real_files(mocap: Path, asf: str, amc: str, bones: int, 
     assert np.percentile(lowest, 95) - np.percentile(lowest, 5) < 0.15
 
 
-@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU and HDM05 ASF/AMC {SHARED_ONLY}")
 def test_find_asf(mocap: Path) -> None:
     assert find_asf(mocap / "cmu_asfamc/02/02_03.amc").name == "02.asf"
     assert find_asf(mocap / "hdm05_asfamc/mm/HDM_mm_hopBothLegs1hops_031_120.amc").name == "HDM_mm.asf"
@@ -165,7 +162,6 @@ def test_corrupt_bvh_names_file_and_line(tmp_path: Path) -> None:
         read_bvh(bad_hierarchy)
 
 
-@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU ASF/AMC {SHARED_ONLY}")
 def test_corrupt_asf_amc_names_file_and_line(mocap: Path, tmp_path: Path) -> None:
     folder = tmp_path / "02"
     folder.mkdir()

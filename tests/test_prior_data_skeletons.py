@@ -22,9 +22,8 @@ from prior.data.skeleton_maps import CMU_LENGTH_UNIT, SKELETON_MAPS, find_skelet
 from tests.prior_data_mocap import (
     AVAILABLE_CLIPS,
     BUNDLED_CLIPS,
-    SHARED_MOCAP,
-    SHARED_ONLY,
     SKELETON_CLIPS,
+    data_params,
     hinge_stats,
     skeleton_clip,
 )
@@ -69,7 +68,7 @@ def _raw(path: Path):
     return read_bvh(path, length_scale=1.0)
 
 
-@pytest.mark.parametrize("name", AVAILABLE_CLIPS)
+@pytest.mark.parametrize("name", data_params(AVAILABLE_CLIPS, BUNDLED_CLIPS))
 def test_reader_map_units_and_up_axis(clips: dict, motions: dict, name: str) -> None:
     motion, (map_name, unit, fps) = motions[name], EXPECTED[name]
     assert motion.skeleton == map_name and motion.fps == pytest.approx(fps, rel=1e-3)
@@ -104,7 +103,7 @@ def test_reader_map_units_and_up_axis(clips: dict, motions: dict, name: str) -> 
     assert np.median(cos_toes) > 0.6 and (cos_toes > 0).mean() > 0.85 and np.median(cos_hips) > 0.95
 
 
-@pytest.mark.parametrize("name", AVAILABLE_CLIPS)
+@pytest.mark.parametrize("name", data_params(AVAILABLE_CLIPS, BUNDLED_CLIPS))
 def test_retargeted_rest_is_a_tpose_and_fk_reproduces_the_source(motions: dict, name: str) -> None:
     m = motions[name]
     rest = torch.tensor(m.rest_joints, dtype=torch.float64)
@@ -128,7 +127,7 @@ def test_retargeted_rest_is_a_tpose_and_fk_reproduces_the_source(motions: dict, 
     assert np.median(np.abs(placed - m.joints)) < 0.01
 
 
-@pytest.mark.parametrize("name", AVAILABLE_CLIPS)
+@pytest.mark.parametrize("name", data_params(AVAILABLE_CLIPS, BUNDLED_CLIPS))
 def test_knees_and_elbows_are_hinges_bending_forward(motions: dict, name: str) -> None:
     mean_limit, p5_limit = HINGE_LIMITS.get(name, (0.98, 0.95))
     for joint, s in hinge_stats(motions[name].body_pose).items():
@@ -148,7 +147,7 @@ def _twist(body_pose: np.ndarray, joint: str, degrees: float) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("name", AVAILABLE_CLIPS)
+@pytest.mark.parametrize("name", data_params(AVAILABLE_CLIPS, BUNDLED_CLIPS))
 def test_each_check_can_fail(motions: dict, name: str) -> None:
     m = motions[name]
     # Pose noise of ~2 deg per axis: the bone directions no longer match the source's.
@@ -179,7 +178,10 @@ def test_snu_22_zero_pose_is_a_line_not_a_tpose(clips: dict) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [n for n in ("snu_woody", "snu_woody_26", "cmu_mb", "cmu_max", "cmu_asf_bvh", "fair") if n in AVAILABLE_CLIPS],
+    data_params(
+        [n for n in ("snu_woody", "snu_woody_26", "cmu_mb", "cmu_max", "cmu_asf_bvh", "fair") if n in AVAILABLE_CLIPS],
+        BUNDLED_CLIPS,
+    ),
 )
 def test_shipped_flexion_constants_match_the_clip(clips: dict, name: str) -> None:
     src = _raw(clips[name])
@@ -211,10 +213,8 @@ def test_maps_tell_the_skeletons_apart(clips: dict) -> None:
     assert smap.name == "snu_woody" and renames["root"] == "Hips" and renames["HEad"] == "Head"
 
 
-@pytest.mark.skipif(
-    not SHARED_MOCAP.is_dir(), reason=f"CMU clips {sorted(set(SKELETON_CLIPS) - set(BUNDLED_CLIPS))} {SHARED_ONLY}"
-)
-def test_every_skeleton_has_a_clip() -> None:
+def test_every_skeleton_has_a_clip(shared_data: Path) -> None:
+    """The CMU clips (cmu_mb, cmu_max, cmu_asf_bvh, cmu_gait) are checked only where the full archives are."""
     assert AVAILABLE_CLIPS == tuple(SKELETON_CLIPS)
 
 
@@ -231,8 +231,7 @@ def test_static_frames(motions: dict) -> None:
     assert static_frames(held, 120.0).all() and not static_frames(held[:100], 120.0).any()
 
 
-@pytest.mark.skipif(not SHARED_MOCAP.is_dir(), reason=f"CMU clips {SHARED_ONLY}")
-def test_inserted_frames(motions: dict) -> None:
+def test_inserted_frames(motions: dict, shared_data: Path) -> None:
     # CMU MotionBuilder-style conversions start with the ASF's T-pose glued before the take.
     assert inserted_frames(motions["cmu_mb"].body_pose) == 1
     assert all(inserted_frames(motions[n].body_pose) == 0 for n in ("cmu_asf_bvh", "cmu_gait"))
