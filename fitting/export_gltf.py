@@ -101,7 +101,7 @@ def write_glb(path: Path, motion: Motion, model: BodyModel) -> None:
     attributes = gl.Attributes(
         POSITION=blob.add(vertices.astype(np.float32), "VEC3", gl.ARRAY_BUFFER, bounds=True),
         NORMAL=blob.add(_vertex_normals(vertices, faces).astype(np.float32), "VEC3", gl.ARRAY_BUFFER),
-        JOINTS_0=blob.add(column[top].astype(index_type), "VEC4", gl.ARRAY_BUFFER),
+        JOINTS_0=blob.add(np.where(top_weights > 0, column[top], 0).astype(index_type), "VEC4", gl.ARRAY_BUFFER),
         WEIGHTS_0=blob.add(top_weights.astype(np.float32), "VEC4", gl.ARRAY_BUFFER),
     )
     indices = blob.add(faces.reshape(-1).astype(np.uint32), "SCALAR", gl.ELEMENT_ARRAY_BUFFER)

@@ -18,7 +18,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from body.skeleton import BODY_JOINT_NAMES, SMPLX_JOINT_NAMES
-from fitting.config import load_config
+from fitting.config import load_config, save_config
 from fitting.export import export_run, main
 from fitting.export_motion import SMPLX_PARENTS, find_clips, load_motion
 from fitting.fitter import FitResult
@@ -33,7 +33,7 @@ MISSING = 17  # a video frame without a fit (the BVH holds the pose before it)
 FPS = 25.0
 
 
-def _write_run(out: Path, model, video: Path) -> None:
+def _write_run(out: Path, model, video: Path, overrides: tuple[str, ...] = ()) -> None:
     """A 60-frame video (one frame missing) and one image, fitted to known bodies, saved by the Writer."""
     rng = np.random.default_rng(0)
     n = FRAMES + 1
@@ -52,7 +52,8 @@ def _write_run(out: Path, model, video: Path) -> None:
         result = FitResult(params, np.zeros(1), np.zeros(1, int), {}, np.zeros(3), projected=projected)
         key, source = ("still.png", out / "still.png") if i == FRAMES else (f"clip.mp4/{i:06d}", video)
         scenes.append(Scene(key, source, [PersonTargets(0, frame)], [result]))
-    cfg = load_config(None, ["output.mesh=false", "output.overlay=false", "output.max_reprojection=100"])
+    cfg = load_config(None, ["output.mesh=false", "output.overlay=false", "output.max_reprojection=100", *overrides])
+    save_config(cfg, out / "config.yaml")
     Writer(out, model, cfg).write(scenes)
 
 
@@ -209,6 +210,19 @@ def test_glb_reread_has_the_mesh_skeleton_frames_and_the_model_joints(run, anny_
     )
     assert joint_error.max() < 1e-3
     assert vertex_error.max() < 0.01 and vertex_error.mean() < 1e-4
+
+
+def test_smplx_fits_export_with_the_users_model(smplx_body, tmp_path):
+    out = tmp_path / "out"
+    _write_run(out, smplx_body, tmp_path / "clip.mp4", ("body.model=smplx", f"body.model_path={smplx_body.path}"))
+    written = export_run(out, ["bvh", "glb"])
+    assert len(written) == 4
+    motion = load_motion(smplx_body, find_clips(out)[0])
+    fk, _ = motion.forward_kinematics()
+    want = _model_joints(smplx_body, sorted((out / "clip.mp4").glob("0*.npz")), motion.world)
+    assert np.abs(fk - want).max() < 1e-3
+    gltf = pygltflib.GLTF2().load(str(out / "clip.mp4" / "motion.glb"))
+    assert len(gltf.skins[0].joints) == len(SMPLX_JOINT_NAMES)  # SMPL-X skins on its own joints, no extra bones
 
 
 def test_unknown_format_is_refused_in_one_line(run, capsys):
