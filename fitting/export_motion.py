@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,7 +198,7 @@ def _read_frame(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except Exception as e:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
         raise ExportError(f"{path}: unreadable ({type(e).__name__}: {e}); fit it again or remove it") from e
     missing = [k for k in _NEEDED if k not in arrays]
     if missing:
