@@ -71,6 +71,12 @@ def person_key(key: str, person_id: int) -> str:
     return f"{key}{PERSON_INFIX}{person_id}"
 
 
+def output_key(key: str, person_id: int, people: int) -> str:
+    """A person's output key in a frame of `people` chosen people: the frame's own for one, else
+    `person_key`."""
+    return key if people == 1 else person_key(key, person_id)
+
+
 def person_outputs(out_dir: Path, key: str) -> list[Path]:
     """The per-person files (`KEY.person_<id>.npz` and `.obj`) of a frame that are on disk."""
     path = out_dir / key
@@ -242,8 +248,7 @@ class Scene:
     image: np.ndarray | None = None  # BGR
 
     def key_of(self, person_id: int) -> str:
-        """A person's output key: the frame's own with one person chosen, else `KEY.person_<id>`."""
-        return self.key if len(self.people) == 1 else person_key(self.key, person_id)
+        return output_key(self.key, person_id, len(self.people))
 
 
 @dataclass
@@ -347,33 +352,35 @@ class Writer:
         fitted from another input or with other settings is refitted with `overwrite`, else reported
         as failed and left as it is (also True: nothing to do)."""
         single = saved_stamp(self.out, key)
-        persons = [f for f in person_outputs(self.out, key) if f.suffix == ".npz"]
-        names = [str(Path(key).parent / f.stem) for f in persons]
-        stamps = {key: single} if single is not None else {k: saved_stamp(self.out, k) for k in names}
-        found = {k: v for k, v in stamps.items() if v is not None}
-        if not found:
+        if single is not None:
+            stamps = {key: single}
+        else:
+            names = [str(Path(key).parent / f.stem) for f in person_outputs(self.out, key) if f.suffix == ".npz"]
+            stamps = {k: stamp for k in names if (stamp := saved_stamp(self.out, k)) is not None}
+        if not stamps:
             return False
-        if any(v["input"] != str(source) or v["config_digest"] != self.stamp["config_digest"] for v in found.values()):
+        mine = (str(source), self.stamp["config_digest"])
+        other = next((k for k, v in stamps.items() if (v["input"], v["config_digest"]) != mine), None)
+        if other is not None:
             if self.overwrite:
                 return False
             self.fail(
                 key,
-                f"{frame_paths(self.out, key)['npz'] if single else persons[0]} holds a fit of "
-                f"{next(iter(found.values()))['input'] or 'another input'} or with other settings; "
-                "pass --overwrite to refit it",
+                f"{frame_paths(self.out, other)['npz']} holds a fit of {stamps[other]['input'] or 'another input'} "
+                "or with other settings; pass --overwrite to refit it",
             )
             return True
-        record = _frame_people(next(iter(found.values()))["frame_people"])
-        scene = Scene(key, source, [PersonTargets(i, None) for i in record["all"]], [])
-        written = {scene.key_of(i): i for i in record["written"]}
-        if not set(written) <= set(found):
+        record = _frame_people(next(iter(stamps.values()))["frame_people"])
+        count = len(record["all"])
+        written = [output_key(key, i, count) for i in record["written"]]
+        if not set(written) <= set(stamps):
             return False  # a run killed while writing this frame's people: fit it again
         for k in written:
             self.summary.already_done.append(k)
             self.summary.frame_of[k] = key
         for outcome, record_of in (("skipped", self.skip), ("failed", self.fail)):
             for i, reason in record[outcome].items():
-                record_of(scene.key_of(int(i)), reason, frame=key)
+                record_of(output_key(key, int(i), count), reason, frame=key)
         return True
 
     def skip(self, key: str, reason: str, frame: str | None = None) -> None:
