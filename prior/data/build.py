@@ -52,7 +52,7 @@ from prior.data.motion import Motion, MotionFormatError
 from prior.data.retarget import bone_direction_errors
 from prior.data.sources import actor_of, licence_for
 
-DATASET_FORMAT = "bodyfit pose-prior dataset v2"
+DATASET_FORMAT = "bodyfit pose-prior dataset v3"  # v3: ReActIdle read (its skeleton map)
 # Rotation limits (degrees) beyond which a frame is a capture glitch, not a pose (seen in
 # the shared data: ankles turned 160-180 deg, whole clips with the head turned backwards).
 # Hips, shoulders and wrists (which carry the ASF forearm twist) are not limited.

@@ -39,7 +39,7 @@ def load_motion(
         `framerates.txt` beside the file (or one folder up) names its folder or stem;
         for AMC it is 120, or the `_<fps>` suffix of HDM05 names (HDM_bk_..._120.amc).
     skeleton_map: source-to-SMPL-X joint map; the shipped maps (`SKELETON_MAPS`: CMU ASF,
-        CMU Daz / MotionBuilder / 3ds Max / ASF-named BVH, SNU woody and 22-joint, FAIR) are
+        CMU Daz / MotionBuilder / 3ds Max / ASF-named BVH, SNU woody and 22-joint, FAIR, ReActIdle) are
         matched by joint names when None. length_scale: metres per BVH unit; when None, the
         map's units, else detected from the skeleton's size (`detect_units`); maps whose
         files come in arbitrary units (units="typical") are scaled to a typical adult.

@@ -403,6 +403,40 @@ SNU_22_ARMS_FIRST = SkeletonMap(
     description="SNU 22-joint BVH (rest offsets along +x), arms listed before neck and head",
 )
 
+# ReActIdle (Blender rigify-style "metarig" export, 19 joints): y up, metres, facing +z, a T-pose
+# rest; 6 channels on most joints (the non-root positions repeat the offsets: ignored). `spine`
+# sits on the pelvis (zero offset) and drives spine1; spine.001 carries the neck and the
+# shoulders (SMPL-X spine3); spine2 has no twin (anchored at spine.001, no rotation of its own).
+# `face` sits at the skull's base (head). No hands or toes: the wrists and feet are the End Sites
+# of the forearms and feet (anchors). pelvis.L/R are zero-offset stubs (absorbed, never rotated).
+# Knees and elbows are 3-dof and carry twist (moved to the ankles and wrists); the elbows' bending
+# axis, measured on 003_acted, is 30 deg off the rig's y: each motion's own axes are used (the
+# idle knees never bend 20 deg, so theirs is the constant: x).
+REACTIDLE_BVH = SkeletonMap(
+    name="reactidle_bvh",
+    rotations=_sides(
+        {
+            "pelvis": "pelvis",
+            "{side}_hip": "thigh.{S}",
+            "{side}_knee": "shin.{S}",
+            "{side}_ankle": "foot.{S}",
+            "spine1": "spine",
+            "spine3": "spine.001",
+            "neck": "neck",
+            "head": "face",
+            "{side}_collar": "shoulder.{S}",
+            "{side}_shoulder": "upper_arm.{S}",
+            "{side}_elbow": "forearm.{S}",
+        }
+    ),
+    anchors=_sides({"spine2": "spine.001", "{side}_foot": "foot.{S}_end", "{side}_wrist": "forearm.{S}_end"}),
+    flexion=_side_vectors({"shin.{S}": (1.0, 0.0, 0.0), "forearm.{S}": (0.011, -0.505, -0.863)}),
+    measure_flexion=True,
+    hinge_twist="child",
+    units=1.0,
+    description="ReActIdle BVH (Blender metarig), 19 joints: thigh.L, shin.L, spine.001, face; no hands, no toes",
+)
+
 # Most specific first: maps whose joints are a subset of another's come later.
 SKELETON_MAPS: tuple[SkeletonMap, ...] = (
     CMU_ASF,
@@ -414,6 +448,7 @@ SKELETON_MAPS: tuple[SkeletonMap, ...] = (
     SNU_WOODY,
     SNU_22,
     SNU_22_ARMS_FIRST,
+    REACTIDLE_BVH,
 )
 
 
