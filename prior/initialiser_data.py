@@ -47,11 +47,17 @@ class PosedBodies:
 
     @staticmethod
     def build(
-        model: BodyModel, body_pose: np.ndarray, root_orient: np.ndarray, rng: np.random.Generator, batch: int = 1024
+        model: BodyModel,
+        body_pose: np.ndarray,
+        root_orient: np.ndarray,
+        rng: np.random.Generator,
+        batch: int = 1024,
+        shapes: np.ndarray | None = None,
     ) -> "PosedBodies":
+        """Pose each row on a random adult shape (`random_shapes`), or on `shapes` (N, 6) when given."""
         n = len(body_pose)
         pose = torch.as_tensor(body_pose, dtype=torch.float32).reshape(n, 21, 3)
-        shape = torch.as_tensor(random_shapes(model, n, rng))
+        shape = torch.as_tensor(random_shapes(model, n, rng) if shapes is None else shapes, dtype=torch.float32)
         sets = sorted(BODY_SETS)
         index = {s: [INPUT_POINTS.index(p) for p in keypoint_names(s)] for s in sets}
         points = torch.zeros(n, len(INPUT_POINTS), 3)
