@@ -55,7 +55,7 @@ def write_report(out_dir: Path) -> Path:
     body = [
         f"<h1>Run report: {html.escape(out_dir.resolve().name)}</h1>",
         f'<p class="note">{html.escape(str(out_dir.resolve()))}, written {datetime.now():%Y-%m-%d %H:%M}</p>',
-        _counts(summary),
+        _counts(summary, items),
         viewer_section(out_dir, files),
         *(_video(out_dir, files, name, frames, thumbs) for name, frames in videos.items()),
     ]
@@ -93,7 +93,8 @@ def _thumbnails(out_dir: Path, files: Path, items: list[Item]) -> dict[str, str]
     return thumbs
 
 
-def _counts(summary: dict) -> str:
+def _counts(summary: dict, items: list[Item]) -> str:
+    """The summary's counts, people and run time, and the items' mean reprojection error."""
     counts, people = summary.get("counts", {}), summary.get("people") or {}
     cells = [(k.replace("_", " "), counts.get(k, 0), k) for k in ("fitted", "already_done", "skipped", "failed")]
     rows = ["<tr>" + "".join(f'<th class="{cls}">{label}</th>' for label, _, cls in cells) + "</tr>"]
@@ -104,10 +105,12 @@ def _counts(summary: dict) -> str:
             f"People: {people['fitted'] + people['already_done']} fitted in {people['frames']} frames (up to "
             f"{people['most_in_a_frame']} in one), {people['skipped'] + people['failed']} not fitted."
         )
-    if summary.get("mean_reprojection_px") is not None:
+    px = [i.px for i in items if math.isfinite(i.px)]
+    rel = [i.rel for i in items if math.isfinite(i.rel)]
+    if px and rel:
         lines.append(
-            f"Mean reprojection error {summary['mean_reprojection_px']:.2f} px "
-            f"({100 * (summary.get('mean_reprojection_of_height') or 0):.2f} % of the person's height)."
+            f"Mean reprojection error over the {len(px)} fits (this run's and those already done): "
+            f"{sum(px) / len(px):.2f} px ({100 * sum(rel) / len(rel):.2f} % of the person's height)."
         )
     if "seconds" in summary:
         lines.append(f"Run time {summary['seconds']:.1f} s.")

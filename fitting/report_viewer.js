@@ -1,5 +1,5 @@
 // The run report's 3D viewer (fitting/report_viewer.py): the GLB embedded in the page as base64,
-// shown from the fit's camera direction, orbitable, with play/pause for a sequence.
+// shown from the fit's camera direction, orbitable, with play/pause and a time slider for a sequence.
 // window.bodyfitViewer tells a browser check when it is ready and where the body is on the canvas.
 import * as THREE from "three";
 import { GLTFLoader } from "three/examples/jsm/loaders/GLTFLoader.js";
@@ -8,6 +8,7 @@ import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
 const root = document.getElementById("viewer");
 const canvas = root.querySelector("canvas");
 const button = root.querySelector("button");
+const slider = root.querySelector("input");
 const status = root.querySelector(".status");
 const text = document.getElementById("bodyfit-glb").textContent.trim();
 const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
@@ -91,17 +92,26 @@ function show(gltf) {
   const duration = clip ? clip.duration : 0;
   place(gltf, motionBox(gltf, mesh, mixer, duration));
   const sequence = action && duration > 0;
-  button.hidden = !sequence;
+  button.hidden = slider.hidden = !sequence;
   button.addEventListener("click", () => {
     action.paused = !action.paused;
     button.textContent = action.paused ? "Play" : "Pause";
+  });
+  slider.addEventListener("input", () => {
+    action.paused = true;
+    button.textContent = "Play";
+    action.time = (slider.value / slider.max) * duration;
+    mixer.update(0);
   });
   clock.start();
   renderer.setAnimationLoop(() => {
     mixer.update(clock.getDelta());
     controls.update();
     renderer.render(scene, camera);
-    if (sequence) status.textContent = `${action.time.toFixed(2)} / ${duration.toFixed(2)} s`;
+    if (sequence) {
+      if (!action.paused) slider.value = (action.time / duration) * slider.max;
+      status.textContent = `${action.time.toFixed(2)} / ${duration.toFixed(2)} s`;
+    }
   });
   window.bodyfitViewer = {
     ready: true,

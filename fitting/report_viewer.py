@@ -93,7 +93,8 @@ def viewer_section(out_dir: Path, files: Path, three: Path | None = None) -> str
     return f"""<section id="viewer">
 <h2>3D view <small><a href="{link}">{link}</a> (drag to turn, scroll to zoom)</small></h2>
 <canvas></canvas>
-<p><button type="button">Pause</button> <span class="status"></span></p>
+<p><button type="button">Pause</button> <input type="range" min="0" max="1000" value="0" aria-label="time">
+<span class="status"></span></p>
 <script type="application/octet-stream" id="bodyfit-glb">{base64.b64encode(glb.read_bytes()).decode()}</script>
 <script type="importmap">{json.dumps({"imports": imports})}</script>
 <script type="module">

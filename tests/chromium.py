@@ -91,11 +91,15 @@ class Chromium:
                 raise TimeoutError(f"{expression} still false after {timeout:.0f} s")
             time.sleep(0.2)
 
+    def next_frames(self) -> None:
+        """Wait until the page has drawn two more frames."""
+        self.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
     def screenshot(self) -> bytes:
         """A PNG of the whole page (the viewport grown to the page's height first)."""
         width, height = self.evaluate("[innerWidth, document.documentElement.scrollHeight]")
         self.page("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-        self.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        self.next_frames()
         return base64.b64decode(self.page("Page.captureScreenshot", format="png")["data"])
 
     def errors(self) -> list[str]:

@@ -31,7 +31,8 @@ from fitting.targets import PersonTargets
 FRAMES = 8
 SKIPPED, FAILED = 3, 5  # video frames without a fit
 NOISE_PX = 2.0
-CANVAS = "document.querySelector('#viewer canvas')"
+VIEWER = "document.getElementById('viewer')"
+CANVAS = f"{VIEWER}.querySelector('canvas')"
 BACKGROUND = (0x20, 0x26, 0x2E)  # the viewer's clear colour (report_viewer.js)
 
 
@@ -173,11 +174,15 @@ def test_report_in_chromium(run, tmp_path):
     try:
         browser.page("Page.navigate", url=(run / "report.html").resolve().as_uri())
         browser.wait_for("window.bodyfitViewer && window.bodyfitViewer.ready", timeout=90)
-        assert browser.evaluate("window.bodyfitViewer.sequence && window.bodyfitViewer.playing()")
-        assert (
-            browser.evaluate("document.querySelector('#viewer button').click(), window.bodyfitViewer.playing()")
-            is False
-        )
+        viewer = "window.bodyfitViewer"
+        assert browser.evaluate(f"{viewer}.sequence && {viewer}.playing()")
+        assert browser.evaluate(f"{VIEWER}.querySelector('button').click(), {viewer}.playing()") is False
+        assert browser.evaluate(f"{VIEWER}.querySelector('button').click(), {viewer}.playing()") is True
+        slider = f"{VIEWER}.querySelector('input')"  # dragged to the first frame: paused there
+        browser.evaluate(f"{slider}.value = 0, {slider}.dispatchEvent(new Event('input'))")
+        browser.next_frames()
+        assert browser.evaluate(f"{viewer}.playing()") is False
+        assert browser.evaluate(f"{VIEWER}.querySelector('.status').textContent").startswith("0.00 /")
         png = browser.screenshot()
         canvas = browser.evaluate(f"(r => [r.left, r.top, r.right, r.bottom])({CANVAS}.getBoundingClientRect())")
         box = browser.evaluate("window.bodyfitViewer.box()")
@@ -196,6 +201,11 @@ def test_report_in_chromium(run, tmp_path):
     inside = np.zeros_like(drawn)
     inside[max(by0, 0) : by1, max(bx0, 0) : bx1] = True
     assert 0.01 < inside.mean() < 0.5, box  # the body is framed, not the whole canvas
-    print(f"body box {box}: {drawn[inside].mean():.1%} of it drawn, {drawn[~inside].mean():.2%} outside")
-    assert drawn[inside].mean() > 0.15 and drawn[~inside].mean() < 0.005
+    rows, cols = np.nonzero(drawn & inside)
+    span = ((np.ptp(cols) + 1) / (bx1 - bx0), (np.ptp(rows) + 1) / (by1 - by0)) if len(rows) else (0, 0)
+    print(
+        f"body box {box}: {drawn[inside].mean():.1%} of it drawn, spanning {span[0]:.0%} x {span[1]:.0%} of it; "
+        f"{drawn[~inside].mean():.2%} drawn outside"
+    )
+    assert drawn[inside].mean() > 0.08 and min(span) > 0.5 and drawn[~inside].mean() < 0.005
     assert errors == []
