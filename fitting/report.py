@@ -24,6 +24,7 @@ from fitting.outputs import frame_paths
 from fitting.report_items import Item, ReportError, detections, load_items, read_summary
 from fitting.report_plots import thumbnail, video_plot
 from fitting.report_viewer import viewer_section
+from keypoints.files import VIDEO_SUFFIXES
 
 FILES = "report_files"
 VIDEO_THUMBS = 6  # overlay thumbnails per video, spread over its fitted frames
@@ -119,10 +120,11 @@ def _counts(summary: dict, items: list[Item]) -> str:
 
 
 def _video(out_dir: Path, files: Path, name: str, frames: list[Item], thumbs: dict[str, str]) -> str:
-    """A video's section: counts, the per-frame plot, thumbnails, links to its files and its frames' table."""
+    """A video's (or sequence's) section: counts, per-frame plot, thumbnails, links to its files, frames' table."""
     plot = f"plots/{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.png"
     video_plot(files / plot, frames, detections(out_dir, name))
     done = sum(f.done for f in frames)
+    kind = "Video" if Path(name).suffix.lower() in VIDEO_SUFFIXES else "Sequence"
     links = [
         f'<a href="{html.escape(f"{name}/{f}")}">{f}</a>'
         for f in ("overlay.mp4", "motion.glb", "motion.bvh")
@@ -134,7 +136,7 @@ def _video(out_dir: Path, files: Path, name: str, frames: list[Item], thumbs: di
         if k.startswith(f"{name}/")
     )
     return (
-        f"<h2>Video {html.escape(name)} <small>{done} fitted, {len(frames) - done} skipped or failed"
+        f"<h2>{kind} {html.escape(name)} <small>{done} fitted, {len(frames) - done} skipped or failed"
         f"{' &middot; ' + ' &middot; '.join(links) if links else ''}</small></h2>"
         f'<p><img src="{FILES}/{plot}" alt="per-frame plots of {html.escape(name)}"></p>'
         f'<p class="thumbs">{shown}</p>'

@@ -1,8 +1,9 @@
 """A run folder's entries for the report: summary.json's items with what their .npz files hold.
 
 Every entry of summary.json (fitted, already done, skipped, failed) becomes an `Item`; a
-fitted one's reprojection error and body pose come from its `KEY.npz`. A video's frames
-(`clip.mp4/000012`, or `clip.mp4/000012.person_1`) know their video and frame number.
+fitted one's reprojection error and body pose come from its `KEY.npz`. A video's (or a
+sequence's) frames (`clip.mp4/000012`, or `clip.mp4/000012.person_1`) know their video and
+frame number.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from fitting.outputs import PERSON_INFIX, frame_paths
-from keypoints.files import VIDEO_SUFFIXES
 
 STATUSES = ("fitted", "already_done", "skipped", "failed")
 
@@ -36,7 +36,7 @@ class Item:
     body_pose: np.ndarray | None = None  # (21, 3) axis-angle
     frame: str = ""  # the frame's key (the key without `.person_<id>`)
     person: int = 0
-    video: str = ""  # "clip.mp4" for a video's frame
+    video: str = ""  # "clip.mp4" for a frame of a video (or of a sequence, a folder of frames)
     index: int = -1  # the frame's number in its video
 
     @property
@@ -80,7 +80,7 @@ def _place(out_dir: Path, item: Item) -> None:
     else:
         item.frame = item.key
     video, _, number = item.frame.rpartition("/")
-    if number.isdigit() and Path(video).suffix.lower() in VIDEO_SUFFIXES and (out_dir / video).is_dir():
+    if video and number.isdigit() and (out_dir / video).is_dir():
         item.video, item.index = video, int(number)
 
 

@@ -52,13 +52,13 @@ def three_modules(root: Path = THREE_DIR) -> dict[str, str]:
 
 
 def viewer_glb(out_dir: Path) -> tuple[Path | None, str]:
-    """The GLB the viewer shows: the first video's `motion.glb`, else the first image's `x.png.glb`,
+    """The GLB the viewer shows: the first video's (first track's) `motion.glb`, else the first image's `x.png.glb`,
     exported (as fitting.export does) when missing or older than its frames; (None, why) when none."""
     try:
         clips = find_clips(out_dir)
     except ExportError:
         return None, "nothing was fitted, so there is no body to show"
-    clip = next((c for c in clips if c.stem.name == "motion"), clips[0])
+    clip = next((c for c in clips if c.stem.parent != out_dir), clips[0])  # a video's clips live in its folder
     glb = clip.stem.with_name(clip.stem.name + ".glb")
     if glb.is_file() and glb.stat().st_mtime >= max(f.stat().st_mtime for f in clip.frames):
         return glb, ""
