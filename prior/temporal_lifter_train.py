@@ -189,6 +189,13 @@ def evaluate(model: TemporalLifter, batch: WindowBatch, skeleton: Skeleton) -> d
     return result
 
 
+def progress(t: DictConfig, step: int, minutes: float) -> float:
+    """How far training is, 0 to 1: through train.steps, or train.max_minutes if that ends first. The
+    learning rate follows a cosine over it, so a run cut by the time budget ends annealed too."""
+    done = step / t.steps
+    return min(1.0, max(done, minutes / t.max_minutes) if t.max_minutes else done)
+
+
 def train(cfg: DictConfig) -> Path:
     """Train (or resume) and write out_dir/temporal_lifter.pt and metrics.json; returns the weights' path."""
     t = cfg.train
@@ -215,40 +222,40 @@ def train(cfg: DictConfig) -> Path:
     with torch.no_grad():
         skeleton = Skeleton(anny().joints[0, :22].cpu())
     prepared = time.time() - started
-    print(f"{bodies.points.shape[0]} training frames in {len(bodies.length)} segments; posed in {prepared:.0f} s")
+    posed = f"{bodies.points.shape[0]} training frames in {len(bodies.length)} segments; posed in {prepared:.0f} s"
+    print(posed, flush=True)
 
     device = torch.device(t.device)
     m = cfg.model
     model = TemporalLifter(initialiser, m.width, list(m.dilations), m.dropout, m.causal).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, t.steps) / t.steps)))
     gen = torch.Generator().manual_seed(t.seed)
-    last, step, history = out / "last.pt", 0, []
+    last, step, history, minutes_before = out / "last.pt", 0, [], 0.0
     if cfg.resume and last.exists():
         state = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
-        step, history = int(state["step"]), json.loads(state["history"])
+        step, history, minutes_before = int(state["step"]), json.loads(state["history"]), float(state["minutes"])
         print(f"resumed at step {step}")
     half = model.receptive_field // 2
     kept = slice(2 * half, None) if m.causal else slice(half, t.frames - half)
     val = val.to(device)
     skeleton.offsets = skeleton.offsets.to(device)
     began = time.time()
-    limit = 60 * t.max_minutes if t.max_minutes else float("inf")
-    while step < t.steps and time.time() - began < limit:
+    minutes = lambda: minutes_before + (time.time() - began) / 60  # noqa: E731
+    while (done := progress(t, step, minutes())) < 1:
+        for group in opt.param_groups:
+            group["lr"] = t.lr * 0.5 * (1 + math.cos(math.pi * done))
         batch = draw_windows(bodies, t.batch_size, t.frames, gen, cfg.views, half).to(device)
         loss, terms = losses(model(batch.features), batch.frames(kept), skeleton, cfg.loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
         step += 1
-        if step % t.val_every == 0 or step == t.steps:
-            row = {"step": step, "minutes": round((time.time() - began) / 60, 2), **terms}
+        if step % t.val_every == 0 or progress(t, step, minutes()) >= 1:
+            row = {"step": step, "minutes": round(minutes(), 2), **terms}
             row["val"] = evaluate(model, val, skeleton)
             history.append(row)
             print(json.dumps(row), flush=True)
@@ -257,9 +264,9 @@ def train(cfg: DictConfig) -> Path:
                     {
                         "model": model.state_dict(),
                         "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
                         "generator": gen.get_state(),
                         "step": step,
+                        "minutes": minutes(),
                         "history": json.dumps(history),
                     },
                     tmp,
@@ -272,8 +279,8 @@ def train(cfg: DictConfig) -> Path:
         "train_frames": int(bodies.points.shape[0]),
         "train_segments": len(bodies.length),
         "steps": step,
-        "finished": step >= t.steps,
-        "training_minutes_this_run": round((time.time() - began) / 60, 1),
+        "finished": progress(t, step, minutes()) >= 1,
+        "training_minutes": round(minutes(), 1),
         "posing_seconds": round(prepared),
         "receptive_field": model.receptive_field,
         "val": evaluate(model, val.to("cpu"), skeleton),
