@@ -99,11 +99,11 @@ def test_a_frames_fit_is_the_same_in_any_batch(anny_body, demo_targets):
     same winning start and body joints within 5 mm (batch-invariant arithmetic makes them equal;
     before it, the late stages turned batch-dependent rounding into fits 10-19 cm apart)."""
     import prior
-    from tests.pose_samples import real_or_random_body_poses
+    from tests.pose_samples import held_out_body_poses
 
     cfg = load_config(None, ["init.hypotheses=[initialiser,initialiser_twin]"])
     fitter = Fitter(anny_body, VPoserSpace(prior.load()), cfg)
-    poses, _ = real_or_random_body_poses(32, seed=3)
+    poses = held_out_body_poses(32, seed=3)
     others = render_views(anny_body, poses.numpy(), None, np.random.default_rng(3)).frames
     frame, fill = others[0], others[1:]
     layouts = [(1, 0), (7, 0), (7, 3), (32, 31)]  # (batch, position)

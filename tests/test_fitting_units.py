@@ -184,7 +184,7 @@ def test_resume_and_summary_outputs(tmp_path):
     (tmp_path / "cut.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:60])
     (tmp_path / "empty.npz").write_bytes(b"")
     stamps = [saved_stamp(tmp_path, n) for n in ("good", "cut", "empty", "missing")]
-    assert stamps == [{"input": "a/good.jpg", "config_digest": "abc"}, None, None, None]
+    assert stamps == [{"input": "a/good.jpg", "config_digest": "abc", "frame_people": ""}, None, None, None]
     summary = Summary(
         fitted=["a", "b"],
         reprojection_px={"a": 2.0, "b": float("nan")},
