@@ -2,7 +2,10 @@
 
 INPUT is an image, a video, a folder of images/videos, or a folder of OpenPose
 `*_keypoints.json` files, e.g. from `python -m keypoints.detect` (its overlays and
-summary.json are ignored; add --images DIR for overlays and image sizes).
+summary.json are ignored; add --images DIR for overlays and image sizes). With
+--sequence, a folder of one video's OpenPose frames (NAME_<number>_keypoints.json)
+is fitted as a video: tracked people, one shape per person, temporal terms, an
+overlay MP4 when --images gives the frames.
 Per frame: NAME.npz (axis-angle parameters, latent, camera, keypoints, stage
 losses), NAME.obj (mesh in camera coordinates) and NAME_overlay.png; per video
 an overlay MP4; per run config.yaml and summary.json. Frames whose .npz exists
@@ -32,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("input", type=Path, help="image, video, folder of them, or folder of OpenPose JSON")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created; reruns resume)")
     parser.add_argument("--images", type=Path, help="images of OpenPose JSON frames (matched by name)")
+    parser.add_argument(
+        "--sequence", action="store_true", help="INPUT is a folder of one video's OpenPose frames: fit them as a video"
+    )
+    parser.add_argument("--fps", type=float, help="frame rate of a --sequence (default 30), recorded with its motion")
     parser.add_argument("--config", type=Path, help="YAML with settings over configs/fit.yaml")
     parser.add_argument("--body", choices=("anny", "smplx"), help="body model (default anny)")
     parser.add_argument("--model-path", help="SMPL-X model file or folder (with --body smplx)")
@@ -46,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
     args = parser.parse_intermixed_args(argv)
 
+    if args.fps is not None and not args.sequence:
+        parser.error("--fps is for a --sequence of OpenPose frames (a video's own frame rate is used)")
+    if args.fps is not None and not 0 < args.fps < 10000:
+        parser.error(f"--fps takes a frame rate above 0, got {args.fps:g}")
     from fitting.config import ConfigError, load_config
 
     overrides = list(args.overrides)
@@ -79,7 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     console.setLevel(logging.INFO if args.verbose else logging.WARNING)
     logging.getLogger().addHandler(console)
     try:
-        summary = run(args.input, args.out, cfg, images=args.images, progress=not args.quiet, overwrite=args.overwrite)
+        summary = run(
+            args.input,
+            args.out,
+            cfg,
+            images=args.images,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            sequence_fps=(args.fps or 30.0) if args.sequence else None,
+        )
     except (FileNotFoundError, ValueError) as e:  # missing input, model or prior files; unusable device; busy --out
         print(f"error: {e}", file=sys.stderr)
         return 2

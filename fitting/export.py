@@ -2,9 +2,10 @@
 
     python -m fitting.export DIR --format bvh[,glb] [--units m|cm]
 
-For every fitted sequence in DIR (a video's frames, in order) and every single
-image (a one-frame clip) it writes `DIR/clip.avi/motion.bvh` / `.glb` and
-`DIR/x.png.bvh` / `.glb`. See docs/export.md.
+For every track of every fitted video or sequence in DIR (its frames, in order) and
+every person of a single image (a one-frame clip) it writes `DIR/clip.avi/motion.bvh` /
+`.glb` (`motion.person_<id>.bvh` per track of a video with several) and `DIR/x.png.bvh` /
+`.glb` (`x.png.person_<id>.bvh` per person of an image with several). See docs/export.md.
 """
 
 from __future__ import annotations

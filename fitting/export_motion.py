@@ -1,7 +1,9 @@
 """A run's fitted frames as animations of the SMPL-X skeleton in a y-up world (for the exporters).
 
-`find_clips` lists what a run folder holds: every video folder's frames in order
-(`clip.avi/000012.npz`), and every single image as a one-frame clip (`x.png.npz`).
+`find_clips` lists what a run folder holds: every track of every video or sequence
+folder, its frames in order (`clip.avi/000012.npz`; with several tracks each track's
+`clip.avi/000012.person_<id>.npz`), and every person of a single image as a one-frame
+clip (`x.png.npz`, or `x.png.person_<id>.npz`).
 `load_motion` turns a clip into a `Motion`: the 55 SMPL-X joints' rest offsets at
 the clip's fitted shape (zero pose), their per-frame local rotations, the pelvis
 path, and the body model's own posed joints to check the skeleton against.
@@ -16,6 +18,7 @@ lowest vertex of the clip touches y = 0.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import zipfile
@@ -30,11 +33,11 @@ import body
 from body.base import BodyModel
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import BODY_PARENTS, SMPLX_JOINT_NAMES
-from fitting.outputs import BODY_PARAMS
+from fitting.outputs import BODY_PARAMS, PERSON_INFIX
 from prior.data.fk import forward_kinematics
 
 DEFAULT_FPS = 30.0
-_FRAME_FILE = re.compile(r"^\d+\.npz$")
+_FRAME_FILE = re.compile(r"^(\d+)(?:\.person_(\d+))?\.npz$")  # a video frame's, or a track's in it
 _CHUNK = 64  # frames per body-model forward
 
 
@@ -60,17 +63,18 @@ FLIP = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes -> y up, z back (a camer
 
 @dataclass(frozen=True)
 class Clip:
-    """One fitted sequence of a run folder: a video's frames, or one image."""
+    """One fitted sequence of a run folder: a track of a video's frames, or one person of an image."""
 
-    name: str  # the input's key: "x.png" or "clip.avi"
+    name: str  # the input's key: "x.png" or "clip.avi", with ".person_<id>" for one of several
     frames: tuple[Path, ...]  # frame .npz files in order
     indices: tuple[int, ...]  # their frame numbers in the video (0 for an image)
     stem: Path  # exports are written to stem + ".bvh" / ".glb"
+    fps: float | None = None  # the frame rate the run recorded (a sequence's --fps), else from the video
 
 
 def find_clips(out_dir: Path) -> list[Clip]:
-    """Every video folder's frames and every single image's frame under `out_dir`, by name.
-    Raises ExportError when the folder is missing or holds no fitted frame."""
+    """Every track of every video folder and every person of every single image under `out_dir`,
+    by name. Raises ExportError when the folder is missing or holds no fitted frame."""
     if not out_dir.is_dir():
         raise ExportError(f"{out_dir}: no such folder; give the --out folder of a run_fit.py run")
     clips = []
@@ -78,16 +82,36 @@ def find_clips(out_dir: Path) -> list[Clip]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            frames = sorted((p for p in entry.iterdir() if _FRAME_FILE.match(p.name)), key=lambda p: int(p.stem))
-            if frames:
-                indices = tuple(int(p.stem) for p in frames)
-                clips.append(Clip(entry.name, tuple(frames), indices, entry / "motion"))
+            clips += _tracks(entry)
         elif entry.suffix == ".npz":
             clips.append(Clip(entry.name[: -len(".npz")], (entry,), (0,), entry.with_suffix("")))
     if not clips:
         raise ExportError(
             f"{out_dir} holds no fitted frames (KEY.npz); fit into it first: run_fit.py INPUT --out {out_dir}"
         )
+    return clips
+
+
+def _tracks(folder: Path) -> list[Clip]:
+    """A video or sequence folder's tracks: its frames grouped by person id, each in frame order;
+    exported to `motion` (one track) or `motion.person_<id>`."""
+    groups: dict[str | None, list[tuple[int, Path]]] = {}
+    for p in folder.iterdir():
+        if m := _FRAME_FILE.match(p.name):
+            groups.setdefault(m.group(2), []).append((int(m.group(1)), p))
+    tracks_json = folder / "tracks.json"
+    fps = None
+    if tracks_json.is_file():
+        try:
+            fps = float(json.loads(tracks_json.read_text())["fps"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ExportError(f"{tracks_json}: unreadable ({type(e).__name__}: {e}); fit the folder again") from e
+    clips = []
+    for person in sorted(groups, key=lambda g: -1 if g is None else int(g)):
+        frames = sorted(groups[person])
+        suffix = "" if person is None else f"{PERSON_INFIX}{person}"
+        indices, paths = tuple(i for i, _ in frames), tuple(p for _, p in frames)
+        clips.append(Clip(folder.name + suffix, paths, indices, folder / f"motion{suffix}", fps))
     return clips
 
 
@@ -176,7 +200,7 @@ def load_motion(model: BodyModel, clip: Clip) -> Motion:
     first = frames[0]
     return Motion(
         name=clip.name,
-        fps=_fps(first),
+        fps=clip.fps or _fps(first),
         indices=np.asarray(clip.indices) - clip.indices[0],
         shape=shape,
         rest=rest,

@@ -26,18 +26,26 @@ class Item:
     """One input: an image, an OpenPose JSON frame (with its image if known), or a video."""
 
     name: str  # output key: the file's name with its extension (a video's frames go under it); OpenPose: the stem
-    kind: str  # "image" | "openpose" | "video"
+    kind: str  # "image" | "openpose" | "video" | "sequence" (a folder of OpenPose frames, `name` the folder's)
     path: Path
-    image: Path | None = None
+    image: Path | None = None  # an OpenPose frame's image; a sequence's folder of images
+    fps: float | None = None  # a sequence's frame rate
 
 
-def collect(path: Path, images: Path | None = None) -> tuple[list[Item], dict[str, str]]:
+def collect(
+    path: Path, images: Path | None = None, sequence_fps: float | None = None
+) -> tuple[list[Item], dict[str, str]]:
     """Items under `path` (a file, or a folder's entries sorted by name, not recursive),
     and every other entry with the reason it is passed over (broken links, folders,
     hidden files, other file types, and overlays and summaries that bodyfit or
-    `python -m keypoints.detect` wrote). `images`: where OpenPose frames' images are."""
+    `python -m keypoints.detect` wrote). `images`: where OpenPose frames' images are.
+    `sequence_fps`: `path` is one sequence of OpenPose frames at this frame rate (a folder)."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
+    if sequence_fps is not None:
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: --sequence takes a folder of OpenPose *_keypoints.json frames")
+        return [Item(path.resolve().name, "sequence", path, images, sequence_fps)], {}
     items: list[Item] = []
     passed: dict[str, str] = {}
     for f in sorted(path.iterdir()) if path.is_dir() else [path]:
@@ -47,7 +55,7 @@ def collect(path: Path, images: Path | None = None) -> tuple[list[Item], dict[st
             continue
         if kind == "openpose":  # x_keypoints.json -> key x (no input's key lacks an extension but these)
             stem = f.name[: -len(OPENPOSE_SUFFIX)]
-            items.append(Item(stem, kind, f, _find_image(images, stem)))
+            items.append(Item(stem, kind, f, find_image(images, stem)))
         else:
             items.append(Item(f.name, kind, f))
     return items, passed
@@ -73,7 +81,8 @@ def _kind(f: Path) -> tuple[str | None, str]:
     return None, "not an image, video or OpenPose *_keypoints.json"
 
 
-def _find_image(folder: Path | None, stem: str) -> Path | None:
+def find_image(folder: Path | None, stem: str) -> Path | None:
+    """The image named `stem` in `folder` (any image suffix), if there is one."""
     if folder is None:
         return None
     for f in sorted(folder.glob(f"{stem}.*")):

@@ -71,12 +71,6 @@ def person_key(key: str, person_id: int) -> str:
     return f"{key}{PERSON_INFIX}{person_id}"
 
 
-def output_key(key: str, person_id: int, people: int) -> str:
-    """A person's output key in a frame of `people` chosen people: the frame's own for one, else
-    `person_key`."""
-    return key if people == 1 else person_key(key, person_id)
-
-
 def person_outputs(out_dir: Path, key: str) -> list[Path]:
     """The per-person files (`KEY.person_<id>.npz` and `.obj`) of a frame that are on disk."""
     path = out_dir / key
@@ -239,16 +233,20 @@ def load_frame_params(out_dir: Path, name: str) -> dict[str, np.ndarray]:
 
 @dataclass
 class Scene:
-    """One frame to write: its chosen people and the fits of those with targets, in order."""
+    """One frame to write: its chosen people and the fits of those with targets, in order
+    (`errors`: people whose fit raised, by id, with no result)."""
 
     key: str
     source: Path
     people: list[PersonTargets]
     results: list[FitResult]
     image: np.ndarray | None = None  # BGR
+    per_person: bool | None = None  # person keys even for one person (a video with several tracks); None: if several
+    errors: dict[int, str] = field(default_factory=dict)
 
     def key_of(self, person_id: int) -> str:
-        return output_key(self.key, person_id, len(self.people))
+        several = len(self.people) > 1 if self.per_person is None else self.per_person
+        return person_key(self.key, person_id) if several else self.key
 
 
 @dataclass
@@ -264,6 +262,7 @@ class Summary:
     reprojection_rel: dict[str, float] = field(default_factory=dict)
     dropped_keypoints: dict[str, int] = field(default_factory=dict)  # detections far outside the image, ignored
     frame_of: dict[str, str] = field(default_factory=dict)  # person entry -> its frame's key
+    tracks: dict[str, dict[str, int]] = field(default_factory=dict)  # video or sequence -> its track counts
     seconds: float = 0.0
 
     def people(self) -> dict:
@@ -293,6 +292,7 @@ class Summary:
                 "failed": len(self.failed),
             },
             "people": self.people(),
+            "tracks": self.tracks,
             "seconds": round(self.seconds, 2),
             "mean_reprojection_px": _rounded(np.mean(px), 2) if px else None,
             "mean_reprojection_of_height": _rounded(np.mean(rel), 4) if rel else None,
@@ -318,6 +318,11 @@ class Summary:
             lines.append(
                 f"people: {people['fitted'] + people['already_done']} in {people['frames']} frames (up to "
                 f"{people['most_in_a_frame']} in one), {people['skipped'] + people['failed']} not fitted"
+            )
+        for key, t in self.tracks.items():
+            lines.append(
+                f"{key}: {t['tracks']} track(s), {t['fitted']} fitted as sequences, short ones: "
+                f"{t['stills']} as stills, {t['skipped']} skipped"
             )
         if d["mean_reprojection_px"] is not None:
             lines.append(
@@ -371,8 +376,8 @@ class Writer:
             )
             return True
         record = _frame_people(next(iter(stamps.values()))["frame_people"])
-        count = len(record["all"])
-        written = [output_key(key, i, count) for i in record["written"]]
+        key_of = (lambda i: key) if single is not None else (lambda i: person_key(key, int(i)))  # noqa: E731
+        written = [key_of(i) for i in record["written"]]
         if not set(written) <= set(stamps):
             return False  # a run killed while writing this frame's people: fit it again
         for k in written:
@@ -380,7 +385,7 @@ class Writer:
             self.summary.frame_of[k] = key
         for outcome, record_of in (("skipped", self.skip), ("failed", self.fail)):
             for i, reason in record[outcome].items():
-                record_of(output_key(key, int(i), count), reason, frame=key)
+                record_of(key_of(i), reason, frame=key)
         return True
 
     def skip(self, key: str, reason: str, frame: str | None = None) -> None:
@@ -411,6 +416,9 @@ class Writer:
                 key = scene.key_of(person.person_id)
                 if person.targets is None:
                     self.skip(key, person.reason or "not fitted", frame=scene.key)
+                    continue
+                if person.person_id in scene.errors:
+                    self.fail(key, scene.errors[person.person_id], frame=scene.key)
                     continue
                 result = next(fits)
                 px, rel = frame_reprojection(result, person.targets)

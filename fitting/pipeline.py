@@ -2,7 +2,7 @@
 
 `run` builds the parts (body model, pose space, fitter, detector, writer) and
 hands them explicitly to the image batches here and to `fitting.video` for
-videos; data flows one way, from inputs to the writer.
+videos and OpenPose sequences (`fitting.sequence`); data flows one way, from inputs to the writer.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from fitting.fitter import Fitter
 from fitting.inputs import Item, collect, load_item
 from fitting.outputs import OutputError, Scene, Summary, Writer, check_settings, error_text, folder_lock
 from fitting.priors import load_pose_space
-from fitting.video import fit_video
+from fitting.sequence import read_sequence
+from fitting.video import fit_footage, fit_video
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,14 @@ class Detector:
         return self._worker()(image, source)
 
     def track(
-        self, video: Path, on_frame: Callable[[keypoints.Keypoints], None] | None = None
+        self,
+        video: Path,
+        on_frame: Callable[[keypoints.Keypoints], None] | None = None,
+        search_every: int | None = None,
     ) -> list[keypoints.Keypoints]:
-        """The tracked person of every frame of a video (`on_frame` sees each as it arrives)."""
-        return self._worker().track(video, on_frame=on_frame)
+        """The tracked person of every frame of a video, or with `search_every` every person
+        (searched every that many frames); `on_frame` sees each frame as it arrives."""
+        return self._worker().track(video, on_frame=on_frame, search_every=search_every)
 
     def close(self) -> None:
         if self._detector is not None:
@@ -76,16 +81,18 @@ def run(
     images: Path | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    sequence_fps: float | None = None,
 ) -> Summary:
     """Fit everything under `path` into `out`; frames already fitted there with these settings are
-    skipped (resume). `overwrite`: refit frames fitted with other settings. Raises OutputError when
-    another run holds `out` or `out` holds fits made with other settings."""
+    skipped (resume). `overwrite`: refit frames fitted with other settings. `sequence_fps`: `path` is
+    a folder of OpenPose frames fitted as one video at this frame rate (`fitting.sequence`).
+    Raises OutputError when another run holds `out` or `out` holds fits made with other settings."""
     start = time.perf_counter()
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder")
     if images is not None and not images.is_dir():
         raise FileNotFoundError(f"--images {images}: no such folder")
-    items, passed = collect(path, images)
+    items, passed = collect(path, images, sequence_fps)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out), run_log(out):
         check_settings(out, cfg, overwrite)
@@ -98,12 +105,16 @@ def run(
             writer.skip(name, reason)
         detector = Detector(cfg.keypoints.holistic)
         try:
-            frames = [i for i in items if i.kind != "video"]
+            frames = [i for i in items if i.kind in ("image", "openpose")]
             if frames:
                 fit_images(frames, detector, fitter, writer, cfg, progress)
-            for item in (i for i in items if i.kind == "video"):
+            size = tuple(cfg.camera.image_size) if cfg.camera.image_size else None
+            for item in (i for i in items if i.kind in ("video", "sequence")):
                 try:
-                    fit_video(item, detector.track, fitter, writer, cfg, progress)
+                    if item.kind == "video":
+                        fit_video(item, detector.track, fitter, writer, cfg, progress)
+                    else:
+                        fit_footage(read_sequence(item, writer, size), fitter, writer, cfg, progress)
                 except Exception as e:
                     writer.fail(item.name, error_text(e), e)
         finally:  # also when interrupted: the summary of what was done

@@ -42,20 +42,24 @@ def render_views(
     distance: tuple[float, float] = (3.0, 6.0),
     azimuth_deg: tuple[float, float] = (-180.0, 180.0),
     shape: np.ndarray | None = None,
+    elevation_deg: tuple[float, float] = (-10.0, 30.0),
+    transl: np.ndarray | None = None,
 ) -> Views:
     """Views of `body_pose` (N, 21, 3) (with world root orientations (N, 3), y up, or upright).
 
     The camera looks from a uniformly random azimuth in `azimuth_deg` (0: in
-    front of the root's facing direction) and 10 deg below to 30 deg above
-    the pelvis, from `distance` metres; the body's 2D box is centred in the
-    image with a little jitter. Points outside the image count as undetected.
+    front of the root's facing direction) and elevation in `elevation_deg`
+    (default 10 deg below to 30 deg above) the pelvis, from `distance` metres;
+    the body's 2D box is centred in the image with a little jitter, or the
+    bodies get the translations `transl` (N, 3) in camera coordinates (m;
+    people moving through one view). Points outside the image count as undetected.
     `shape` (N, S): the bodies' shapes (default: random plausible adults).
     """
     n = len(body_pose)
     kw = dict(device=model.device, dtype=model.dtype)
     root = torch.as_tensor(root_orient if root_orient is not None else np.zeros((n, 3)), **kw).reshape(n, 3)
     az = torch.as_tensor(np.radians(rng.uniform(*azimuth_deg, n)), **kw)
-    el = torch.as_tensor(np.radians(rng.uniform(-10, 30, n)), **kw)
+    el = torch.as_tensor(np.radians(rng.uniform(*elevation_deg, n)), **kw)
     zeros = torch.zeros_like(az)
     turn = axis_angle_to_matrix(torch.stack([zeros, az, zeros], 1))
     tilt = axis_angle_to_matrix(torch.stack([el + math.pi, zeros, zeros], 1))  # pitch, then y-up -> y-down
@@ -72,7 +76,9 @@ def render_views(
     jitter = (
         torch.as_tensor(rng.uniform(-0.05, 0.05, (n, 2)), **kw) * torch.tensor([w, h], **kw) / focal * depth[:, None]
     )
-    transl = torch.cat([-(lo + hi) / 2 + jitter, depth[:, None]], 1)
+    transl = (
+        torch.cat([-(lo + hi) / 2 + jitter, depth[:, None]], 1) if transl is None else torch.as_tensor(transl, **kw)
+    )
     fc = torch.full((n, 2), focal, **kw)
     cc = torch.tensor([w / 2, h / 2], **kw).expand(n, 2)
     targets = {}

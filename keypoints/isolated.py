@@ -4,6 +4,7 @@ costs one item instead of the whole run.
     with IsolatedDetector(holistic=True) as detector:
         kp = detector(image, "photo.jpg")         # as MediaPipeDetector
         frames = detector.track("clip.mp4")       # list[Keypoints], one per frame
+        frames = detector.track("clip.mp4", search_every=5)  # every person of every frame
 
 One long-lived worker (`python -c ...`, so the parent's __main__ is not
 re-imported as multiprocessing's "spawn" would) holds a MediaPipeDetector.
@@ -261,16 +262,19 @@ class IsolatedDetector:
         path: str | os.PathLike,
         *,
         on_frame: Callable[[Keypoints], None] | None = None,
+        search_every: int | None = None,
     ) -> list[Keypoints]:
         """keypoints.track(path, holistic=...) run in the worker: one Keypoints per
-        frame of a video file (MediaPipe's tracking mode, a fresh track per call).
+        frame of a video file (MediaPipe's tracking mode, a fresh track per call); with
+        `search_every`, every person of every frame instead (keypoints.video.detect_people).
         `on_frame` is called with each frame's result as it arrives (e.g. to move
         a progress bar). KeypointsError naming the video when it cannot be read or
         the worker crashes; then no frame of it is returned."""
         frames: list[Keypoints] = []
         try:
             self._ensure_worker()
-            self._request(("track", os.path.abspath(path), {"name": str(path)}), None)
+            fields = {"name": str(path), "search_every": search_every}
+            self._request(("track", os.path.abspath(path), fields), None)
             while True:
                 kind, value = self._reply(self.timeout_s)
                 if kind == "frame":
@@ -329,7 +333,7 @@ def _serve() -> None:
     options = ast.literal_eval(sys.argv[3])
     try:
         from .mediapipe_detector import MediaPipeDetector
-        from .video import track
+        from .video import detect_people, track
 
         detector = MediaPipeDetector(**options)
     except BaseException as e:
@@ -352,7 +356,11 @@ def _serve() -> None:
             if kind == "ping":  # the image travels, nothing is detected: measures the transfer
                 replies.send(("ok", image.shape))
             elif kind == "track":
-                for kp in track(arg, holistic=options["holistic"], landmarks=options["landmarks"]):
+                if fields["search_every"] is None:
+                    frames = track(arg, holistic=options["holistic"], landmarks=options["landmarks"])
+                else:
+                    frames = detect_people(arg, detector, fields["search_every"], fields["name"])
+                for kp in frames:
                     kp.source = f"{fields['name']}#{kp.frame_index}"  # as the caller named the video
                     replies.send(("frame", kp))
                 replies.send(("done", None))

@@ -266,10 +266,13 @@ class MediaPipeDetector:
         source: str = "",
         frame_index: int | None = None,
         timestamp_s: float | None = None,
+        boxes: np.ndarray | None = None,
     ) -> Keypoints:
         """Detect people in a BGR (default) or RGB uint8 image, or an image file.
         Returns every person found (P may be 0); raises KeypointsError for a
-        file or array that is not a usable image."""
+        file or array that is not a usable image. `boxes` (N, 4) x0, y0, x1, y1:
+        look in crops around these only (people carried from a video's last frame),
+        no people search and no whole-image pass."""
         if isinstance(image, (str, os.PathLike)):
             source = source or str(image)
             bgr = read_image(image)
@@ -278,7 +281,7 @@ class MediaPipeDetector:
         h, w = bgr.shape[:2]
         rejected: list[str] = []
         try:
-            people, origins = self._detect_all(bgr, rejected)
+            people, origins = self._detect_all(bgr, rejected, boxes)
         except RuntimeError as e:  # MediaPipe's graph is unusable after an error: start a new one
             self._model.close()
             self._model = self._new_model()
@@ -324,14 +327,21 @@ class MediaPipeDetector:
         inside = box[0] <= centre[0] <= box[2] and box[1] <= centre[1] <= box[3]
         return person if inside else None
 
-    def _detect_all(self, bgr: np.ndarray, rejected: list[str]) -> tuple[list[Person], list[str]]:
-        """Every person's skeleton, and per person the model that gave it."""
+    def _detect_all(
+        self, bgr: np.ndarray, rejected: list[str], given: np.ndarray | None = None
+    ) -> tuple[list[Person], list[str]]:
+        """Every person's skeleton, and per person the model that gave it; `given`: the only boxes to look in."""
         self._size = (bgr.shape[1], bgr.shape[0])
-        boxes = self._finder(bgr) if self._finder is not None else np.zeros((0, 5), np.float32)
-        movenet = self._finder.last_keypoints if self._finder is not None else np.zeros((0, 17, 3), np.float32)
+        if given is not None:
+            boxes = np.concatenate([np.asarray(given, np.float32).reshape(-1, 4), np.ones((len(given), 1))], 1)
+            movenet = np.zeros((len(boxes), 17, 3), np.float32)
+        elif self._finder is not None:
+            boxes, movenet = self._finder(bgr), self._finder.last_keypoints
+        else:
+            boxes, movenet = np.zeros((0, 5), np.float32), np.zeros((0, 17, 3), np.float32)
         people: list[Person] = []
         redo: list[int] = []  # the box whose whole-image skeleton failed a gate: detect there first
-        if not (self.top_down and len(boxes)):
+        if given is None and not (self.top_down and len(boxes)):
             first = self._whole_image(bgr)
             why = None if first is None else self._problem(first, boxes)
             if why:

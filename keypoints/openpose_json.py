@@ -105,13 +105,14 @@ def read_openpose_folder(folder: str | os.PathLike) -> list[Keypoints]:
     d = Path(folder)
     if not d.is_dir():
         raise KeypointsError(f"{d}: not a folder of OpenPose JSON files")
-    files = sorted(d.glob("*_keypoints.json"), key=lambda f: (_frame_number(f) or 0, f.name))
+    files = sorted(d.glob("*_keypoints.json"), key=lambda f: (frame_number(f) or 0, f.name))
     if not files:
         raise KeypointsError(f"{d}: no '*_keypoints.json' files; point to OpenPose's --write_json folder")
-    return [replace(read_openpose(f), frame_index=_frame_number(f)) for f in files]
+    return [replace(read_openpose(f), frame_index=frame_number(f)) for f in files]
 
 
-def _frame_number(path: Path) -> int | None:
+def frame_number(path: Path) -> int | None:
+    """The frame number OpenPose puts before `_keypoints.json` (None when the name has none)."""
     m = _FRAME_NUMBER.search(path.name)
     return int(m.group(1)) if m else None
 

@@ -1,4 +1,4 @@
-"""Video: frames read with OpenCV, one MediaPipe track for the main person."""
+"""Video: frames read with OpenCV; one MediaPipe track for the main person, or every person of every frame."""
 
 from __future__ import annotations
 
@@ -132,3 +132,25 @@ def track(
         for index, timestamp, frame, order in items:
             name = "" if isinstance(frame, (str, os.PathLike)) else f"{source}#{index}"
             yield detector(frame, color=order, source=name, frame_index=index, timestamp_s=timestamp)
+
+
+def detect_people(
+    path: str | os.PathLike, detector: MediaPipeDetector, search_every: int = 1, name: str | None = None
+) -> Iterator[Keypoints]:
+    """Every person of every frame of a video file (`detector`: a still-image MediaPipeDetector).
+    People are searched (the detector's people finder, whole image and crops) every
+    `search_every` frames and wherever nobody was carried; between searches BlazePose looks in
+    crops around the people of the frame before. `name` names the frames' source (`name#index`)."""
+    carried = np.zeros((0, 4), np.float32)
+    for index, timestamp, frame in read_frames(path):
+        search = index % search_every == 0 or not len(carried)
+        kp = detector(
+            frame,
+            source=f"{name or path}#{index}",
+            frame_index=index,
+            timestamp_s=timestamp,
+            boxes=None if search else carried,
+        )
+        boxes = kp.person_boxes()
+        carried = boxes[np.isfinite(boxes).all(1)]
+        yield kp

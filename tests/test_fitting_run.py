@@ -174,12 +174,20 @@ def test_video_gives_per_frame_outputs_and_an_overlay_video(tmp_path):
         writer.write(cv2.imread(str(PHOTOS / f"{name}.png")))
     writer.release()
     out = tmp_path / "out"
-    cfg = load_config(None, FAST + ["video.window=3", "video.overlap=1", "video.shape_frames=2", "output.mesh=false"])
+    # one person: MediaPipe's tracking of the player (keypoints.person=all finds the cut-off man
+    # too, and writes per-track outputs: tests/test_fitting_sequence.py)
+    settings = ["video.window=3", "video.overlap=1", "video.shape_frames=2", "output.mesh=false"]
+    cfg = load_config(None, FAST + settings + ["keypoints.person=largest"])
     summary = run(video, out, cfg, progress=False)
     names = [f"clip.mp4/{i:06d}" for i in range(5)]
     assert sorted(summary.fitted) == names and not summary.failed
     shapes = [np.load(out / f"{n}.npz")["shape"] for n in names]
     assert all(np.array_equal(s, shapes[0]) for s in shapes)  # one shape for the person
+    motion = np.load(out / "clip.mp4" / "motion.npz")  # the whole motion of the one track
+    assert motion["frame_index"].tolist() == list(range(5)) and float(motion["fps"]) == 10
+    assert np.array_equal(motion["body_pose"][3], np.load(out / f"{names[3]}.npz")["body_pose"])
+    tracks = json.loads((out / "clip.mp4" / "tracks.json").read_text())["tracks"]
+    assert [(t["id"], t["frames_fitted"]) for t in tracks] == [(0, 5)]
     # the frame's own three stages, then the window's: bodies (refine), then hands and face (refine_details)
     assert np.load(out / f"{names[0]}.npz")["stage_losses"].shape[-1] == 3 + 2
     cap = cv2.VideoCapture(str(out / "clip.mp4" / "overlay.mp4"))
