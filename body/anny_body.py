@@ -105,6 +105,7 @@ class AnnyBody(BodyModel):
         super().__init__()
         _quiet_warp()
         import anny
+        from anny.skinning.skinning import dense_bone_weights
 
         model = anny.Anny(rig="soma")
         self.model = model.to(device=device, dtype=dtype)
@@ -117,12 +118,31 @@ class AnnyBody(BodyModel):
         self.register_buffer("shape_offset", torch.tensor(offset, dtype=dtype, device=device), persistent=False)
         self.faces = model.get_triangular_faces().to(device)
         self.num_bones = len(labels)
+        assert not model.local_change_labels and not model.facial_action_labels, "anny's SOMA rig changed"
+        mask = model.stacked_phenotype_blend_shapes_mask.bool().cpu()
+        self.register_buffer("variation_mask", torch.eye(mask.shape[1], dtype=dtype, device=device), persistent=False)
+        # Per phenotype blend shape, the variations it multiplies, padded with a column of ones.
+        factors = torch.full((mask.shape[0], int(mask.sum(1).max())), mask.shape[1])
+        for i, row in enumerate(mask):
+            on = row.nonzero().flatten()
+            factors[i, : len(on)] = on
+        self.register_buffer("blendshape_factors", factors.to(device), persistent=False)
         self.points = self._point_table(model)
-        # A second Anny over just the vertices keypoints use: fitting evaluates
-        # keypoints at every L-BFGS step and never needs the other ~12k vertices.
-        support = self.points.vertex_support()
-        self.sparse_points = self.points.restricted_to(support)
-        self.sparse_model = _vertex_subset_model(self.model, torch.tensor(support, device=device))
+        # Fitting evaluates keypoints at every L-BFGS step and needs none of the mesh:
+        # `full_mesh=False` poses a second Anny whose "vertices" are the keypoints'
+        # per-bone rest points (`PointTable.bound_to_bones`), each on one bone, so its
+        # skinning costs about as much as the skeleton's.
+        data = self.model.to_model_data()
+        dense = dense_bone_weights(data.vertex_bone_weights, data.vertex_bone_indices, self.num_bones)
+        bound = self.points.bound_to_bones(dense)
+        self.bone_points = bound.points
+        self.bone_model = _vertex_model(self.model, bound.mix, bound.vertices, bound.bones[:, None])
+        # The slower path it replaced, kept for tests and benchmarks: skin the keypoints'
+        # own mesh vertices (set `keypoint_vertices = True`).
+        self.keypoint_vertices = False
+        support = torch.tensor(self.points.vertex_support())
+        self.sparse_points = self.points.restricted_to(support.tolist())
+        self.sparse_model = _vertex_model(self.model, torch.eye(len(support), dtype=torch.float64), support)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -154,10 +174,36 @@ class AnnyBody(BodyModel):
             trans[:, 0, :, 0] = transl
         bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], **kw).expand(batch, self.num_bones, 1, 4)
         deltas = torch.cat([torch.cat([rot, trans], dim=3), bottom], dim=2)
-        model, points = (self.model, self.points) if full_mesh else (self.sparse_model, self.sparse_points)
-        out = model(deltas, self.phenotypes(shape))
-        joints = out["bone_poses"][:, self.output_bones, :3, 3]
-        return BodyOutput(vertices=out["vertices"], joints=joints, points=points)
+        if full_mesh:
+            model, points = self.model, self.points
+        elif self.keypoint_vertices:
+            model, points = self.sparse_model, self.sparse_points
+        else:
+            model, points = self.bone_model, self.bone_points
+        # Anny's forward (`RiggedModelWithLinearBlendShapes.forward`) step by step, with
+        # its blend-shape coefficients from `_coefficients`.
+        rest = model.get_rest_model(self._coefficients(self.phenotypes(shape)))
+        transforms, bone_poses = model.get_bone_transforms(deltas, rest["rest_bone_poses"])
+        vertices = model.get_skinned_vertices(rest["rest_vertices"], transforms)
+        return BodyOutput(vertices=vertices, joints=bone_poses[:, self.output_bones, :3, 3], points=points)
+
+    def _coefficients(self, phenotypes: torch.Tensor) -> torch.Tensor:
+        """Anny's blend-shape coefficients (B, C) of phenotypes (B, 6), the numbers its
+        `_get_phenotype_blendshape_coefficients` gives. Each phenotype blend shape weighs
+        the product of a few variations' weights (age 'young', gender 'male', ...); Anny
+        takes it as a masked product over all 26 variations, whose backward dominated the
+        keypoints' cost, so the variations' weights come from Anny (one per "blend shape"
+        of an identity mask) and the product runs over each blend shape's own few."""
+        from anny.models.phenotype import phenotype_blendshape_weights
+
+        model = self.model
+        variations = phenotype_blendshape_weights(
+            phenotypes, model.phenotype_labels, model.anchors, self.variation_mask, model.extrapolate_phenotypes
+        )
+        factors = torch.cat([variations, variations.new_ones(len(variations), 1)], 1)[:, self.blendshape_factors]
+        weights = factors.prod(-1)
+        projection = model.phenotype_blendshape_projection
+        return weights if projection is None else weights @ projection
 
     def _point_table(self, model) -> PointTable:
         """Detector keypoints on Anny: its COCO regressor, bone heads and a few picked vertices."""
@@ -250,20 +296,30 @@ def _quiet_warp() -> None:
                     sys.stderr.write(line)
 
 
-def _vertex_subset_model(model, vertex_ids: torch.Tensor):
-    """An Anny model identical to `model` but carrying only the given vertices (no faces)."""
+def _vertex_model(model, mix: torch.Tensor, vertex_ids: torch.Tensor, bones: torch.Tensor | None = None):
+    """An Anny identical to `model` but for its vertices: row i of `mix` (float64) over the mesh
+    vertices `vertex_ids` (N,) makes vertex i, rest shape and blend shapes alike; it keeps the
+    mixed vertices' skin weights, or rides only on bone `bones[i]` when `bones` (M, 1) is given.
+    No faces."""
     import dataclasses
 
     import anny
 
     data = model.to_model_data()
+    ids = vertex_ids.to(data.template_vertices.device)
+    mixed = lambda x: torch.einsum("mn,...nd->...md", mix.to(x.device), x[..., ids, :].double()).to(x.dtype)  # noqa: E731
+    if bones is None:
+        weights, indices = data.vertex_bone_weights[ids], data.vertex_bone_indices[ids]
+    else:
+        indices = bones.to(device=ids.device, dtype=data.vertex_bone_indices.dtype)
+        weights = torch.ones(indices.shape, dtype=data.vertex_bone_weights.dtype, device=ids.device)
     data = dataclasses.replace(
         data,
-        template_vertices=data.template_vertices[vertex_ids],
-        blendshapes=data.blendshapes[:, vertex_ids],
-        vertex_bone_weights=data.vertex_bone_weights[vertex_ids],
-        vertex_bone_indices=data.vertex_bone_indices[vertex_ids],
-        base_mesh_vertex_indices=data.base_mesh_vertex_indices[vertex_ids],
+        template_vertices=mixed(data.template_vertices),
+        blendshapes=mixed(data.blendshapes),
+        vertex_bone_weights=weights,
+        vertex_bone_indices=indices,
+        base_mesh_vertex_indices=data.base_mesh_vertex_indices[ids[mix.argmax(1).to(ids.device)]],  # dominant vertex
         faces=data.faces[:0],
     )
     return anny.Anny.from_model_data(

@@ -84,8 +84,9 @@ class BodyModel(torch.nn.Module, metaclass=abc.ABCMeta):
         """Pose the body. Shapes: global_orient (B, 3), body_pose (B, 21, 3) or (B, 63),
         transl (B, 3), shape (B, num_shape), hands (B, 15, 3) or (B, 45), jaw_pose (B, 3),
         expression (B, num_expression); a missing one is zero (B is 1 when none is given).
-        With `full_mesh=False` a back end may skin only the vertices keypoints use
-        (`vertices` then holds just those); joints and keypoints are the same.
+        With `full_mesh=False` a back end may skin only what keypoints need (`vertices`
+        then holds its own points, e.g. the keypoints' per-bone rest points skinned, not
+        mesh vertices); joints and keypoints are the same up to rounding.
         Raises ValueError for a wrong shape, a batch mismatch or a part the model lacks
         (an empty (B, 0) expression is accepted when num_expression is 0)."""
         given = {

@@ -5,6 +5,12 @@ placed on a body model as sum_v a_v * vertex_v + sum_j b_j * joint_j with weight
 fixed per model. A `PointTable` holds those definitions by name and assembles the
 dense (K, V) / (K, J) matrices of a keypoint set once, so evaluating a set is two
 small matrix products that stay differentiable.
+
+Skinning is linear in the rest points, so a point's vertex part can also be
+skinned at the cost of the skeleton: `PointTable.bound_to_bones` splits it into
+one rest point per skinning bone (`BoneBinding`), which a back end poses with
+that bone alone; the point is then their weighted sum, equal to the skinned
+vertices' combination up to rounding.
 """
 
 from __future__ import annotations
@@ -44,6 +50,22 @@ class PointDef:
         return PointDef(verts, joints)
 
 
+@dataclass(frozen=True)
+class BoneBinding:
+    """The vertex parts of a table's points as per-bone rest points ("pairs").
+
+    Pair p rides rigidly on bone `bones[p]`; its rest point is `mix[p] @ X[vertices]`
+    for any per-vertex rest quantity X (positions, blend shapes, pose correctives).
+    `points` is the same table over the pairs: a point's vertex part weighs each of
+    its pairs by the point's skinning weight on that pair's bone.
+    """
+
+    bones: torch.Tensor  # (P,) long
+    vertices: torch.Tensor  # (N,) long: the mesh vertices the pairs mix
+    mix: torch.Tensor  # (P, N) float64, rows sum to 1
+    points: "PointTable"
+
+
 class PointTable:
     """Point definitions of one body model, with cached per-set matrices."""
 
@@ -64,6 +86,43 @@ class PointTable:
             n: PointDef({new[v]: a for v, a in p.vertices.items()}, dict(p.joints)) for n, p in self.points.items()
         }
         return PointTable(points, len(vertex_ids), self.num_joints)
+
+    def bound_to_bones(self, skin_weights: torch.Tensor) -> BoneBinding:
+        """Split every point's vertex part by the bones that skin it (`skin_weights` (V, bones)).
+        Point k's vertex part sum_v a_kv x_v, skinned, is sum_b m_kb T_b(r_kb) with mass
+        m_kb = sum_v a_kv w_vb and rest point r_kb = sum_v a_kv w_vb x_v / m_kb: one pair per
+        (vertex part, bone) with m_kb > 0. Raises ValueError for a negative vertex weight
+        (the rest point would not be a weighted mean of vertices)."""
+        support = self.vertex_support()
+        weights = skin_weights.detach().to("cpu", torch.float64)[support]
+        col = {v: i for i, v in enumerate(support)}
+        pairs: dict[tuple, int] = {}  # (vertex part, bone) -> pair index
+        rows: list[torch.Tensor] = []
+        bones: list[int] = []
+        points: dict[str, PointDef] = {}
+        for name, point in self.points.items():
+            if any(a < 0 for a in point.vertices.values()):
+                raise ValueError(f"point {name!r} has a negative vertex weight; bound_to_bones needs weights >= 0")
+            a = torch.zeros(len(support), dtype=torch.float64)
+            for v, w in point.vertices.items():
+                a[col[v]] = w
+            mass = a @ weights  # (bones,)
+            part = tuple(sorted(point.vertices.items()))
+            on: dict[int, float] = {}
+            for b in mass.nonzero().flatten().tolist():
+                if (part, b) not in pairs:
+                    pairs[part, b] = len(rows)
+                    rows.append(a * weights[:, b] / mass[b])
+                    bones.append(b)
+                on[pairs[part, b]] = float(mass[b])
+            points[name] = PointDef(on, dict(point.joints))
+        mix = torch.stack(rows) if rows else torch.zeros(0, len(support), dtype=torch.float64)
+        return BoneBinding(
+            torch.tensor(bones, dtype=torch.long),
+            torch.tensor(support, dtype=torch.long),
+            mix,
+            PointTable(points, len(rows), self.num_joints),
+        )
 
     def supported_sets(self) -> list[str]:
         """Keypoint sets of which this model has at least half the points."""

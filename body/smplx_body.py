@@ -4,6 +4,11 @@ Skinning uses `smplx.lbs.lbs`; the files are read by `body.smplx_files`, never
 by `smplx`'s own loader (which unpickles user files without restriction).
 Hand poses are full 15x3 axis-angles relative to the flat hand (no PCA), as
 for Anny, so one parameter layout serves both models.
+
+`full_mesh=False` runs the same `lbs` on a small mesh of its own: the
+keypoints' per-bone rest points (`PointTable.bound_to_bones`; their shape
+and pose blend shapes are the rows mixed from the full model's, so pose
+correctives stay exact) followed by the rest joints (regressed by identity).
 """
 
 from __future__ import annotations
@@ -69,6 +74,15 @@ class SmplxBody(BodyModel):
         self.joint_names = list(SMPLX_JOINT_NAMES)
         self.shape_names = [f"beta{i}" for i in range(self.num_shape)]
         self.points = _point_table(data, self.v_template.shape[0], len(SMPLX_JOINT_NAMES))
+        bound = self.points.bound_to_bones(torch.as_tensor(np.asarray(data["weights"], dtype=np.float64)))
+        self.bone_points = bound.points
+        dirs = np.concatenate(
+            [shapedirs[:, :, : self.num_shape], shapedirs[:, :, shape_space : shape_space + self.num_expression]], 2
+        )
+        for name, array in _bone_mesh(
+            data, dirs, bound.mix.numpy(), bound.vertices.numpy(), bound.bones.numpy()
+        ).items():
+            self.register_buffer(f"bone_{name}", t(array))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -86,21 +100,44 @@ class SmplxBody(BodyModel):
         transl: torch.Tensor | None,
         full_mesh: bool,
     ) -> BodyOutput:
-        """Linear blend skinning of the full mesh (`full_mesh` is for interface parity)."""
+        """Linear blend skinning of the full mesh, or of the keypoints' own small mesh."""
+        if full_mesh:
+            mesh = (self.v_template, torch.cat([self.shapedirs, self.exprdirs], dim=2), self.posedirs)
+            mesh += (self.J_regressor, self.lbs_weights)
+        else:
+            mesh = (self.bone_template, self.bone_shapedirs, self.bone_posedirs, self.bone_regressor, self.bone_weights)
         verts, joints = lbs(
-            torch.cat([shape, expression], dim=1),
-            pose.reshape(pose.shape[0], -1),
-            self.v_template,
-            torch.cat([self.shapedirs, self.exprdirs], dim=2),
-            self.posedirs,
-            self.J_regressor,
-            self.parents,
-            self.lbs_weights,
+            torch.cat([shape, expression], dim=1), pose.reshape(pose.shape[0], -1), *mesh[:4], self.parents, mesh[4]
         )
         if transl is not None:
             verts = verts + transl[:, None]
             joints = joints + transl[:, None]
-        return BodyOutput(vertices=verts, joints=joints, points=self.points)
+        if full_mesh:
+            return BodyOutput(vertices=verts, joints=joints, points=self.points)
+        return BodyOutput(vertices=verts[:, : self.bone_points.num_vertices], joints=joints, points=self.bone_points)
+
+
+def _bone_mesh(
+    data: dict[str, np.ndarray], dirs: np.ndarray, mix: np.ndarray, vertex_ids: np.ndarray, bones: np.ndarray
+) -> dict[str, np.ndarray]:
+    """`lbs` arrays of the keypoints' mesh: P pairs (rest points `mix` (P, N) of the mesh vertices
+    `vertex_ids`, each on one bone), then the J rest joints as vertices regressed by identity
+    (their shape blend shapes regressed from the mesh's, no pose correctives)."""
+    regressor = np.asarray(data["J_regressor"], dtype=np.float64)
+    n_pairs, n_joints = len(mix), regressor.shape[0]
+    mixed = lambda a: np.einsum("pn,n...->p...", mix, np.asarray(a, dtype=np.float64)[vertex_ids])  # noqa: E731
+    regressed = lambda a: np.einsum("jv,v...->j...", regressor, np.asarray(a, dtype=np.float64))  # noqa: E731
+    posedirs = np.concatenate([mixed(data["posedirs"]), np.zeros((n_joints, *data["posedirs"].shape[1:]))])
+    weights = np.zeros((n_pairs + n_joints, n_joints))
+    weights[np.arange(n_pairs), bones] = 1.0
+    weights[n_pairs + np.arange(n_joints), np.arange(n_joints)] = 1.0
+    return {
+        "template": np.concatenate([mixed(data["v_template"]), regressed(data["v_template"])]),
+        "shapedirs": np.concatenate([mixed(dirs), regressed(dirs)]),
+        "posedirs": posedirs.reshape(-1, posedirs.shape[-1]).T,
+        "regressor": np.concatenate([np.zeros((n_joints, n_pairs)), np.eye(n_joints)], 1),
+        "weights": weights,
+    }
 
 
 def _point_table(data: dict[str, np.ndarray], num_vertices: int, num_joints: int) -> PointTable:

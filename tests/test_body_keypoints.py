@@ -1,0 +1,139 @@
+"""Keypoints at the cost of the skeleton (`full_mesh=False`): equal to the full mesh's, values and
+gradients, on Anny and on SMPL-X (the synthetic file, and one whose vertices blend several joints)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import body
+from body.points import PointDef, PointTable
+
+
+def random_params(model, batch: int, seed: int, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Random poses (hands and jaw included), translations, shapes and expressions."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s, scale=1.0: (torch.randn(*s, generator=g) * scale).to(dtype)  # noqa: E731
+    p = {
+        "global_orient": r(batch, 3, scale=0.5),
+        "body_pose": r(batch, 21, 3, scale=0.4),
+        "transl": r(batch, 3),
+        "shape": r(batch, model.num_shape),
+        "left_hand_pose": r(batch, 15, 3, scale=0.3),
+        "right_hand_pose": r(batch, 15, 3, scale=0.3),
+        "jaw_pose": r(batch, 3, scale=0.2),
+    }
+    if model.num_expression:
+        p["expression"] = r(batch, model.num_expression)
+    return p
+
+
+def assert_same_keypoints(model, params: dict[str, torch.Tensor], atol: float) -> None:
+    full, fast = model(**params), model(**params, full_mesh=False)
+    torch.testing.assert_close(fast.joints, full.joints, atol=atol, rtol=0)
+    for name in model.keypoint_sets():
+        torch.testing.assert_close(fast.keypoints(name), full.keypoints(name), atol=atol, rtol=0, msg=name)
+
+
+def assert_same_gradients(model, params: dict[str, torch.Tensor]) -> None:
+    """Gradients of a random weighting of every keypoint set, through the mesh and the fast path."""
+    sets = model.keypoint_sets()
+    g = torch.Generator().manual_seed(5)
+    weights = {s: torch.randn(model(**params).keypoints(s).shape, generator=g, dtype=model.dtype) for s in sets}
+
+    def grads(full_mesh: bool) -> dict[str, torch.Tensor]:
+        p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        out = model(**p, full_mesh=full_mesh)
+        loss = sum((out.keypoints(s) * weights[s]).sum() for s in sets) + out.joints.square().sum()
+        return dict(zip(p, torch.autograd.grad(loss, list(p.values()))))
+
+    full, fast = grads(True), grads(False)
+    for name in params:
+        torch.testing.assert_close(fast[name], full[name], atol=1e-9, rtol=1e-9, msg=name)
+
+
+def shape_gradcheck(model, params: dict[str, torch.Tensor]) -> None:
+    """The fast path's keypoints against finite differences in the shape."""
+
+    def keypoints(shape: torch.Tensor) -> torch.Tensor:
+        return model(**{**params, "shape": shape}, full_mesh=False).keypoints("coco23")
+
+    shape = params["shape"].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(keypoints, (shape,), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def anny64():
+    return body.create("anny", dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def blended_smplx(tmp_path_factory):
+    """A float64 SMPL-X whose vertices are skinned to three joints each (the synthetic file's to one)."""
+    import numpy as np
+
+    from tests.smplx_fixture import synthetic_smplx_arrays, write_npz
+
+    arrays = synthetic_smplx_arrays()
+    rng = np.random.default_rng(1)
+    weights = arrays["weights"] * 2.0
+    rows = np.arange(len(weights))[:, None]
+    weights[rows, rng.integers(0, weights.shape[1], (len(weights), 2))] += rng.uniform(0.1, 1.0, (len(weights), 2))
+    arrays["weights"] = weights / weights.sum(1, keepdims=True)
+    folder = tmp_path_factory.mktemp("smplx_blended")
+    write_npz(folder / "SMPLX_NEUTRAL.npz", arrays)
+    return body.create("smplx", model_path=folder, dtype=torch.float64)
+
+
+def test_anny_fast_keypoints_equal_the_mesh(anny_body):
+    assert anny_body(full_mesh=False).vertices.shape[1] < 200  # per-bone rest points, not 13k vertices
+    for seed in (0, 1):
+        assert_same_keypoints(anny_body, random_params(anny_body, 4, seed), atol=2e-6)
+
+
+def test_anny_keypoint_vertex_path_still_equals_the_mesh(anny_body):
+    anny_body.keypoint_vertices = True
+    try:
+        assert anny_body(full_mesh=False).vertices.shape[1] > 1000
+        assert_same_keypoints(anny_body, random_params(anny_body, 3, 2), atol=2e-6)
+    finally:
+        anny_body.keypoint_vertices = False
+
+
+def test_anny_fast_keypoints_float64_values_and_gradients(anny64):
+    params = random_params(anny64, 2, 3, torch.float64)
+    assert_same_keypoints(anny64, params, atol=1e-12)
+    assert_same_gradients(anny64, params)
+    shape_gradcheck(anny64, {k: v[:1] for k, v in params.items()})
+
+
+def test_smplx_fast_keypoints_equal_the_mesh(smplx_body):
+    assert smplx_body(full_mesh=False).vertices.shape[1] < 300
+    for seed in (0, 1):
+        assert_same_keypoints(smplx_body, random_params(smplx_body, 4, seed), atol=2e-6)
+
+
+def test_smplx_blended_skin_values_and_gradients(blended_smplx):
+    params = random_params(blended_smplx, 3, 4, torch.float64)
+    assert_same_keypoints(blended_smplx, params, atol=1e-12)
+    assert_same_gradients(blended_smplx, params)
+    shape_gradcheck(blended_smplx, {k: v[:1] for k, v in params.items()})
+
+
+def test_bound_to_bones_splits_points_by_bone():
+    table = PointTable(
+        {
+            "a": PointDef(vertices={0: 0.25, 2: 0.75}),
+            "b": PointDef.blend((PointDef.vertex(1), 0.5), (PointDef.joint(0), 0.5)),
+        },
+        num_vertices=3,
+        num_joints=2,
+    )
+    skin = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    bound = table.bound_to_bones(skin)
+    assert bound.bones.tolist() == [0, 1, 0, 1]
+    assert bound.points.points["a"].vertices == {0: 0.25, 1: 0.75}
+    assert bound.points.points["b"].vertices == {2: 0.25, 3: 0.25} and bound.points.points["b"].joints == {0: 0.5}
+    torch.testing.assert_close(bound.mix.sum(1), torch.ones(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="negative"):
+        PointTable({"c": PointDef(vertices={0: -1.0})}, 1, 1).bound_to_bones(torch.ones(1, 1))
