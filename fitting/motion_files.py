@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,33 +26,44 @@ from fitting.outputs import BODY_PARAMS, PERSON_INFIX
 MOTION = "motion"
 
 
+@dataclass(frozen=True)
+class TrackRecord:
+    """What the files say of one track."""
+
+    id: int
+    mode: str  # "sequence" | "still" | "skip"
+    frames: list[int]  # frame numbers the track has a person in
+    names: list[str]  # those frames' names
+    npz: list[Path]  # the person's output npz of each of those frames (there when fitted)
+    per_person: bool  # outputs per person (a video with several tracks)
+
+
 def motion_path(folder: Path, track_id: int, per_person: bool) -> Path:
     """Where a track's motion goes: `motion.npz`, or `motion.person_<id>.npz` beside others."""
     return folder / (f"{MOTION}{PERSON_INFIX}{track_id}.npz" if per_person else f"{MOTION}.npz")
 
 
-def write_motion_files(folder: Path, tracks: list[dict], fps: float) -> None:
-    """tracks.json and the motion files of `tracks` (each: id, mode, frames, names, npz paths
-    per frame, person: whether outputs are per person); motion files of tracks no longer there go."""
+def write_motion_files(folder: Path, tracks: list[TrackRecord], fps: float) -> None:
+    """tracks.json and the motion files of `tracks`; motion files of tracks no longer there go."""
     folder.mkdir(parents=True, exist_ok=True)
     rows, written = [], set()
     for t in tracks:
-        fitted = [(i, n, a) for i, n, p in zip(t["frames"], t["names"], t["npz"]) if (a := _read(p)) is not None]
+        fitted = [(i, n, a) for i, n, p in zip(t.frames, t.names, t.npz) if (a := _read(p)) is not None]
         px = [float(a["reprojection_px"]) for _, _, a in fitted if np.isfinite(a["reprojection_px"])]
         rows.append(
             {
-                "id": t["id"],
-                "first_frame": t["frames"][0],
-                "last_frame": t["frames"][-1],
-                "frames": len(t["frames"]),
+                "id": t.id,
+                "first_frame": t.frames[0],
+                "last_frame": t.frames[-1],
+                "frames": len(t.frames),
                 "frames_fitted": len(fitted),
-                "fitted_as": t["mode"],
+                "fitted_as": t.mode,
                 "mean_reprojection_px": round(float(np.mean(px)), 2) if px else None,
             }
         )
         if not fitted:
             continue
-        path = motion_path(folder, t["id"], t["person"])
+        path = motion_path(folder, t.id, t.per_person)
         keys = [k for k in BODY_PARAMS if all(k in a for _, _, a in fitted)]
         write_npz(
             path,
@@ -59,7 +71,7 @@ def write_motion_files(folder: Path, tracks: list[dict], fps: float) -> None:
             frame_index=np.array([i for i, _, _ in fitted], np.int64),
             frame_names=np.array([n for _, n, _ in fitted], dtype=str),
             fps=np.float32(fps),
-            person_id=np.int32(t["id"]),
+            person_id=np.int32(t.id),
             reprojection_px=np.array([a["reprojection_px"] for _, _, a in fitted], np.float32),
         )
         written.add(path.name)

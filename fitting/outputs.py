@@ -71,6 +71,11 @@ def person_key(key: str, person_id: int) -> str:
     return f"{key}{PERSON_INFIX}{person_id}"
 
 
+def output_key(key: str, person_id: int, per_person: bool) -> str:
+    """A person's output key in a frame: `person_key` where outputs are per person, else the frame's own."""
+    return person_key(key, person_id) if per_person else key
+
+
 def person_outputs(out_dir: Path, key: str) -> list[Path]:
     """The per-person files (`KEY.person_<id>.npz` and `.obj`) of a frame that are on disk."""
     path = out_dir / key
@@ -246,7 +251,7 @@ class Scene:
 
     def key_of(self, person_id: int) -> str:
         several = len(self.people) > 1 if self.per_person is None else self.per_person
-        return person_key(self.key, person_id) if several else self.key
+        return output_key(self.key, person_id, several)
 
 
 @dataclass
@@ -376,8 +381,7 @@ class Writer:
             )
             return True
         record = _frame_people(next(iter(stamps.values()))["frame_people"])
-        key_of = (lambda i: key) if single is not None else (lambda i: person_key(key, int(i)))  # noqa: E731
-        written = [key_of(i) for i in record["written"]]
+        written = [output_key(key, int(i), single is None) for i in record["written"]]
         if not set(written) <= set(stamps):
             return False  # a run killed while writing this frame's people: fit it again
         for k in written:
@@ -385,7 +389,7 @@ class Writer:
             self.summary.frame_of[k] = key
         for outcome, record_of in (("skipped", self.skip), ("failed", self.fail)):
             for i, reason in record[outcome].items():
-                record_of(key_of(i), reason, frame=key)
+                record_of(output_key(key, int(i), single is None), reason, frame=key)
         return True
 
     def skip(self, key: str, reason: str, frame: str | None = None) -> None:

@@ -2,8 +2,8 @@
 
 `people_targets` turns one frame's detections (`keypoints.Keypoints`) into
 `FrameTargets` per chosen person, or a reason to skip the frame or a person;
-`frame_targets` does it for one person (a video's tracked one); `Layout` concatenates the keypoint sets of a
-batch and says which points are body, hand or face and which form the torso.
+`Layout` concatenates the keypoint sets of a batch and says which points are body,
+hand or face and which form the torso.
 """
 
 from __future__ import annotations
@@ -124,16 +124,6 @@ def people_targets(
         else:
             people.append(PersonTargets(i, None, reason + ignored))
     return people, None
-
-
-def frame_targets(
-    kp: keypoints.Keypoints, image_size: tuple[int, int] | None, cfg: DictConfig
-) -> tuple[FrameTargets | None, str | None]:
-    """Targets of one person (`cfg.keypoints.person`; the largest where that is "all"), or (None,
-    why the frame is skipped): for inputs that follow one person, such as a video's tracked one."""
-    by = "largest" if cfg.keypoints.person == "all" else cfg.keypoints.person
-    people, reason = people_targets(kp, image_size, cfg, by)
-    return (people[0].targets, people[0].reason) if people else (None, reason)
 
 
 @dataclass

@@ -40,8 +40,8 @@ import keypoints
 from body.io import write_npz
 from fitting.fitter import FitResult, Fitter
 from fitting.inputs import Item
-from fitting.motion_files import write_motion_files
-from fitting.outputs import Scene, Writer, error_text, frame_paths, person_key
+from fitting.motion_files import TrackRecord, write_motion_files
+from fitting.outputs import Scene, Writer, error_text, frame_paths, output_key
 from fitting.targets import PersonTargets, people_targets
 from fitting.tracks import SequenceFit, StillsFit, TrackFit
 from keypoints.tracking import Track, track_people
@@ -142,7 +142,7 @@ def _tracks(frames: list[Frame], cfg: DictConfig) -> list[Track]:
 
 
 def _mode(track: Track, several: bool, cfg: DictConfig) -> str:
-    """ "sequence", or for a short track of a video with several: "still" or "skip" (`tracking.short`)."""
+    """How a track is fitted: as a "sequence"; a short one of a video with several, as `tracking.short` says."""
     if several and len(track.people) < cfg.tracking.min_length:
         return str(cfg.tracking.short)
     return "sequence"
@@ -169,11 +169,6 @@ def _people(
     return out
 
 
-def _person_key(footage: Footage, index: int, track_id: int, several: bool) -> str:
-    key = frame_name(footage.item, index)
-    return person_key(key, track_id) if several else key
-
-
 def _track_fit(
     track: Track,
     people: dict[int, list[PersonTargets]],
@@ -190,17 +185,17 @@ def _track_fit(
     if mode == "skip":
         return None
 
-    def saved_path(index: int) -> Path:
-        return frame_paths(writer.out, _person_key(footage, index, track.id, several))["npz"]
+    def key(index: int) -> str:
+        return output_key(frame_name(footage.item, index), track.id, several)
 
     frames = []
     for index in sorted(track.people):
         person = next(p for p in people[index] if p.person_id == track.id)
-        if person.targets is not None and (index not in done or saved_path(index).exists()):
+        if person.targets is not None and (index not in done or frame_paths(writer.out, key(index))["npz"].exists()):
             frames.append((index, person.targets))
 
     def saved(index: int) -> dict[str, np.ndarray] | None:
-        return writer.saved_params(_person_key(footage, index, track.id, several)) if index in done else None
+        return writer.saved_params(key(index)) if index in done else None
 
     kind = SequenceFit if mode == "sequence" else StillsFit
     return kind(frames, fitter, cfg, saved)
@@ -215,7 +210,7 @@ def _fit_and_write(
     bar = tqdm(total=len(scenes), desc=f"{footage.item.name}: fitting", unit="frame", disable=not progress)
     while scenes:
         behind = min((f.next_frame for f in fits.values()), default=math.inf)
-        ready = [scenes.pop(i) for i in sorted(scenes) if i < behind]
+        ready = [(i, scenes.pop(i)) for i in sorted(scenes) if i < behind]
         if ready:
             _write(footage, ready, results, writer)
             bar.update(len(ready))
@@ -234,32 +229,27 @@ def _fit_and_write(
     bar.close()
 
 
-def _write(footage: Footage, ready: list[Scene], results: dict[int, dict[int, FitResult]], writer: Writer) -> None:
-    """Write settled frames: each scene gets its tracks' results (a missing one is an error)."""
-    indices = [int(s.key.rsplit("/", 1)[1]) for s in ready]
-    images = footage.images(indices)
-    for index, scene in zip(indices, ready):
+def _write(
+    footage: Footage, ready: list[tuple[int, Scene]], results: dict[int, dict[int, FitResult]], writer: Writer
+) -> None:
+    """Write settled frames (frame number, scene): each scene gets its tracks' results (a missing one is an error)."""
+    images = footage.images([index for index, _ in ready])
+    for index, scene in ready:
         fitted = results.pop(index, {})
         for p in scene.people:
             if p.targets is not None and p.person_id not in scene.errors and p.person_id not in fitted:
                 scene.errors[p.person_id] = "not fitted"
         scene.results = [fitted[p.person_id] for p in scene.people if p.targets is not None and p.person_id in fitted]
         scene.image = images.get(index)
-    writer.write(ready)
+    writer.write([scene for _, scene in ready])
 
 
-def _record(track: Track, mode: str, footage: Footage, writer: Writer, several: bool) -> dict:
-    """What `fitting.motion_files` needs of a track: id, mode, frames, and its frames' output npz."""
+def _record(track: Track, mode: str, footage: Footage, writer: Writer, several: bool) -> TrackRecord:
+    """What `fitting.motion_files` needs of a track."""
     names = {f.index: f.name for f in footage.frames}
     frames = sorted(track.people)
-    return {
-        "id": track.id,
-        "mode": mode,
-        "frames": frames,
-        "names": [names[i] for i in frames],
-        "npz": [frame_paths(writer.out, _person_key(footage, i, track.id, several))["npz"] for i in frames],
-        "person": several,
-    }
+    npz = [frame_paths(writer.out, output_key(frame_name(footage.item, i), track.id, several))["npz"] for i in frames]
+    return TrackRecord(track.id, mode, frames, [names[i] for i in frames], npz, several)
 
 
 def _detections(

@@ -224,7 +224,7 @@ def test_orphan_temporaries_are_told_from_live_writes(tmp_path):
 def test_detections_are_screened_before_anything_uses_them():
     import keypoints
     from fitting.config import load_config
-    from fitting.targets import frame_targets
+    from fitting.targets import people_targets
 
     rng = np.random.default_rng(0)
     body = np.concatenate([rng.uniform(100, 500, (1, 25, 2)), np.full((1, 25, 1), 0.9)], -1).astype(np.float32)
@@ -233,11 +233,13 @@ def test_detections_are_screened_before_anything_uses_them():
     body[0, 2] = (np.nan, 10.0, 0.9)
     body[0, 3, 2] = 1e6  # an absurd confidence
     kp = keypoints.Keypoints("body25", body, image_size=(640, 480))
-    targets, reason = frame_targets(kp, None, load_config())
+    (person,), reason = people_targets(kp, None, load_config())
+    targets = person.targets
     assert reason is None and targets.dropped == 2  # the two finite points far outside; NaN is not a detection
     pts, _ = targets.points["body25"]
     assert (pts[:3, 2] == 0).all() and (pts[:3, :2] == 0).all()  # ignored, not fitted
     assert pts[3, 2] == 1.0 and (pts[:, 2] <= 1).all()
     body[0, :, :2] = np.nan  # nothing usable left: the reason says why
-    _, reason = frame_targets(keypoints.Keypoints("body25", body, image_size=(640, 480)), None, load_config())
+    (person,), _ = people_targets(keypoints.Keypoints("body25", body, image_size=(640, 480)), None, load_config())
+    reason = person.reason
     assert reason.startswith("keypoints are all zero") and "25 NaN/inf" in reason

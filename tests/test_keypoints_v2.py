@@ -235,7 +235,7 @@ def test_movenet_points_kept_where_blazepose_finds_nobody(monkeypatch):
     """A MoveNet box without a BlazePose skeleton keeps MoveNet's points, through the gates,
     marked "movenet", and is fitted as coco17 (no hands, no face)."""
     from fitting.config import load_config
-    from fitting.targets import frame_targets
+    from fitting.targets import people_targets
     from keypoints import targets
     from keypoints.maps import convert_points, set_names
 
@@ -258,6 +258,7 @@ def test_movenet_points_kept_where_blazepose_finds_nobody(monkeypatch):
     t = targets(kp)
     assert set(t) == {"coco17"}
     np.testing.assert_array_equal(t["coco17"][0], man)
-    frame, reason = frame_targets(kp, None, load_config())
+    (person,), reason = people_targets(kp, None, load_config())
+    frame = person.targets
     assert reason is None and set(frame.points) == {"coco17"} and frame.image_size == (640, 480)
     assert kp.select([0, 0]).origins == ["movenet", "movenet"] and kp.choose("largest").origins == ["movenet"]
