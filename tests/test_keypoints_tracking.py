@@ -91,3 +91,26 @@ def test_the_baseline_and_a_bad_method():
     assert len(track_people(_frames(people), method="iou")) == 1
     with pytest.raises(ValueError, match="method"):
         track_people(_frames(people), method="kalman")
+
+
+def test_people_are_searched_every_n_frames_and_carried_in_crops_between(tmp_path):
+    import cv2
+
+    from keypoints.video import detect_people
+
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for _ in range(5):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    asked = []
+
+    def detector(frame, *, source, frame_index, timestamp_s, boxes):  # a search finds one person at x = 10 + index
+        asked.append(None if boxes is None else boxes.round().tolist())
+        points = np.zeros((1, 17, 3))
+        points[0, :, 0], points[0, :, 1], points[0, :, 2] = 10 + frame_index, 20 + np.arange(17), 1
+        return Keypoints("coco17", points if boxes is None or len(boxes) else points[:0], frame_index=frame_index)
+
+    frames = list(detect_people(video, detector, search_every=3, name="clip"))
+    assert [k.frame_index for k in frames] == list(range(5))
+    assert asked == [None, [[10, 20, 10, 36]], [[11, 20, 11, 36]], None, [[13, 20, 13, 36]]]
