@@ -23,7 +23,6 @@ FAST = [
     "schedule=[camera,body1,body5]",
     "output.mesh=false",
     "output.max_reprojection=100",  # four iterations leave some fits far off; plumbing only
-    "keypoints.person=largest",  # one person per item (basketball1 has two men: tests/test_fitting_people.py)
 ]
 
 
