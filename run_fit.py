@@ -8,7 +8,8 @@ is fitted as a video: tracked people, one shape per person, temporal terms, an
 overlay MP4 when --images gives the frames.
 Per frame: NAME.npz (axis-angle parameters, latent, camera, keypoints, stage
 losses), NAME.obj (mesh in camera coordinates) and NAME_overlay.png; per video
-an overlay MP4; per run config.yaml and summary.json. Frames whose .npz exists
+an overlay MP4; per run config.yaml, summary.json and report.html (with
+--export bvh,glb also BVH / glTF files per clip). Frames whose .npz exists
 are skipped, so a killed run resumes where it stopped.
 
 Settings: configs/fit.yaml, a --config YAML on top, then KEY=VALUE overrides,
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--focal", metavar="F[,FY]", help="focal length in px (f, or fx,fy); default from a 45 deg field of view"
     )
+    parser.add_argument(
+        "--export", metavar="FORMATS", help="also write bvh and/or glb per clip at the end (e.g. bvh,glb)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="refit frames that --out holds from other settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log every step, and the detectors' own messages")
@@ -58,8 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.fps is not None and not 0 < args.fps < 10000:
         parser.error(f"--fps takes a frame rate above 0, got {args.fps:g}")
     from fitting.config import ConfigError, load_config
+    from fitting.export import ExportError, parse_formats
 
     overrides = list(args.overrides)
+    if args.export is not None:
+        try:
+            overrides.append(f"output.export=[{','.join(parse_formats(args.export))}]")
+        except ExportError as e:
+            parser.error(str(e).replace("--format", "--export"))
     for key, value in (
         ("body.model", args.body),
         ("body.model_path", args.model_path),

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 import configs
 from configs import ConfigError, Rule, save_config
+from fitting.export import FORMATS, UNITS
 from fitting.hypotheses import HYPOTHESES
 from fitting.stages import VARIABLES, check_stages
 
@@ -52,6 +53,10 @@ FIT_RULES: dict[str, Rule] = {
     "keypoints.min_height": Rule(type=float, ge=0),
     "keypoints.outside_margin": Rule(type=float, ge=0),
     "output.max_reprojection": Rule(type=float, gt=0),
+    "output.export": Rule(
+        check=lambda v: isinstance(v, list) and set(v) <= set(FORMATS), means=f"a list of {', '.join(FORMATS)}"
+    ),
+    "output.units": Rule(choices=UNITS),
     "init.side_view_cos": Rule(ge=0, le=1),
     "init.initialiser": Rule(type=str),
     "init.keep": Rule(type=int, ge=1, nullable=True),

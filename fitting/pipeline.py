@@ -22,10 +22,12 @@ import body
 import keypoints
 from body.io import TEMP_PREFIX, is_orphan_temporary
 from fitting.config import save_config
+from fitting.export import export_run
 from fitting.fitter import Fitter
 from fitting.inputs import Item, collect, load_item
 from fitting.outputs import OutputError, Scene, Summary, Writer, check_settings, error_text, folder_lock
 from fitting.priors import load_pose_space
+from fitting.report import write_report
 from fitting.sequence import read_sequence
 from fitting.video import fit_footage, fit_video
 
@@ -120,7 +122,24 @@ def run(
         finally:  # also when interrupted: the summary of what was done
             detector.close()
             summary = writer.finish(time.perf_counter() - start)
+        write_results(out, cfg)
     return summary
+
+
+def write_results(out: Path, cfg: DictConfig) -> None:
+    """The run's exports (`output.export`) and report page (`output.report`); a failure of either is
+    logged and leaves the fits as they are."""
+    if cfg.output.export:
+        try:
+            written = export_run(out, cfg.output.export, cfg.output.units)
+            log.info("exported %d file(s): %s", len(written), ", ".join(str(p.relative_to(out)) for p in written))
+        except Exception as e:
+            log.warning("export failed: %s", error_text(e), exc_info=True)
+    if cfg.output.report:
+        try:
+            log.info("report: %s", write_report(out))
+        except Exception as e:
+            log.warning("report failed: %s", error_text(e), exc_info=True)
 
 
 @contextmanager

@@ -145,6 +145,8 @@ def test_cli_on_an_openpose_folder_with_images(tmp_path, detections):
         "--focal",
         "700",
         "--quiet",
+        "--export",
+        "bvh,glb",
         *FAST,
     ]
     proc = subprocess.run(
@@ -152,6 +154,11 @@ def test_cli_on_an_openpose_folder_with_images(tmp_path, detections):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "fitted 2" in proc.stdout
+    # the run's exports and report page (their contents: tests/test_fitting_export.py, test_fitting_report.py)
+    assert {p.name for p in out.iterdir()} >= {"basketball1.bvh", "basketball2.glb", "report.html"}
+    assert "basketball2" in (out / "report.html").read_text()
+    bad = subprocess.run([*cmd[:5], "--export", "fbx"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "fbx" in bad.stderr
     with np.load(out / "basketball2.npz") as f:
         assert f["body_pose"].shape == (21, 3) and f["global_orient"].shape == (3,)
         assert f["left_hand_pose"].shape == (15, 3) and f["shape"].shape == (6,)
