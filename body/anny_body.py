@@ -37,7 +37,7 @@ import torch
 from body.base import BodyModel
 from body.keypoint_sets import COCO23, HAND21_POINTS
 from body.output import BodyOutput
-from body.points import PointDef, PointTable
+from body.points import BoneBinding, PointDef, PointTable
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import HAND_JOINT_NAMES, SMPLX_JOINT_NAMES
 
@@ -136,13 +136,13 @@ class AnnyBody(BodyModel):
         dense = dense_bone_weights(data.vertex_bone_weights, data.vertex_bone_indices, self.num_bones)
         bound = self.points.bound_to_bones(dense)
         self.bone_points = bound.points
-        self.bone_model = _vertex_model(self.model, bound.mix, bound.vertices, bound.bones[:, None])
+        self.bone_model = _vertex_model(self.model, bound.vertices, bound)
         # The slower path it replaced, kept for tests and benchmarks: skin the keypoints'
         # own mesh vertices (set `keypoint_vertices = True`).
         self.keypoint_vertices = False
-        support = torch.tensor(self.points.vertex_support())
-        self.sparse_points = self.points.restricted_to(support.tolist())
-        self.sparse_model = _vertex_model(self.model, torch.eye(len(support), dtype=torch.float64), support)
+        support = self.points.vertex_support()
+        self.sparse_points = self.points.restricted_to(support)
+        self.sparse_model = _vertex_model(self.model, torch.tensor(support))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -296,30 +296,33 @@ def _quiet_warp() -> None:
                     sys.stderr.write(line)
 
 
-def _vertex_model(model, mix: torch.Tensor, vertex_ids: torch.Tensor, bones: torch.Tensor | None = None):
-    """An Anny identical to `model` but for its vertices: row i of `mix` (float64) over the mesh
-    vertices `vertex_ids` (N,) makes vertex i, rest shape and blend shapes alike; it keeps the
-    mixed vertices' skin weights, or rides only on bone `bones[i]` when `bones` (M, 1) is given.
-    No faces."""
+def _vertex_model(model, vertex_ids: torch.Tensor, bound: BoneBinding | None = None):
+    """An Anny identical to `model` but for its vertices (no faces): the mesh vertices
+    `vertex_ids`, or with `bound` its per-bone rest points, each on its one bone (rest
+    shape and blend shapes mixed from the mesh's by `bound.mix`, in float64)."""
     import dataclasses
 
     import anny
 
     data = model.to_model_data()
     ids = vertex_ids.to(data.template_vertices.device)
-    mixed = lambda x: torch.einsum("mn,...nd->...md", mix.to(x.device), x[..., ids, :].double()).to(x.dtype)  # noqa: E731
-    if bones is None:
+    if bound is None:
+        pick = lambda x: x[..., ids, :]  # noqa: E731
         weights, indices = data.vertex_bone_weights[ids], data.vertex_bone_indices[ids]
+        dominant = ids
     else:
-        indices = bones.to(device=ids.device, dtype=data.vertex_bone_indices.dtype)
+        mix = bound.mix.to(ids.device)
+        pick = lambda x: torch.einsum("pn,...nd->...pd", mix, x[..., ids, :].double()).to(x.dtype)  # noqa: E731
+        indices = bound.bones[:, None].to(device=ids.device, dtype=data.vertex_bone_indices.dtype)
         weights = torch.ones(indices.shape, dtype=data.vertex_bone_weights.dtype, device=ids.device)
+        dominant = ids[mix.argmax(1)]
     data = dataclasses.replace(
         data,
-        template_vertices=mixed(data.template_vertices),
-        blendshapes=mixed(data.blendshapes),
+        template_vertices=pick(data.template_vertices),
+        blendshapes=pick(data.blendshapes),
         vertex_bone_weights=weights,
         vertex_bone_indices=indices,
-        base_mesh_vertex_indices=data.base_mesh_vertex_indices[ids[mix.argmax(1).to(ids.device)]],  # dominant vertex
+        base_mesh_vertex_indices=data.base_mesh_vertex_indices[dominant],
         faces=data.faces[:0],
     )
     return anny.Anny.from_model_data(
