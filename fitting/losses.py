@@ -36,6 +36,7 @@ def squared_norm(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).pow(2).sum(1)
 
 
-def smoothness(x: torch.Tensor, link: torch.Tensor) -> torch.Tensor:
-    """link_t |x_t+1 - x_t|^2 (B, T-1) for a sequence x (B, T, D); link (B, T-1) weights."""
-    return (x[:, 1:] - x[:, :-1]).pow(2).sum(-1) * link
+def acceleration(x: torch.Tensor, link: torch.Tensor) -> torch.Tensor:
+    """link_t link_t+1 |x_t+2 - 2 x_t+1 + x_t|^2 (B, T-2) for a sequence x (B, T, D); link (B, T-1)
+    weights of consecutive frames (a triple with an unlinked pair counts 0)."""
+    return (x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]).pow(2).sum(-1) * link[:, 1:] * link[:, :-1]

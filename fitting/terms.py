@@ -247,17 +247,20 @@ class ExpressionPrior(_SquaredNorm):
 
 
 class _Smoothness(Term):
-    """Squared change between linked consecutive frames, charged to the later frame (0 for images)."""
+    """Squared acceleration (second difference) over linked consecutive frames, charged to the last
+    of each three (0 for fewer than three frames): steady motion costs nothing, only its changes do,
+    so a moving person is not pulled toward standing still. A window's held overlap frames are its
+    first frames, so they give the new frames' boundary."""
 
     def sequence(self, e: Evaluation) -> torch.Tensor:  # (B, T, D)
         raise NotImplementedError
 
     def __call__(self, e: Evaluation) -> torch.Tensor:
         b, t = e.shape_bt
-        if t == 1:
+        if t < 3:
             return e.v["transl"].new_zeros(b, t)
-        change = losses.smoothness(self.sequence(e), e.problem.link)
-        return torch.cat([change.new_zeros(b, 1), change], 1)
+        change = losses.acceleration(self.sequence(e), e.problem.link)
+        return torch.cat([change.new_zeros(b, 2), change], 1)
 
 
 @register

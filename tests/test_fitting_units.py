@@ -111,15 +111,18 @@ def test_losses():
     natural = losses.bending(pose)
     pose[1, 17, 1] = 1.0  # hyper-extended
     assert natural[0] == pytest.approx(4.0) and natural[1] < 4.0 < losses.bending(pose)[1]
-    x = torch.tensor([[[0.0], [1.0], [3.0]]])
-    assert torch.equal(losses.smoothness(x, torch.tensor([[1.0, 0.5]])), torch.tensor([[1.0, 2.0]]))
+    x = torch.tensor([[[0.0], [1.0], [3.0], [3.0]]])
+    link = torch.tensor([[1.0, 0.5, 1.0]])
+    assert torch.equal(losses.acceleration(x, link), torch.tensor([[0.5, 2.0]]))
+    steady = torch.tensor([[[0.0], [1.0], [2.0], [3.0]]])  # constant velocity costs nothing
+    assert torch.equal(losses.acceleration(steady, link), torch.zeros(1, 2))
 
 
 def test_video_shape_ignores_diverged_fits():
     from types import SimpleNamespace
 
     from fitting.fitter import FitResult
-    from fitting.video import _person_shape
+    from fitting.tracks import SequenceFit
 
     def result(shape: float, loss: float) -> FitResult:
         return FitResult({"shape": np.full(2, shape)}, np.array([loss]), np.array([1]), {}, np.zeros(3))
@@ -127,12 +130,11 @@ def test_video_shape_ignores_diverged_fits():
     fits = [result(1.0, 0.5), result(float("nan"), float("nan")), result(3.0, 0.5)]
     fitter = SimpleNamespace(fit_frames=lambda targets: fits[: len(targets)], device="cpu", dtype=torch.float64)
     cfg = SimpleNamespace(video=SimpleNamespace(shape_frames=3))
-    valid = [(i, None) for i in range(3)]
-    shape = _person_shape(None, fitter, None, cfg, valid, [False] * 3)
-    assert torch.equal(shape, torch.tensor([2.0, 2.0], dtype=torch.float64))
+    track = SequenceFit([(i, None) for i in range(3)], fitter, cfg, lambda _: None)
+    assert torch.equal(track._shape(), torch.tensor([2.0, 2.0], dtype=torch.float64))
     fits[0] = fits[2] = fits[1]
     with pytest.raises(ValueError, match="no shape frame converged"):
-        _person_shape(None, fitter, None, cfg, valid, [False] * 3)
+        track._shape()
 
 
 def test_inputs_of_a_keypoints_detect_folder(tmp_path):
