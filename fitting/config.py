@@ -72,6 +72,8 @@ FIT_RULES: dict[str, Rule] = {
     "video.overlap": Rule(ge=0),
     "video.max_gap": Rule(ge=1),
     "video.shape_frames": Rule(ge=1),
+    "video.start": Rule(choices=("initialiser", "lifter")),
+    "video.lifter": Rule(type=str),
     "tracking.search_every": Rule(type=int, ge=1),
     "tracking.max_gap": Rule(type=int, ge=0),
     "tracking.min_length": Rule(type=int, ge=1),

@@ -162,7 +162,8 @@ class Engine:
     ) -> dict[str, torch.Tensor]:
         """What terms keeping a fit near its start read: the start variables `v` (B, T, ...) and
         `START_SKELETON`, the skeleton of the body each row starts as. A block (rows, values) that
-        gives `START_BODY_POSE` (M, 21, 3) has its rows' skeleton posed with it: the pose the start
+        gives `START_BODY_POSE` (M, 21, 3), or (M, T, 21, 3) per frame, has its rows' skeleton posed
+        with it: the pose the start
         stands for (the initialiser's reading), which the pose space's variable only approximates
         (VPoser's encoder lands 1-3 cm of joint distance from the initialiser's poses)."""
         b, t = problem.rows, problem.frames
@@ -172,7 +173,7 @@ class Engine:
         for rows, values in blocks:
             if START_BODY_POSE in values:
                 rows = rows.to(self.model.device)
-                poses[rows] = values[START_BODY_POSE].to(poses).reshape(len(rows), 1, NUM_BODY_JOINTS, 3)
+                poses[rows] = values[START_BODY_POSE].to(poses).reshape(len(rows), -1, NUM_BODY_JOINTS, 3)
                 given[rows] = True
 
         def skeleton(rows: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ terms of `cfg.video.schedule`, holding frames already settled.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 
 from body.anny_body import AnnyBody
 from body.base import BodyModel
+from body.keypoint_sets import keypoint_names
 from fitting.camera import project
 from fitting.codec import to_params, to_variables
 from fitting.engine import Engine, IterationHook, RunResult
@@ -25,9 +27,11 @@ from fitting.priors import PoseSpace
 from fitting.problem import Problem, build_problem
 from fitting.stages import Stage, schedule
 from fitting.targets import FrameTargets, Layout
-from fitting.terms import flatten
-from prior.initialiser import Initialiser
+from fitting.terms import START_BODY_POSE, flatten
+from prior.initialiser import BODY_SETS, Initialiser
 from prior.initialiser import load as load_initialiser
+from prior.temporal_lifter import Lift, TemporalLifter, lift
+from prior.temporal_lifter import load as load_lifter
 
 
 @dataclass
@@ -76,6 +80,7 @@ class Fitter:
         self.hypotheses = [HYPOTHESES.create(name) for name in cfg.init.hypotheses]
         self.supported = set(model.keypoint_sets())
         self._initialiser: Initialiser | None = None
+        self._lifter: TemporalLifter | None = None
         self._hook: IterationHook | None = None
 
     def initialiser(self) -> "Initialiser":
@@ -179,11 +184,14 @@ class Fitter:
         starts: list[dict[str, torch.Tensor] | None],
         frozen: list[bool],
         shape: torch.Tensor,
+        anchor: torch.Tensor | None = None,
     ) -> list[FitResult]:
         """Refine consecutive frames jointly (`cfg.video.schedule`, temporal terms) at one `shape` (S,).
 
         starts: each frame's variables (as `variables` gives them), None for the default start;
-        frames marked `frozen` are held at their start. Returns the results of the other frames.
+        frames marked `frozen` are held at their start. anchor (T, 21, 3): the body poses whose
+        skeletons `start_skeleton` holds the frames near (default: their starts'). Returns the
+        results of the other frames.
         """
         problem = self.problem([frames], [frame_index])
         problem.frozen[0] = torch.as_tensor(frozen, device=self.device)
@@ -193,8 +201,35 @@ class Fitter:
             for k, x in (start or {}).items():
                 if k in v and k != "shape":
                     v[k][0, i] = x.to(v[k])
-        run = self.engine.run(problem, v, self.video_schedule, hold=("shape",), hook=self._hook)
+        blocks = [] if anchor is None else [(torch.zeros(1, dtype=torch.long), {START_BODY_POSE: anchor[None]})]
+        start = self.engine.start_values(problem, v, blocks)
+        run = self.engine.run(problem, v, self.video_schedule, hold=("shape",), hook=self._hook, start=start)
         return self._results(run, problem, np.zeros(1, np.int64), self.video_schedule[-1])
+
+    def lifter(self) -> TemporalLifter:
+        """The temporal lifter (`video.lifter`, default the shipped one), loaded on first use; it runs on the CPU."""
+        if self._lifter is None:
+            self._lifter = load_lifter(self.cfg.video.lifter)
+        return self._lifter
+
+    def lift(self, frames: list[FrameTargets], frame_index: list[int]) -> Lift:
+        """The temporal lifter's reading of one person's frames (ascending frame numbers; the frames
+        between them are read as unseen) from their most common body keypoint set."""
+        sets = Counter(s for f in frames for s in f.points if s in BODY_SETS)
+        if not sets:
+            raise ValueError(f"the temporal lifter reads {', '.join(BODY_SETS)} keypoints; this track has none")
+        name = sets.most_common(1)[0][0]
+        first, rows = frame_index[0], torch.as_tensor(frame_index) - frame_index[0]
+        t, k = frame_index[-1] - first + 1, len(keypoint_names(name))
+        points = torch.zeros(t, k, 3)
+        focal, center = torch.tensor([frames[0].focal] * t), torch.tensor([frames[0].center] * t)
+        for j, f in zip(rows, frames):
+            focal[j], center[j] = torch.tensor(f.focal), torch.tensor(f.center)
+            if name in f.points:
+                points[j] = torch.as_tensor(f.points[name][0])
+        out = lift(self.lifter(), points[..., :2], points[..., 2], name, focal, center)
+        kw = dict(device=self.device, dtype=self.dtype)
+        return Lift(**{k: (x if k == "shape" else x[rows]).to(**kw) for k, x in vars(out).items()})
 
     def variables(self, params: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """One frame's optimisation variables from its saved parameters (inverse of the results)."""

@@ -185,6 +185,20 @@ class GivenStart(Hypothesis):
         return torch.arange(n), {k: x.reshape(1, -1).expand(n, -1) for k, x in self.values.items()}
 
 
+class LiftedStart(Hypothesis):
+    """Every frame from its own reading (e.g. the temporal lifter's over a video track): orientation
+    (M, 3), body pose (M, 21, 3) and (Anny) shape (S,), encoded and anchored as the initialiser's."""
+
+    name = "lifted"
+
+    def __init__(self, global_orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor) -> None:
+        self.global_orient, self.body_pose, self.shape = global_orient, body_pose, shape
+
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+        shape = self.shape.reshape(1, -1).expand(ctx.problem.rows, -1)
+        return _learned_start(ctx, self.global_orient, self.body_pose, shape)
+
+
 @dataclass
 class Rows:
     """The rows of a multi-start batch: each row's frame and hypothesis, and the start values per block."""

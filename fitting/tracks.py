@@ -10,7 +10,10 @@ has not settled yet, so a caller interleaving several tracks knows which frames 
   own (one batch, warm-started from the last fitted frame), then the window is refined as one
   problem with the temporal terms (`Fitter.fit_sequence`), the first `video.overlap` frames
   held at the previous window's results. A frame that diverged is fitted again where the
-  next window overlaps it.
+  next window overlaps it. With `video.start: lifter` the temporal lifter reads the whole
+  track first (`Fitter.lift`); its reading of each frame is that frame's start and its anchor
+  (the skeleton `start_skeleton` holds it near, in its own fit and in the window's), and on
+  Anny its shape is the person's.
 - `StillsFit`: a short track's frames as independent stills (own shape, no temporal terms).
 """
 
@@ -24,9 +27,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from body.anny_body import AnnyBody
 from fitting.fitter import FitResult, Fitter
-from fitting.hypotheses import GivenStart
+from fitting.hypotheses import GivenStart, LiftedStart
 from fitting.targets import FrameTargets
+from prior.temporal_lifter import Lift
 
 # A finished frame's saved parameters (None when the frame is not finished for this track).
 Saved = Callable[[int], dict[str, np.ndarray] | None]
@@ -80,11 +85,15 @@ class SequenceFit(TrackFit):
     def __init__(self, frames: list[tuple[int, FrameTargets]], fitter: Fitter, cfg: DictConfig, saved: Saved) -> None:
         super().__init__(frames, fitter, cfg, saved)
         self.shape: torch.Tensor | None = None
+        self.lifted: Lift | None = None  # `video.start: lifter`: the lifter's reading of the whole track
 
     def _shape(self) -> torch.Tensor:
-        """From a finished frame, else the mean of the converged fits of frames spread over the track."""
+        """From a finished frame, else the lifter's (Anny), else the mean of the converged fits of
+        frames spread over the track."""
         if self.known:
             return self.known[min(self.known)]["shape"].reshape(-1)
+        if self.lifted is not None and isinstance(self.fitter.model, AnnyBody):
+            return self.lifted.shape
         n = min(self.cfg.video.shape_frames, len(self.frames))
         picks = np.unique(np.linspace(0, len(self.frames) - 1, n).round().astype(int))
         results = [r for r in self.fitter.fit_frames([self.frames[p][1] for p in picks]) if r.is_finite()]
@@ -95,6 +104,8 @@ class SequenceFit(TrackFit):
 
     def step(self) -> dict[int, FitResult]:
         """The next window: its new frames' results."""
+        if self.cfg.video.start == "lifter" and self.lifted is None:
+            self.lifted = self.fitter.lift([f for _, f in self.frames], [i for i, _ in self.frames])
         if self.shape is None:
             self.shape = self._shape()
         size, stride = self.cfg.video.window, self.cfg.video.window - self.cfg.video.overlap
@@ -103,9 +114,14 @@ class SequenceFit(TrackFit):
         out: dict[int, FitResult] = {}
         if new:
             fitter, known = self.fitter, self.known
-            before = [p for p in positions if p in known and p < new[0]]
-            warm = [GivenStart(known[before[-1]])] if before else None
-            single = fitter.fit_frames([self.frames[p][1] for p in new], shape=self.shape, hypotheses=warm)
+            lifted, anchor = self.lifted, None
+            if lifted is not None:
+                starts = [LiftedStart(lifted.global_orient[new], lifted.body_pose[new], self.shape)]
+                anchor = lifted.body_pose[positions]
+            else:
+                before = [p for p in positions if p in known and p < new[0]]
+                starts = [GivenStart(known[before[-1]])] if before else None
+            single = fitter.fit_frames([self.frames[p][1] for p in new], shape=self.shape, hypotheses=starts)
             fitted = {**known, **{p: fitter.variables(r.params) for p, r in zip(new, single) if r.is_finite()}}
             refined = fitter.fit_sequence(
                 [self.frames[p][1] for p in positions],
@@ -113,6 +129,7 @@ class SequenceFit(TrackFit):
                 [fitted.get(p) for p in positions],
                 [p not in new for p in positions],
                 self.shape,
+                anchor,
             )
             for p, r, first in zip(new, refined, single):
                 r = r.after(first)

@@ -9,13 +9,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import keypoints
 import run_fit
+from configs import ConfigError
 from fitting.config import load_config
 from fitting.export import export_run
+from fitting.fitter import Fitter
 from fitting.pipeline import run
+from fitting.priors import load_pose_space
 from fitting.synthetic import render_views
+from fitting.targets import FrameTargets
+from fitting.tracks import SequenceFit
+from keypoints import default_weights
+from prior.initialiser import Initialiser
+from prior.temporal_lifter import TemporalLifter, save
 
 SIZE = (1000, 600)
 FAST = [
@@ -191,3 +200,42 @@ def test_the_video_cache_has_a_person_axis_and_an_older_cache_is_not_misread(tmp
     assert _load_detections(cache, "tracked") is None  # the other mode: detected again
     np.savez(cache, frame_index=np.arange(3), body=np.zeros((3, 33, 3)), people=np.ones(3, int))  # one-person layout
     assert _load_detections(cache, "all, search every 1") is None
+
+
+def test_video_start_lifter_starts_and_anchors_every_frame_from_the_lifter(anny_body, tmp_path):
+    """`video.start: lifter`: the lifter reads the whole track once (a gap included); each frame's
+    own fit starts from its reading, the window's refinement is anchored to it, and on Anny the
+    person's shape is the lifter's. A tiny random lifter: plumbing, not accuracy."""
+    torch.manual_seed(0)
+    lifter = TemporalLifter(Initialiser(width=16, blocks=0), width=8, dilations=(1,))
+    torch.nn.init.normal_(lifter.out.weight, std=0.1)  # not the initialiser's answer
+    save(lifter, tmp_path / "lifter.pt")
+    cfg = load_config(overrides=[*FAST, "video.start=lifter", f"video.lifter={tmp_path / 'lifter.pt'}"])
+    fitter = Fitter(anny_body, load_pose_space("vposer", None, anny_body.device), cfg)
+    points = _walker(anny_body, -0.5, 0.5, 5.0, 90, 8, seed=3)
+    targets = [FrameTargets({"body25": (p, default_weights("body25"))}, (1100, 1100), (500, 300), SIZE) for p in points]
+    frames = [(i, targets[i]) for i in (0, 1, 2, 4, 5, 6, 7)]  # frame 3: nobody found
+    lifted = fitter.lift([f for _, f in frames], [i for i, _ in frames])
+    anchors = []
+
+    def fit_sequence(*args, **kwargs):
+        anchors.append(args[5])
+        return Fitter.fit_sequence(fitter, *args, **kwargs)
+
+    fitter.fit_sequence = fit_sequence
+    fit = SequenceFit(frames, fitter, cfg, lambda _: None)
+    results = {}
+    while fit.next_frame != float("inf"):
+        results.update(fit.step())
+    assert sorted(results) == [0, 1, 2, 4, 5, 6, 7]
+    for p, (i, _) in enumerate(frames):
+        assert np.allclose(results[i].start_orient, lifted.global_orient[p].numpy(), atol=1e-5)
+        assert np.allclose(results[i].params["shape"], lifted.shape.numpy(), atol=1e-5)
+    window = cfg.video.window
+    assert torch.equal(anchors[0], lifted.body_pose[:window])  # the first window's frames
+    assert len(anchors) == 2 and torch.equal(anchors[1], lifted.body_pose[window - cfg.video.overlap :])
+
+
+def test_video_start_must_be_initialiser_or_lifter():
+    with pytest.raises(ConfigError, match="video.start"):
+        load_config(overrides=["video.start=walker"])
