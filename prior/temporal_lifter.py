@@ -134,8 +134,8 @@ class TemporalLifter(nn.Module):
         out = self.out(h).transpose(1, 2)  # (B, T', NUM_OUT)
         kept = base[:, self._context(self.receptive_field // 2)]
         n = out.shape[1]
-        identity_free = kept[..., :NUM_ROT6D] + out[..., OUT_ROT]
-        rotations = self.to_matrix(identity_free.flatten(0, 1)).unflatten(0, (b, n))
+        rot6d = kept[..., :NUM_ROT6D] + out[..., OUT_ROT]  # the initialiser's reading, corrected
+        rotations = self.to_matrix(rot6d.flatten(0, 1)).unflatten(0, (b, n))
         return Output(rotations, kept[..., NUM_ROT6D:] + out[..., OUT_SHAPE], out[..., OUT_XY], out[..., OUT_DEPTH])
 
 
