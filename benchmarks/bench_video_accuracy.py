@@ -1,6 +1,6 @@
 """Video fitting on held-out actors' mocap with its real root motion: per frame, per sequence, lifted.
 
-    python benchmarks/bench_video_accuracy.py [--clips 2] [--seed 0] [--threads 2] [--lifter PATH]
+    python benchmarks/bench_video_accuracy.py [--clips 2] [--seed 0] [--threads 2] [--lifter PATH] [--rows A,B]
         [--sequences out/temporal/sequences] [--mocap ../shared/data/mocap] [key.sub=value ...]
 
 Clips of 60 frames at 30 fps are cut from the validation actors' sequences (`prior.data.sequences`
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lifter", default=None, help="temporal lifter checkpoint (default: video.lifter)")
     parser.add_argument("--sequences", default="out/temporal/sequences")
     parser.add_argument("--mocap", default="../shared/data/mocap")
+    parser.add_argument("--rows", default="", help="only the rows whose names contain one of these (comma-separated)")
     parser.add_argument("overrides", nargs="*", help="fit config overrides, e.g. optimizer.max_iter=20")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
         "sequence fit, video.start=initialiser": lambda v: sequence_fit(fitters["initialiser"], v),
         "sequence fit, video.start=lifter": lambda v: sequence_fit(fitters["lifter"], v),
     }
+    if args.rows:
+        rows = {k: v for k, v in rows.items() if any(part in k for part in args.rows.split(","))}
     rng = np.random.default_rng(args.seed)
     chosen = clips(val, args.clips, args.min_travel, rng)
     names = ", ".join(str(val.clips[val.clip[np.searchsorted(val.start, c[0], "right") - 1]]) for c in chosen)
@@ -163,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             seconds[name] += time.perf_counter() - started
             truth = views.joints
             got[name].append((pa_mpjpe(joints, truth), mpjpe(joints, truth), accel_error(joints, truth)))
+            print(f"  {name}: PA-MPJPE {1000 * got[name][-1][0].mean():.1f} mm", flush=True)
     print("| method | PA-MPJPE mm | PA-MPJPE p90 mm | MPJPE mm | accel mm/frame^2 | s/frame |")
     print("|---|---|---|---|---|---|")
     for name, parts in got.items():

@@ -12,8 +12,8 @@ has not settled yet, so a caller interleaving several tracks knows which frames 
   held at the previous window's results. A frame that diverged is fitted again where the
   next window overlaps it. With `video.start: lifter` the temporal lifter reads the whole
   track first (`Fitter.lift`); its reading of each frame is that frame's start and its anchor
-  (the skeleton `start_skeleton` holds it near, in its own fit and in the window's), and on
-  Anny its shape is the person's.
+  (the skeleton `start_skeleton` holds it near: in its own fit, and in the window's where
+  `video.schedule` weights it), and on Anny its shape is the person's.
 - `StillsFit`: a short track's frames as independent stills (own shape, no temporal terms).
 """
 
