@@ -47,6 +47,12 @@ BUNDLE: dict[str, dict[str, int | None]] = {
         "woody2_Physics2/wd2_WalkSameSame05.bvh": None,
         "woody2_Samsung/wd2_tt_cut_strock_1.bvh": 400,
     },
+    # MIT. ReActIdle performer 003 standing idle (19-joint Blender-style rig, metres, 24 fps).
+    "reactidle_bvh": {
+        "LICENSE-or-SOURCE.txt": None,
+        "LICENSE.txt": None,
+        "genuine/003_genuine.bvh": None,
+    },
     # Apache-2.0. SNU's 22-joint rig with rest offsets along +x; opens with a held T-pose.
     "snu_basketball_bvh": {
         "LICENSE-or-SOURCE.txt": None,

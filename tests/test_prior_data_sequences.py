@@ -12,7 +12,7 @@ import pytest
 from body.skeleton import BODY_JOINT_NAMES
 from prior.data import bone_direction_errors, load_motion
 from prior.data.sequences import Sequences, build_sequences, segments
-from tests.prior_data_mocap import HELD_OUT_ACTOR, SHARED_MOCAP, bundled_mocap, extract_members, hinge_stats
+from tests.prior_data_mocap import HELD_OUT_ACTOR, bundled_mocap, hinge_stats
 
 J = BODY_JOINT_NAMES.index
 
@@ -51,10 +51,9 @@ def test_segments_are_cut_at_glitch_frames_and_short_ones_left_out():
     assert np.array_equal(parts[1].transl[0], motion.transl[324])
 
 
-def test_reactidle_map_units_rest_and_hinges(shared_data, tmp_path):
+def test_reactidle_map_units_rest_and_hinges():
     """One ReActIdle clip (14 performers standing idle; Blender-style 19-joint rig, metres, y up)."""
-    extract_members(SHARED_MOCAP / "reactidle_bvh.tar.xz", {"reactidle_bvh/genuine/003_genuine.bvh"}, tmp_path)
-    m = load_motion(tmp_path / "reactidle_bvh" / "genuine" / "003_genuine.bvh")
+    m = load_motion(bundled_mocap() / "reactidle_bvh" / "genuine" / "003_genuine.bvh")
     assert m.skeleton == "reactidle_bvh" and m.fps == pytest.approx(24.0) and m.num_frames > 900
     rest = m.rest_joints
     pairs = ((15, 12), (12, 9), (9, 6), (6, 3), (3, 0), (0, 1), (1, 4), (4, 7))  # head ... left ankle
