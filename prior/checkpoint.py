@@ -54,6 +54,27 @@ class CheckpointKeyError(KeyError, ValueError):
         return str(self.args[0])
 
 
+def read_formatted(path: Path, fmt: str, what: str, map_location: str | torch.device = "cpu") -> dict:
+    """A {"format", "layout", "state_dict"} checkpoint written by `torch.save`, read with weights_only=True;
+    ValueError naming `path` and `what` when it is not one of format `fmt`."""
+    try:
+        raw = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not {what} checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(raw, dict) or raw.get("format") != fmt or not isinstance(raw.get("state_dict"), dict):
+        raise ValueError(f"{path}: not {what} checkpoint (expected format {fmt!r})")
+    return raw
+
+
+def load_strictly(model: torch.nn.Module, state: dict, path: Path, what: str) -> None:
+    """Load `state` into `model`, raising CheckpointKeyError naming the missing and unexpected keys."""
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise CheckpointKeyError(path, missing, unexpected, what)
+    model.load_state_dict(state, strict=True)
+
+
 def export_run(
     out_dir: Path, weights: Path, weights_file: str, metrics_file: str, companions: Sequence[str] = ()
 ) -> None:

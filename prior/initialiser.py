@@ -24,8 +24,6 @@ the training actors' mocap on Anny; `prior.initialiser_data`).
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -37,7 +35,7 @@ from body.io import atomic_path
 from body.keypoint_sets import BODY25, COCO23, MEDIAPIPE33, keypoint_names
 from body.rotations import matrix_to_axis_angle
 from body.skeleton import NUM_BODY_JOINTS
-from prior.checkpoint import CheckpointKeyError
+from prior.checkpoint import load_strictly, read_formatted
 from prior.vposer import Rot6dToMatrix
 
 # Every named body point of the supported sets, in a fixed order.
@@ -238,18 +236,8 @@ def load(path: str | Path | None = None, map_location: str | torch.device = "cpu
     path = DEFAULT_CHECKPOINT if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no initialiser checkpoint at {path}; make one: python -m prior.initialiser_train")
-    try:
-        raw = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: not an initialiser checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("state_dict"), dict):
-        raise ValueError(f"{path}: not an initialiser checkpoint (expected format {FORMAT!r})")
+    raw = read_formatted(path, FORMAT, "an initialiser", map_location)
     layout = raw.get("layout") or {}
     model = Initialiser(**{k: layout[k] for k in ("width", "blocks", "dropout", "hypotheses") if k in layout})
-    state = raw["state_dict"]
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise CheckpointKeyError(path, missing, unexpected, "initialiser")
-    model.load_state_dict(state, strict=True)
+    load_strictly(model, raw["state_dict"], path, "initialiser")
     return model.to(map_location).eval()

@@ -17,8 +17,6 @@ on Anny; `prior.temporal_data`).
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +28,7 @@ from body.io import atomic_path
 from body.keypoint_sets import keypoint_names
 from body.rotations import matrix_to_axis_angle
 from body.skeleton import NUM_BODY_JOINTS
-from prior.checkpoint import CheckpointKeyError
+from prior.checkpoint import load_strictly, read_formatted
 from prior.initialiser import NUM_FEATURES, NUM_SHAPE, Initialiser, features, gather_points
 from prior.vposer import Rot6dToMatrix
 
@@ -253,22 +251,12 @@ def load(path: str | Path | None = None, map_location: str | torch.device = "cpu
         raise FileNotFoundError(
             f"no temporal lifter checkpoint at {path}; make one: python -m prior.temporal_lifter_train"
         )
-    try:
-        raw = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: not a temporal lifter checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("state_dict"), dict):
-        raise ValueError(f"{path}: not a temporal lifter checkpoint (expected format {FORMAT!r})")
+    raw = read_formatted(path, FORMAT, "a temporal lifter", map_location)
     layout = dict(raw.get("layout") or {})
     ini = layout.pop("initialiser", {})
     initialiser = Initialiser(**{k: ini[k] for k in ("width", "blocks", "dropout", "hypotheses") if k in ini})
     model = TemporalLifter(
         initialiser, **{k: layout[k] for k in ("width", "dilations", "dropout", "causal") if k in layout}
     )
-    state = raw["state_dict"]
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise CheckpointKeyError(path, missing, unexpected, "temporal lifter")
-    model.load_state_dict(state, strict=True)
+    load_strictly(model, raw["state_dict"], path, "temporal lifter")
     return model.to(map_location).eval()
