@@ -10,6 +10,14 @@ import torch
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Real photos that travel with the project (licences in its README.md).
 PHOTOS = Path(__file__).resolve().parent / "data" / "people"
+# Few iterations, for tests of who is fitted and where outputs go (test_fitting_fit.py checks the fits);
+# four iterations leave some fits far from the keypoints, so all are accepted (rejection has its own test).
+FAST_FIT = [
+    "stages.camera.max_iter=4",
+    "optimizer.max_iter=4",
+    "schedule=[camera,body1,body5]",
+    "output.max_reprojection=100",
+]
 
 
 @pytest.fixture(scope="session")

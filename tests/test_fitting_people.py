@@ -16,16 +16,11 @@ from body.render import PALETTE, render_overlay
 from fitting.camera import project
 from fitting.config import load_config
 from fitting.pipeline import run
+from tests.conftest import FAST_FIT
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "basketball1.png"
-# Few iterations: these tests check who is fitted and where outputs go, test_fitting_fit.py the fits.
-FAST = [
-    "stages.camera.max_iter=4",
-    "optimizer.max_iter=4",
-    "schedule=[camera,body1,body5]",
-    "output.max_reprojection=100",
-]
+FAST = FAST_FIT
 SIZE = (1200, 800)
 # Three people side by side at different depths (camera coordinates, m), written in this order.
 PLACES = np.array([[0.0, 0.1, 6.0], [-1.6, 0.0, 4.5], [1.7, 0.2, 5.0]], np.float32)

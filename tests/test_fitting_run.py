@@ -17,18 +17,11 @@ import keypoints
 from fitting.config import load_config
 from fitting.outputs import OutputError
 from fitting.pipeline import run
-from tests.conftest import PHOTOS
+from tests.conftest import FAST_FIT, PHOTOS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "basketball1.png"
-# Few iterations: these tests check the plumbing, test_fitting_fit.py the fits.
-# Four iterations leave some fits far from the keypoints: accept them all here (rejection has its own test).
-FAST = [
-    "stages.camera.max_iter=4",
-    "optimizer.max_iter=4",
-    "schedule=[camera,body1,body5]",
-    "output.max_reprojection=100",
-]
+FAST = FAST_FIT
 
 
 @pytest.fixture(scope="module")
