@@ -34,7 +34,7 @@ from fitting.config import load_config  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
 from fitting.metrics import pa_mpjpe  # noqa: E402
 from fitting.priors import load_pose_space  # noqa: E402
-from prior.latent_mixture import load_beside  # noqa: E402
+from prior.vposer.latent_mixture import load_beside  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prior.initialiser import load  # noqa: E402
+from prior.initialiser.model import load  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_prior_paired.py [--task-poses 500] [--seed 0] [--checkpoint PATH] [key=value ...]
 
-`python -m prior.evaluate`'s denoising and completion tasks and settings (the
+`python -m prior.evaluation.evaluate`'s denoising and completion tasks and settings (the
 same held-out poses, noise, starts and GMM), run for the shipped VPoser with its
 latent mixture and for the GMM (8 full-covariance components); both see the
 same poses, noise and starts, so their per-pose errors are paired. Prints a
@@ -23,10 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import body  # noqa: E402
-from prior import metrics  # noqa: E402
-from prior.checkpoint import load  # noqa: E402
-from prior.data.fk import smplx_forward_kinematics  # noqa: E402
-from prior.evaluate import (  # noqa: E402
+from prior.data.fk import rest_joints, smplx_forward_kinematics  # noqa: E402
+from prior.evaluation import metrics  # noqa: E402
+from prior.evaluation.evaluate import (  # noqa: E402
     NOISE_MM,
     Settings,
     baseline_candidates,
@@ -35,8 +34,8 @@ from prior.evaluate import (  # noqa: E402
     task_errors,
     vposer_candidate,
 )
-from prior.latent_mixture import load_beside  # noqa: E402
-from prior.train import rest_skeleton  # noqa: E402
+from prior.vposer.checkpoint import load  # noqa: E402
+from prior.vposer.latent_mixture import load_beside  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,10 +53,10 @@ def main(argv: list[str] | None = None) -> None:
         held_out, train_poses = held_out_and_training(checkpoint_config(args.checkpoint, args.overrides).data, settings)
     except (OSError, ValueError) as e:  # a missing or unreadable file, a bad override (ConfigError)
         parser.error(str(e))
-    rest = rest_skeleton(body.create("anny"))
+    rest = rest_joints(body.create("anny"))
     task_j = smplx_forward_kinematics(held_out[: settings.task_poses], rest)
     if mixture is None:
-        parser.error("the checkpoint has no latent mixture beside it; make one: python -m prior.latent_mixture")
+        parser.error("the checkpoint has no latent mixture beside it; make one: python -m prior.vposer.latent_mixture")
     gmm = baseline_candidates(train_poses, settings, lambda msg: print(msg, flush=True))[0]
     errors = {}
     with torch.no_grad():

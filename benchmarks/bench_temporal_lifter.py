@@ -5,7 +5,7 @@
 
 Accuracy: windows of 161 frames (81 scored) at 30 fps of the validation actors' mocap sequences
 (`prior.data.sequences` val.npz, built from --mocap when missing), filmed and corrupted as in
-training (`prior.temporal_data.draw_windows`, configs/train_temporal_lifter.yaml `views`), under
+training (`prior.initialiser.temporal_data.draw_windows`, configs/train_temporal_lifter.yaml `views`), under
 two noise presets: "training" (the training corruption) and "mild" (white noise of 1 % of the
 body's size, 20 % of the points dropped, nothing else). The same frames are scored for the lifter
 and for the initialiser's regressed answer frame by frame. Speed: `lift` on a 300-frame BODY_25
@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from prior.data.fk import RestSkeleton, rest_joints  # noqa: E402
 from prior.data.sequences import Sequences  # noqa: E402
-from prior.initialiser_train import Skeleton  # noqa: E402
-from prior.temporal_data import SequenceBodies, draw_windows  # noqa: E402
-from prior.temporal_lifter import lift, load  # noqa: E402
-from prior.temporal_lifter_train import evaluate, load_config, sequences_folder  # noqa: E402
+from prior.initialiser.temporal_data import SequenceBodies, draw_windows  # noqa: E402
+from prior.initialiser.temporal_lifter import lift, load  # noqa: E402
+from prior.initialiser.temporal_train import evaluate, load_config, sequences_folder  # noqa: E402
 
 PRESETS = {
     "training": [],
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(overrides=[f"data.sequences={args.sequences}", f"data.mocap={args.mocap}"])
     val = Sequences.read(sequences_folder(cfg) / "val.npz")
     bodies = SequenceBodies.build(anny, val, np.random.default_rng(0))
-    with torch.no_grad():
-        skeleton = Skeleton(anny().joints[0, :22].float().cpu())
+    skeleton = RestSkeleton(rest_joints(anny), pelvis_at_origin=True)
     actors = ", ".join(sorted(set(val.actors[val.actor])))
     print(f"held-out actors: {actors}; {args.windows} windows of 161 frames at 30 fps, 81 scored each\n")
     print("| noise | model | PA-MPJPE mm | PA-MPJPE p90 mm | MPJPE mm | accel mm/frame^2 | orientation deg |")

@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="fit config overrides, e.g. optimizer.max_iter=20")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from prior.temporal_lifter_train import load_config as lifter_config
-    from prior.temporal_lifter_train import sequences_folder
+    from prior.initialiser.temporal_train import load_config as lifter_config
+    from prior.initialiser.temporal_train import sequences_folder
 
     data = lifter_config(overrides=[f"data.sequences={args.sequences}", f"data.mocap={args.mocap}"])
     val = Sequences.read(sequences_folder(data) / "val.npz")

@@ -20,8 +20,8 @@ def prior_dataset(path: str | None = None) -> Path:
     """The prior's dataset folder (train.npz, val.npz; split by actor), built from the shared mocap if needed."""
     if path:
         return Path(path)
-    from prior.splits import dataset_folder
-    from prior.train import load_config
+    from prior.data.splits import dataset_folder
+    from prior.vposer.train import load_config
 
     data = load_config().data  # relative paths are meant from the repository root
     for key in ("mocap", "cache_dir"):

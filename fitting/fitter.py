@@ -28,10 +28,10 @@ from fitting.problem import Problem, build_problem
 from fitting.stages import Stage, schedule
 from fitting.targets import FrameTargets, Layout
 from fitting.terms import START_BODY_POSE, flatten
-from prior.initialiser import BODY_SETS, Initialiser
-from prior.initialiser import load as load_initialiser
-from prior.temporal_lifter import Lift, TemporalLifter, lift
-from prior.temporal_lifter import load as load_lifter
+from prior.initialiser.model import BODY_SETS, Initialiser
+from prior.initialiser.model import load as load_initialiser
+from prior.initialiser.temporal_lifter import Lift, TemporalLifter, lift
+from prior.initialiser.temporal_lifter import load as load_lifter
 
 
 @dataclass

@@ -9,7 +9,7 @@ pose, average shape, the orientation the 2D torso suggests, and the translation
 that puts that body over the torso). Generators are named in
 `init.hypotheses`; a new one is a `Hypothesis` subclass decorated with `@register`.
 
-`initialiser` starts from the learned initialiser's prediction (`prior.initialiser`:
+`initialiser` starts from the learned initialiser's prediction (`prior.initialiser.model`:
 2D keypoints -> body pose, camera-frame orientation, Anny shape), its regressed answer;
 `initialiser_2` .. `initialiser_8` from a multi-hypothesis initialiser's other readings
 of the limbs' depth, most probable first; `initialiser_twin` from the depth twin of
@@ -35,10 +35,10 @@ from fitting.registry import Registry
 from fitting.rowwise import in_chunks
 from fitting.targets import BODY, part_of
 from fitting.terms import START_BODY_POSE
-from prior.initialiser import Prediction
+from prior.initialiser.model import Prediction
 
 if TYPE_CHECKING:
-    from prior.initialiser import Initialiser
+    from prior.initialiser.model import Initialiser
 
 StartValues = dict[str, torch.Tensor]  # variable (or START_BODY_POSE) -> (M, ...) values for M frames
 

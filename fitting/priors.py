@@ -9,7 +9,7 @@ import torch
 from body.skeleton import NUM_BODY_JOINTS
 
 if TYPE_CHECKING:
-    from prior.gmm import GaussianMixture
+    from prior.vposer.gmm import GaussianMixture
 
 
 class PoseSpace:
@@ -80,10 +80,10 @@ def load_pose_space(kind: str, path: str | None = None, device: str | torch.devi
 
         return VPoserSpace(prior.load(path).to(device))
     if kind == "gmm":
-        from prior.gmm import MAKE_ONE, GaussianMixture
+        from prior.vposer.gmm import MAKE_ONE, GaussianMixture
 
         if path is None:
-            raise ValueError(f"prior.kind=gmm needs prior.path, a mixture saved by prior.gmm; {MAKE_ONE}")
+            raise ValueError(f"prior.kind=gmm needs prior.path, a mixture saved by prior.vposer.gmm; {MAKE_ONE}")
         return GmmSpace(GaussianMixture.load(path).to(device))
     if kind == "none":
         return PoseSpace()

@@ -31,7 +31,7 @@ from body.anny_body import AnnyBody
 from fitting.fitter import FitResult, Fitter
 from fitting.hypotheses import GivenStart, LiftedStart
 from fitting.targets import FrameTargets
-from prior.temporal_lifter import Lift
+from prior.initialiser.temporal_lifter import Lift
 
 # A finished frame's saved parameters (None when the frame is not finished for this track).
 Saved = Callable[[int], dict[str, np.ndarray] | None]

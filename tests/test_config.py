@@ -8,9 +8,9 @@ from omegaconf import OmegaConf
 import configs
 from configs import ConfigError, Rule, save_config
 from fitting.config import load_config
-from prior.evaluate import checkpoint_config
-from prior.evaluate import main as evaluate_main
-from prior.train import load_config as load_train_config
+from prior.evaluation.evaluate import checkpoint_config
+from prior.evaluation.evaluate import main as evaluate_main
+from prior.vposer.train import load_config as load_train_config
 
 
 def test_overrides_and_a_user_file_layer_on_the_defaults(tmp_path):
@@ -185,7 +185,7 @@ def test_evaluate_applies_overrides_to_the_whole_training_config(capsys):
 
 
 def test_evaluate_reads_a_training_runs_own_config(tmp_path):
-    """The weights inside a prior.train folder are measured on that run's data, not the defaults."""
+    """The weights inside a prior.vposer.train folder are measured on that run's data, not the defaults."""
     run = tmp_path / "run"
     run.mkdir()
     (run / "vposer.pt").write_bytes(b"")

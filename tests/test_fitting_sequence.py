@@ -23,8 +23,8 @@ from fitting.synthetic import render_views
 from fitting.targets import FrameTargets
 from fitting.tracks import SequenceFit
 from keypoints import default_weights
-from prior.initialiser import Initialiser
-from prior.temporal_lifter import TemporalLifter, save
+from prior.initialiser.model import Initialiser
+from prior.initialiser.temporal_lifter import TemporalLifter, save
 
 SIZE = (1000, 600)
 FAST = [

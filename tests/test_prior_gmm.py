@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from prior.gmm import GaussianMixture, fit_gmm, main
+from prior.vposer.gmm import GaussianMixture, fit_gmm, main
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_gmm_load_names_the_file_and_the_fix(tmp_path):
     bad = tmp_path / "gmm.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
     for path in (bad, tmp_path / "missing.npz"):
-        with pytest.raises(ValueError, match=f"{path.name}.*python -m prior.gmm"):
+        with pytest.raises(ValueError, match=f"{path.name}.*python -m prior.vposer.gmm"):
             GaussianMixture.load(path)
 
 

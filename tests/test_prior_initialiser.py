@@ -12,7 +12,7 @@ from body.rotations import axis_angle_to_matrix, geodesic_angle
 from fitting.hypotheses import depth_twin
 from fitting.synthetic import render_views
 from prior import CheckpointKeyError
-from prior.initialiser import (
+from prior.initialiser.model import (
     DEFAULT_CHECKPOINT,
     INPUT_POINTS,
     Initialiser,
@@ -94,7 +94,7 @@ def test_checkpoint_round_trip_strict_keys_and_refused_files(tmp_path, hypothese
     torch.save({"w": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="expected format"):
         load(tmp_path / "other.pt")
-    with pytest.raises(FileNotFoundError, match="prior.initialiser_train"):
+    with pytest.raises(FileNotFoundError, match="prior.initialiser.train"):
         load(tmp_path / "absent.pt")
     if hypotheses == 1:  # checkpoints from before there were hypotheses have none in their layout
         raw = torch.load(tmp_path / "init.pt", weights_only=True)
@@ -127,8 +127,9 @@ def test_training_loss_teaches_every_view_to_the_first_and_the_closest_other_and
     `others`, and the classifier's target is the last."""
     from omegaconf import OmegaConf
 
-    from prior.initialiser_data import ViewBatch
-    from prior.initialiser_train import Skeleton, losses
+    from prior.data.fk import RestSkeleton
+    from prior.initialiser.data import ViewBatch
+    from prior.initialiser.train import losses
 
     model = Initialiser(width=8, blocks=0, hypotheses=hypotheses)
     rot, _, _ = model.outputs()
@@ -146,7 +147,7 @@ def test_training_loss_teaches_every_view_to_the_first_and_the_closest_other_and
         torch.zeros(n, 6),
         torch.ones(n, dtype=torch.bool),
     )
-    skeleton = Skeleton(torch.randn(22, 3))
+    skeleton = RestSkeleton(torch.randn(22, 3), pelvis_at_origin=True)
     weights = OmegaConf.create({"joints": 1.0, "rotations": 0.1, "shape": 0.01, "others": 0.05, "choice": 0.02})
     total, terms = losses(model, batch, skeleton, weights)
     with torch.no_grad():
@@ -248,7 +249,7 @@ def test_shipped_initialiser_beats_the_mean_pose_start_on_held_out_views(anny_bo
 def test_training_runs_saves_and_resumes(tmp_path):
     """On the bundled real mocap: SNU martial-arts actors (training) and FAIR's fair1 (validation)."""
     from prior.data.build import build_dataset
-    from prior.initialiser_train import load_config, train
+    from prior.initialiser.train import load_config, train
     from tests.prior_data_mocap import HELD_OUT_ACTOR, training_mocap
 
     mocap = training_mocap(tmp_path / "mocap")

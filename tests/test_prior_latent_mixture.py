@@ -1,4 +1,4 @@
-"""VPoser's latent mixture (prior.latent_mixture): its pose space, the shipped one, the command."""
+"""VPoser's latent mixture (prior.vposer.latent_mixture): its pose space, the shipped one, the command."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import torch
 from omegaconf import OmegaConf
 
 import prior
-from prior.checkpoint import DEFAULT_CHECKPOINT
-from prior.data.fk import smplx_forward_kinematics
-from prior.evaluate import pose_cost, separation
-from prior.gmm import GaussianMixture
-from prior.latent_mixture import fit_latent_mixture, load_beside, main, mixture_path
-from prior.limits import within_limits
-from prior.tasks import LatentMixtureSpace, LatentSpace, PoseSpace, denoise
-from prior.train import rest_skeleton
+from prior.data.fk import rest_joints, smplx_forward_kinematics
+from prior.evaluation.evaluate import pose_cost, separation
+from prior.evaluation.limits import within_limits
+from prior.evaluation.tasks import LatentMixtureSpace, LatentSpace, PoseSpace, denoise
+from prior.vposer.checkpoint import DEFAULT_CHECKPOINT
+from prior.vposer.gmm import GaussianMixture
+from prior.vposer.latent_mixture import fit_latent_mixture, load_beside, main, mixture_path
 from tests.prior_data_mocap import held_out_poses
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -92,7 +91,7 @@ def test_shipped_mixture_samples_denoising_and_separation(model, shipped, held_o
         samples = model.decode(shipped.sample(500, seed=0).float())
     assert within_limits(samples).float().mean() >= 0.97
     assert separation(lambda p: pose_cost(model, p, "elbo", shipped), held_out, seed=0) >= 95.0
-    rest = rest_skeleton(anny_body)
+    rest = rest_joints(anny_body)
     clean = smplx_forward_kinematics(held_out[:24], rest)
     (with_mixture,) = denoise(LatentMixtureSpace(model, shipped), clean, rest, [0.04], seed=0)
     (no_prior,) = denoise(PoseSpace(), clean, rest, [0.04], seed=0)

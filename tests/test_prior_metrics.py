@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from body.rotations import axis_angle_to_matrix
-from prior import metrics
-from prior.baselines import PCAGaussian
-from prior.evaluate import Row, markdown_tables
-from prior.tasks import PoseSpace, complete, denoise, joints_from_rotmat
+from prior.data.fk import RestSkeleton
+from prior.evaluation import metrics
+from prior.evaluation.baselines import PCAGaussian
+from prior.evaluation.evaluate import Row, markdown_tables
+from prior.evaluation.tasks import PoseSpace, complete, denoise
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -117,7 +118,7 @@ def test_nearest_rotation_distance_sums_joint_angles_to_the_closest_real_pose():
 
 
 def test_denoising_without_noise_and_prior_recovers_the_joints(rest):
-    clean = joints_from_rotmat(axis_angle_to_matrix(random_poses(6, 0.3, 0)), rest)
+    clean = RestSkeleton(rest)(axis_angle_to_matrix(random_poses(6, 0.3, 0)))
     exact, noisy = denoise(PoseSpace(), clean, rest, [0.0, 0.02], seed=0) * 1000  # mm
     assert exact.max() < 1.0, exact
     noise = 0.02 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))  # denoise's seed + 1
@@ -135,12 +136,12 @@ def test_completion_error_is_measured_on_the_hidden_joints_only(rest):
     left_leg = [1, 4, 7, 10]  # joints of the left hip, knee, ankle, foot; their body_pose rows are joint - 1
     left_arm = [13, 16, 18, 20]
     poses[:, [j - 1 for j in left_leg + left_arm]] = 0.0  # left leg and arm at rest, where the starts are
-    clean = joints_from_rotmat(axis_angle_to_matrix(poses), rest)
+    clean = RestSkeleton(rest)(axis_angle_to_matrix(poses))
     err = complete(RestStart(), clean, rest, [metrics.LEFT_LEG], hypotheses=2, seed=0)
     assert err.shape == (1, 4, 2) and err.abs().max() < 1e-6  # the visible joints' fit does not count
     moved = poses.clone()
     moved[:, 3] = torch.tensor([1.0, 0.0, 0.0])  # left knee bent (body_pose row 3 = joint 4): hidden
-    clean_moved = joints_from_rotmat(axis_angle_to_matrix(moved), rest)
+    clean_moved = RestSkeleton(rest)(axis_angle_to_matrix(moved))
     err = complete(RestStart(), clean_moved, rest, [metrics.LEFT_LEG, metrics.LEFT_ARM], hypotheses=1, seed=0)
     leg_at_rest = metrics.mpjpe(clean, clean_moved, metrics.LEFT_LEG)  # the leg stays at rest, hidden
     torch.testing.assert_close(err[0, :, 0], leg_at_rest, atol=1e-5, rtol=0)

@@ -7,8 +7,8 @@ import torch
 
 from body.rotations import axis_angle_to_matrix
 from prior.data.mirror import mirror_body_pose
-from prior.limits import POSE_INDEX, bend_backwards, joint_violations, within_limits
-from prior.vposer import VPoser
+from prior.evaluation.limits import POSE_INDEX, bend_backwards, joint_violations, within_limits
+from prior.vposer.model import VPoser
 
 # State-dict keys of the published VPoser v2 (V02_05) model, without the `vp_model.` prefix.
 OFFICIAL_KEYS = (

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import prior
-from prior.checkpoint import CheckpointKeyError, save_weights
-from prior.vposer import VPoser
+from prior.vposer.checkpoint import CheckpointKeyError, save_weights
+from prior.vposer.model import VPoser
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,10 @@ from omegaconf import OmegaConf
 
 import prior
 from body.rotations import axis_angle_to_matrix, geodesic_angle
-from prior.checkpoint import DEFAULT_CHECKPOINT
-from prior.data.fk import smplx_forward_kinematics
-from prior.evaluate import pose_cost, separation
-from prior.limits import within_limits
-from prior.train import rest_skeleton
+from prior.data.fk import rest_joints, smplx_forward_kinematics
+from prior.evaluation.evaluate import pose_cost, separation
+from prior.evaluation.limits import within_limits
+from prior.vposer.checkpoint import DEFAULT_CHECKPOINT
 from tests.prior_data_mocap import HELD_OUT_ACTOR, held_out_poses
 
 
@@ -50,7 +49,7 @@ def test_reconstructs_held_out_poses(model, held_out, anny_body):
     with torch.no_grad():
         rec = model.decode(model.encode(held_out).mean)
     angle = torch.rad2deg(geodesic_angle(axis_angle_to_matrix(rec), axis_angle_to_matrix(held_out))).mean()
-    rest = rest_skeleton(anny_body)
+    rest = rest_joints(anny_body)
     mpjpe = 1000 * (smplx_forward_kinematics(rec, rest) - smplx_forward_kinematics(held_out, rest)).norm(dim=-1).mean()
     assert angle < 12.0, f"mean geodesic error {angle:.1f} deg"
     assert mpjpe < 65.0, f"MPJPE {mpjpe:.1f} mm"
@@ -66,7 +65,7 @@ def test_sample_cli_writes_grid_gif_and_poses(tmp_path):
     import imageio.v3 as iio
     import numpy as np
 
-    from prior.sample import main
+    from prior.vposer.sample import main
 
     main(["--out", str(tmp_path), "--n", "3", "--columns", "2", "--pairs", "2", "--frames", "2", "--cell", "64"])
     assert iio.imread(tmp_path / "samples.png").shape[:2] == (128, 128)  # 2 rows x 2 columns, one blank

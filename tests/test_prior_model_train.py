@@ -11,11 +11,11 @@ import torch
 from omegaconf import OmegaConf
 
 import prior
-from prior.checkpoint import DEFAULT_CHECKPOINT
 from prior.data.build import build_dataset
-from prior.latent_mixture import load_beside
-from prior.splits import dataset_folder, load_splits
-from prior.train import load_config, main, train
+from prior.data.splits import dataset_folder, load_splits
+from prior.vposer.checkpoint import DEFAULT_CHECKPOINT
+from prior.vposer.latent_mixture import load_beside
+from prior.vposer.train import load_config, main, train
 from tests.prior_data_mocap import HELD_OUT_ACTOR, training_mocap
 
 
@@ -52,7 +52,7 @@ def test_training_reduces_loss_saves_and_resumes(small_dataset, tmp_path):
     ]
     export = tmp_path / "shipped" / "mine.pt"
     weights = train(load_config(overrides=[*overrides, f"export={export}"]))
-    # the run's latent mixture (prior.latent_mixture) is exported beside the weights, config and metrics
+    # the run's latent mixture (prior.vposer.latent_mixture) is exported beside the weights, config and metrics
     exported = ["mine.pt", "mine.yaml", "mine_train_metrics.json", "mine_latent_gmm.npz", "mine_latent_gmm.yaml"]
     assert sorted(p.name for p in export.parent.iterdir()) == sorted(exported)
     run_mixture = load_beside(tmp_path / "run")
@@ -141,7 +141,7 @@ def test_dataset_cache_key_follows_the_mocap_files_not_where_they_live(tmp_path)
 
 
 def test_evaluate_json_writes_its_config_beside(small_dataset, tmp_path):
-    from prior.evaluate import main as evaluate
+    from prior.evaluation.evaluate import main as evaluate
 
     dataset, _ = small_dataset
     quick = ["--samples", "8", "--max-poses", "8", "--task-poses", "2", "--hypotheses", "2", "--iterations", "3"]

@@ -13,13 +13,13 @@ import torch
 
 from body.keypoint_sets import keypoint_names
 from prior import CheckpointKeyError
+from prior.data.fk import RestSkeleton, rest_joints
 from prior.data.sequences import Sequences, build_sequences
-from prior.initialiser import NUM_FEATURES, Initialiser
-from prior.initialiser import save as save_initialiser
-from prior.initialiser_train import Skeleton
-from prior.temporal_data import SequenceBodies, draw_windows
-from prior.temporal_lifter import DEFAULT_CHECKPOINT, TemporalLifter, lift, load, save
-from prior.temporal_lifter_train import evaluate, load_config, train
+from prior.initialiser.model import NUM_FEATURES, Initialiser
+from prior.initialiser.model import save as save_initialiser
+from prior.initialiser.temporal_data import SequenceBodies, draw_windows
+from prior.initialiser.temporal_lifter import DEFAULT_CHECKPOINT, TemporalLifter, lift, load, save
+from prior.initialiser.temporal_train import evaluate, load_config, train
 from tests.prior_data_mocap import HELD_OUT_ACTOR, bundled_mocap
 
 
@@ -97,7 +97,7 @@ def test_checkpoint_round_trip_strict_keys_and_refused_files(tmp_path):
     torch.save({"format": "something else", "state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="expected format"):
         load(tmp_path / "other.pt")
-    with pytest.raises(FileNotFoundError, match="prior.temporal_lifter_train"):
+    with pytest.raises(FileNotFoundError, match="prior.initialiser.temporal_train"):
         load(tmp_path / "none.pt")
 
 
@@ -133,8 +133,7 @@ def test_shipped_lifter_beats_the_initialiser_on_held_out_videos(anny_body, sequ
     bodies = SequenceBodies.build(anny_body, val, np.random.default_rng(0))
     cfg = load_config(overrides=["views.fps=[30.0,30.0]", "views.ends=0.0"])
     windows = draw_windows(bodies, 12, 161, torch.Generator().manual_seed(0), cfg.views)
-    with torch.no_grad():
-        skeleton = Skeleton(anny_body().joints[0, :22].float().cpu())
+    skeleton = RestSkeleton(rest_joints(anny_body), pelvis_at_origin=True)
     got = evaluate(model, windows, skeleton)
     lifter, single = got["lifter"], got["initialiser"]
     print(json.dumps(got))

@@ -1,5 +1,6 @@
 """Mocap data for the pose prior: readers (BVH, ASF/AMC, AMASS), retargeting to SMPL-X
-body poses, mirroring, forward kinematics and the dataset builder (`python -m prior.data.build`)."""
+body poses, mirroring, forward kinematics, the dataset builder (`python -m prior.data.build`),
+its train/validation splits (`splits`) and the clip windows of the temporal lifter (`sequences`)."""
 
 from prior.data.fk import forward_kinematics, smplx_forward_kinematics
 from prior.data.load import find_asf, load_motion

@@ -42,6 +42,33 @@ def rest_offsets(rest_joints: torch.Tensor) -> torch.Tensor:
     return torch.cat([rest_joints[..., :1, :], rest_joints[..., 1:, :] - parent_pos[..., 1:, :]], dim=-2)
 
 
+def rest_joints(body_model: torch.nn.Module) -> torch.Tensor:
+    """A body model's default-shape T-pose body joints (22, 3), pelvis first: a `RestSkeleton`'s rest."""
+    with torch.no_grad():
+        return body_model().joints[0, :22].detach().cpu().clone()
+
+
+class RestSkeleton:
+    """Joint positions of body rotations on one rest skeleton: the SMPL-X body tree (pelvis + 21)
+    with the bone offsets of `rest` (22, 3) T-pose joints (`rest_joints`)."""
+
+    def __init__(self, rest: torch.Tensor | np.ndarray, pelvis_at_origin: bool = False) -> None:
+        """`pelvis_at_origin`: the pelvis at (0, 0, 0) instead of at rest[0]."""
+        rest = torch.as_tensor(rest)
+        offsets = rest_offsets(rest if rest.is_floating_point() else rest.float())
+        if pelvis_at_origin:
+            offsets[..., 0, :] = 0.0
+        self.offsets = offsets
+
+    def __call__(self, rotations: torch.Tensor) -> torch.Tensor:
+        """(..., 22, 3, 3) rotations, or (..., 21, 3, 3) body rotations under an unrotated pelvis,
+        -> (..., 22, 3) joint positions. Differentiable."""
+        if rotations.shape[-3] == len(BODY_PARENTS) - 1:
+            root = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+            rotations = torch.cat([root.expand(*rotations.shape[:-3], 1, 3, 3), rotations], dim=-3)
+        return forward_kinematics(rotations, self.offsets.to(rotations), BODY_PARENTS)[0]
+
+
 def smplx_forward_kinematics(
     body_pose: torch.Tensor | np.ndarray,
     rest_joints: torch.Tensor | np.ndarray,
@@ -63,5 +90,4 @@ def smplx_forward_kinematics(
         if root_orient is None
         else torch.as_tensor(root_orient, dtype=body_pose.dtype, device=body_pose.device)
     )
-    rot = axis_angle_to_matrix(torch.cat([root[..., None, :], body_pose], dim=-2))
-    return forward_kinematics(rot, rest_offsets(rest), BODY_PARENTS)[0]
+    return RestSkeleton(rest)(axis_angle_to_matrix(torch.cat([root[..., None, :], body_pose], dim=-2)))

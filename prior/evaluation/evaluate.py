@@ -1,13 +1,13 @@
-"""Evaluate a pose prior on held-out actors: `python -m prior.evaluate [--checkpoint PATH] [--compare PATH]`.
+"""Evaluate a pose prior on held-out actors: `python -m prior.evaluation.evaluate [--checkpoint PATH] [--compare PATH]`.
 
 Measures priors the way Pose-NDF, NRDF and DPoser(-X) do, on the held-out actors' poses (the
 dataset's val.npz) and prints three markdown tables, for: the VPoser being evaluated (default the
-shipped checkpoint), again with its latent mixture when one lies beside it (`prior.latent_mixture`),
+shipped checkpoint), again with its latent mixture when one lies beside it (`prior.vposer.latent_mixture`),
 optionally a second VPoser (`--compare`), a GMM (8 full-covariance components,
-SMPLify's prior, `prior.gmm`) and a PCA Gaussian (32 components, `prior.baselines`) fitted on the
+SMPLify's prior, `prior.vposer.gmm`) and a PCA Gaussian (32 components, `prior.evaluation.baselines`) fitted on the
 same training poses (train.npz), and no prior. Joints are the 22 SMPL-X body joints by forward
 kinematics on Anny's rest skeleton (pelvis fixed, no global rotation); metric definitions are in
-`prior.metrics`, the recovery tasks in `prior.tasks`.
+`prior.evaluation.metrics`, the recovery tasks in `prior.evaluation.tasks`.
 
 1. Reconstruction of held-out poses (VPoser: decode(encode(x).mean); PCA: project and
    reconstruct; the GMM and no prior have no encoder): geodesic error (deg per joint), MPJPE and
@@ -15,11 +15,11 @@ kinematics on Anny's rest skeleton (pelvis fixed, no global rotation); metric de
    that cost less than themselves with a knee or elbow bent backwards by 60 deg (VPoser: a
    negative-ELBO proxy; PCA: its negative log-density; GMM: its penalty).
 2. Samples (`--samples` per prior, seeded; no prior: uniform random rotations): % within the
-   anatomical limits of `prior.limits`; APD (cm); k-NN precision and recall (k = 3, axis-angle
+   anatomical limits of `prior.evaluation.limits`; APD (cm); k-NN precision and recall (k = 3, axis-angle
    features) against as many held-out real poses; dNN (rad, summed over the 21 joints) and the
    mean per-joint distance (mm) to the nearest held-out real pose.
 3. Denoising: Gaussian noise of 20, 40 and 100 mm per coordinate on the 22 joints of
-   `--task-poses` held-out poses, MAP recovery under each prior (`prior.tasks.denoise`), MPJPE (mm)
+   `--task-poses` held-out poses, MAP recovery under each prior (`prior.evaluation.tasks.denoise`), MPJPE (mm)
    to the clean joints. Completion: the left leg, both legs or the left arm hidden (DPoser's joint
    sets, hip/collar included), the other joints observed exactly, `--hypotheses` random starts
    each; MPJPE (mm) on the hidden joints, best hypothesis per pose and mean over hypotheses.
@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -41,15 +41,12 @@ from omegaconf import DictConfig, OmegaConf
 from body.io import write_text
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import HINGE_FLEXION_AXES
-from prior import metrics
-from prior.baselines import PCAGaussian, uniform_poses
-from prior.checkpoint import DEFAULT_CHECKPOINT, load
-from prior.data.fk import smplx_forward_kinematics
-from prior.gmm import GaussianMixture, fit_gmm
-from prior.latent_mixture import RUN_METRICS, RUN_WEIGHTS, load_beside
-from prior.limits import bend_backwards, within_limits
-from prior.splits import load_splits
-from prior.tasks import (
+from prior.data.fk import rest_joints, smplx_forward_kinematics
+from prior.data.splits import load_splits
+from prior.evaluation import metrics
+from prior.evaluation.baselines import PCAGaussian, uniform_poses
+from prior.evaluation.limits import bend_backwards, within_limits
+from prior.evaluation.tasks import (
     Budget,
     GmmSpace,
     LatentMixtureSpace,
@@ -60,8 +57,11 @@ from prior.tasks import (
     complete,
     denoise,
 )
-from prior.train import load_config, rest_skeleton
-from prior.vposer import VPoser
+from prior.vposer.checkpoint import DEFAULT_CHECKPOINT, load
+from prior.vposer.config import checkpoint_config
+from prior.vposer.gmm import GaussianMixture, fit_gmm
+from prior.vposer.latent_mixture import load_beside
+from prior.vposer.model import VPoser
 
 REC_SIGMA = 0.1  # std of the Gaussian decoder on rotation-matrix entries in the ELBO proxy
 NOISE_MM = (20, 40, 100)
@@ -198,7 +198,7 @@ def v2v_mm(body_model: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor
 
 
 def vposer_candidate(name: str, model: VPoser, mixture: GaussianMixture | None = None) -> Candidate:
-    """A VPoser with N(0, I) on its latent, or with a latent `mixture` (`prior.latent_mixture`)."""
+    """A VPoser with N(0, I) on its latent, or with a latent `mixture` (`prior.vposer.latent_mixture`)."""
     model = model.eval()
     if mixture is None:
         space: LatentSpace = LatentSpace(model)
@@ -315,7 +315,7 @@ def evaluate(
     held_out, train_poses = held_out_and_training(data_cfg, settings)
     log(f"{len(held_out)} held-out poses, {len(train_poses)} training poses")
     anny = body.create("anny")
-    rest = rest_skeleton(anny)
+    rest = rest_joints(anny)
 
     candidates = [vposer_candidate(name, model)]
     if mixture is not None:
@@ -360,25 +360,6 @@ def markdown_tables(rows: list[Row]) -> str:
     return "\n\n".join(out)
 
 
-def _in_training_run(weights: Path) -> bool:
-    """Whether `weights` are a finished `prior.train` run's (its weights' name, beside its metrics)."""
-    return weights.name == RUN_WEIGHTS and (weights.parent / RUN_METRICS).is_file()
-
-
-def checkpoint_config(checkpoint: Path | None, overrides: Sequence[str] = ()) -> DictConfig:
-    """The training config of a checkpoint: the defaults, its .yaml beside it when present (the
-    run's config.yaml for a folder, or for the weights inside a `prior.train` folder), then
-    `overrides`; unknown keys and bad values raise ConfigError."""
-    weights = DEFAULT_CHECKPOINT if checkpoint is None else Path(checkpoint)
-    if not weights.is_file():
-        beside = weights / "config.yaml"
-    elif _in_training_run(weights) and not weights.with_suffix(".yaml").is_file():
-        beside = weights.parent / "config.yaml"
-    else:
-        beside = weights.with_suffix(".yaml")
-    return load_config(beside if beside.is_file() else None, overrides)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -409,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         help="also write the rows as JSON here, and the arguments and data config beside it (.yaml)",
     )
     parser.add_argument(
-        "--render", type=Path, default=None, help="also write prior.sample's grid PNG and interpolation GIF here"
+        "--render", type=Path, default=None, help="also write prior.vposer.sample's grid PNG and interpolation GIF here"
     )
     parser.add_argument(
         "overrides", nargs="*", help="training config overrides (the data.* keys are used), e.g. data.fps=10"
@@ -443,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         write_text(args.json.with_suffix(".yaml"), OmegaConf.to_yaml(run))
     if args.render:
-        from prior.sample import main as sample_main
+        from prior.vposer.sample import main as sample_main
 
         sample_main(["--checkpoint", str(weights), "--out", str(args.render), "--seed", str(args.seed)])
 

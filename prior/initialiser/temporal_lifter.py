@@ -1,6 +1,6 @@
 """A temporal 2D->3D lifter: a person's 2D keypoints over a window of frames -> every frame's body.
 
-Each frame is first read by the single-frame initialiser (`prior.initialiser`, frozen, its
+Each frame is first read by the single-frame initialiser (`prior.initialiser.model`, frozen, its
 regressed answer): the same inputs (`features`: normalised camera coordinates, the box of the
 visible points, confidences, 0 for missing). Its rotations (6D) and shape, with the frame's
 features, enter a stack of dilated temporal convolutions (VideoPose3D, Pavllo et al. 2019: kernel 3,
@@ -11,8 +11,8 @@ global orientation, then the 21 body joints, 6D), a shape (averaged over the win
 pelvis's image position relative to the points' box (`root_xy`: (pelvis - box centre) / box size)
 and log(depth * box size): with the box size of the frame this gives the pelvis depth in metres for
 a typical body, and its ratio to the first frame's whatever the body's size. Training:
-`python -m prior.temporal_lifter_train` (synthetic videos of the training actors' mocap sequences
-on Anny; `prior.temporal_data`).
+`python -m prior.initialiser.temporal_train` (synthetic videos of the training actors' mocap sequences
+on Anny; `prior.initialiser.temporal_data`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from body.io import atomic_path
 from body.keypoint_sets import keypoint_names
 from body.rotations import matrix_to_axis_angle
 from body.skeleton import NUM_BODY_JOINTS
-from prior.checkpoint import load_strictly, read_formatted
-from prior.initialiser import NUM_FEATURES, NUM_SHAPE, Initialiser, features, gather_points
-from prior.vposer import Rot6dToMatrix
+from prior.initialiser.model import NUM_FEATURES, NUM_SHAPE, Initialiser, features, gather_points
+from prior.vposer.checkpoint import CHECKPOINTS, load_strictly, read_formatted
+from prior.vposer.model import Rot6dToMatrix
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "temporal_lifter_default.pt"
+DEFAULT_CHECKPOINT = CHECKPOINTS / "temporal_lifter_default.pt"
 FORMAT = "bodyfit-temporal-lifter-1"
 NUM_ROT6D = 6 * (1 + NUM_BODY_JOINTS)
 # Output channels per frame: rotations (6D), shape, root_xy (2), log(depth * box size).
@@ -249,7 +249,7 @@ def load(path: str | Path | None = None, map_location: str | torch.device = "cpu
     path = DEFAULT_CHECKPOINT if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"no temporal lifter checkpoint at {path}; make one: python -m prior.temporal_lifter_train"
+            f"no temporal lifter checkpoint at {path}; make one: python -m prior.initialiser.temporal_train"
         )
     raw = read_formatted(path, FORMAT, "a temporal lifter", map_location)
     layout = dict(raw.get("layout") or {})

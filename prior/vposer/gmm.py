@@ -1,6 +1,6 @@
 """Gaussian-mixture pose prior (the SMPLify baseline): EM fit, max-mixture penalty, sampling.
 
-    python -m prior.gmm POSES.npz --out gmm.npz   # then: run_fit.py ... prior.kind=gmm prior.path=gmm.npz
+    python -m prior.vposer.gmm POSES.npz --out gmm.npz   # then: run_fit.py ... prior.kind=gmm prior.path=gmm.npz
 
 POSES.npz holds `body_pose` (N, 21, 3), e.g. the prior's train.npz from `python -m prior.data.build`.
 The command's arguments are saved beside the mixture (gmm.yaml).
@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from body.io import write_npz, write_text
 
-MAKE_ONE = "make one with python -m prior.gmm POSES.npz --out gmm.npz"
+MAKE_ONE = "make one with python -m prior.vposer.gmm POSES.npz --out gmm.npz"
 
 
 @dataclass
@@ -152,7 +152,7 @@ def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m prior.gmm", description="Fit the GMM pose prior baseline.")
+    parser = argparse.ArgumentParser(prog="python -m prior.vposer.gmm", description="Fit the GMM pose prior baseline.")
     parser.add_argument("poses", type=Path, help=".npz with body_pose (N, 21, 3)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--components", type=int, default=8)

@@ -1,4 +1,4 @@
-"""Draw novel poses from a VPoser and render them: `python -m prior.sample --out DIR`.
+"""Draw novel poses from a VPoser and render them: `python -m prior.vposer.sample --out DIR`.
 
 Writes DIR/samples.png (a grid of sampled poses on the default Anny body),
 DIR/interpolation.gif (rows of latent interpolations between random latents, one
@@ -17,8 +17,8 @@ import torch
 from omegaconf import OmegaConf
 
 from body.io import atomic_path, write_image, write_npz, write_text
-from prior.checkpoint import DEFAULT_CHECKPOINT, load
-from prior.vposer import VPoser
+from prior.vposer.checkpoint import DEFAULT_CHECKPOINT, load
+from prior.vposer.model import VPoser
 
 VIEW_TURN = math.radians(25)  # turn the body about y so depth shows in the pictures
 

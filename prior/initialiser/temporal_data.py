@@ -24,9 +24,9 @@ from body.base import BodyModel
 from body.rotations import axis_angle_to_matrix
 from body.shapes import random_shapes
 from prior.data.sequences import Sequences
-from prior.initialiser import BODY_SETS, INPUT_POINTS, features
-from prior.initialiser_data import ASPECTS, MIN_POINTS, MIRROR, SET_MASKS, SIDED, PosedBodies, _uniform
-from prior.temporal_lifter import BOX_MID, BOX_SIZE
+from prior.initialiser.data import ASPECTS, MIN_POINTS, MIRROR, SET_MASKS, SIDED, PosedBodies, _uniform
+from prior.initialiser.model import BODY_SETS, INPUT_POINTS, features
+from prior.initialiser.temporal_lifter import BOX_MID, BOX_SIZE
 
 
 @dataclass

@@ -3,9 +3,9 @@
 Every prior is a pose space: a free variable v (N, dim) per pose, the body rotations it gives
 and a penalty, its negative log-prior up to a constant:
 - VPoser: v = z (latent), rotations = decoder(z), penalty 0.5 |z|^2, or with its latent mixture
-  (`prior.latent_mixture`) that mixture's max-component penalty;
+  (`prior.vposer.latent_mixture`) that mixture's max-component penalty;
 - PCA Gaussian: v = whitened PCA coefficients w, pose = mean + B sqrt(lambda) w, penalty 0.5 |w|^2;
-- GMM: v = axis-angle, penalty = the max-mixture negative log-likelihood (`prior.gmm`);
+- GMM: v = axis-angle, penalty = the max-mixture negative log-likelihood (`prior.vposer.gmm`);
 - none: v = axis-angle, no penalty.
 
 `recover` finds the MAP pose given 3D joint observations with isotropic Gaussian noise of
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 import torch
 
 from body.rotations import axis_angle_to_matrix
-from body.skeleton import BODY_PARENTS, NUM_BODY_JOINTS
-from prior.baselines import PCAGaussian
-from prior.data.fk import forward_kinematics, rest_offsets
-from prior.gmm import GaussianMixture
-from prior.metrics import mpjpe
-from prior.vposer import VPoser
+from body.skeleton import NUM_BODY_JOINTS
+from prior.data.fk import RestSkeleton
+from prior.evaluation.baselines import PCAGaussian
+from prior.evaluation.metrics import mpjpe
+from prior.vposer.gmm import GaussianMixture
+from prior.vposer.model import VPoser
 
 DTYPE = torch.float32  # of the optimisation
 DAMPING_FLOOR = 1e-2  # LM: least diagonal scaling, relative to the mean of diag(J^T J)
@@ -119,17 +119,11 @@ class GmmSpace(_MixturePrior, PoseSpace):
 
 
 class LatentMixtureSpace(_MixturePrior, LatentSpace):
-    """A VPoser's latent under the mixture fitted to its training codes (`prior.latent_mixture`)."""
+    """A VPoser's latent under the mixture fitted to its training codes (`prior.vposer.latent_mixture`)."""
 
     def __init__(self, model: VPoser, mixture: GaussianMixture) -> None:
         LatentSpace.__init__(self, model)
         self.mixture = mixture.to("cpu", DTYPE)
-
-
-def joints_from_rotmat(rotmat: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-    """(N, 21, 3, 3) body rotations -> (N, 22, 3) joints on the rest skeleton (22, 3), pelvis fixed."""
-    root = torch.eye(3, dtype=rotmat.dtype).expand(len(rotmat), 1, 3, 3)
-    return forward_kinematics(torch.cat([root, rotmat], 1), rest_offsets(rest).to(rotmat), BODY_PARENTS)[0]
 
 
 @dataclass(frozen=True)
@@ -172,7 +166,7 @@ def recover(
             )
             for i in range(0, n, budget.chunk)
         ]
-        return joints_from_rotmat(space.rotmat(torch.cat(solved)), rest)
+        return RestSkeleton(rest)(space.rotmat(torch.cat(solved)))
 
 
 def _levenberg_marquardt(
@@ -181,7 +175,7 @@ def _levenberg_marquardt(
     """Per-row LM on 0.5 |r(v)|^2 + const(v) with Marquardt's diagonal damping; returns v (N, dim)."""
 
     def data_residual(x: torch.Tensor) -> torch.Tensor:
-        return ((joints_from_rotmat(space.rotmat(x), rest) - target) * scale[..., None]).flatten(1)
+        return ((RestSkeleton(rest)(space.rotmat(x)) - target) * scale[..., None]).flatten(1)
 
     def residuals(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         prior_r, const, _ = space.prior_residual(x)

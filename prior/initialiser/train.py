@@ -1,18 +1,18 @@
 """Train the fitter's learned start on synthetic views of the training actors' mocap.
 
-    python -m prior.initialiser_train [--config FILE] [key=value ...]
-    e.g. python -m prior.initialiser_train export=prior/checkpoints/initialiser_default.pt
+    python -m prior.initialiser.train [--config FILE] [key=value ...]
+    e.g. python -m prior.initialiser.train export=prior/checkpoints/initialiser_default.pt
 
 Settings: configs/train_initialiser.yaml. Every pose of the prior dataset's
 training split is put on Anny with a random adult shape once; each step then
-draws fresh random views (`prior.initialiser_data.draw_views`). The loss is the
+draws fresh random views (`prior.initialiser.data.draw_views`). The loss is the
 mean 3D joint distance (forward kinematics of the predicted rotations on Anny's
 rest skeleton, camera frame, pelvis at the origin) plus rotation and shape
 terms; with several hypotheses, the first learns so from every view, the others
 winner-takes-all, with a classifier of which is closest. `init_from` starts from
 a trained initialiser of the same width: a one-hypothesis one is widened to K
-hypotheses (`prior.initialiser.widen`), and a shallower one deepened
-(`prior.initialiser.deepen`). Metrics on
+hypotheses (`prior.initialiser.model.widen`), and a shallower one deepened
+(`prior.initialiser.model.deepen`). Metrics on
 fixed views of the validation actors: MPJPE (the same joints; orientation
 included), PA-MPJPE, orientation error. Resumes from out_dir/last.pt.
 """
@@ -33,13 +33,12 @@ from omegaconf import DictConfig, OmegaConf
 import configs
 from body.io import atomic_path, write_text
 from body.rotations import geodesic_angle
-from body.skeleton import BODY_PARENTS
 from configs.loader import Rule
-from prior.checkpoint import export_run
-from prior.data.fk import forward_kinematics, rest_offsets
-from prior.initialiser import Initialiser, deepen, load, save, widen
-from prior.initialiser_data import PosedBodies, ViewBatch, draw_views
-from prior.metrics import pa_mpjpe
+from prior.data.fk import RestSkeleton, rest_joints
+from prior.evaluation.metrics import pa_mpjpe
+from prior.initialiser.data import PosedBodies, ViewBatch, draw_views
+from prior.initialiser.model import Initialiser, deepen, load, save, widen
+from prior.vposer.checkpoint import export_run
 
 RULES: dict[str, Rule] = {
     "export": Rule(type=str),
@@ -84,26 +83,14 @@ def dataset_folder(cfg: DictConfig) -> Path:
     """`data.dataset`, or the prior's dataset (configs/train_prior.yaml), built if needed."""
     if cfg.data.dataset:
         return Path(cfg.data.dataset)
-    from prior.splits import dataset_folder as prior_folder
-    from prior.train import load_config as prior_config
+    from prior.data.splits import dataset_folder as prior_folder
+    from prior.vposer.train import load_config as prior_config
 
     return prior_folder(prior_config().data)
 
 
-class Skeleton:
-    """Joint positions (N, 22, 3) of rotations (N, 22, 3, 3) on Anny's rest skeleton, pelvis at the origin."""
-
-    def __init__(self, rest_joints: torch.Tensor) -> None:
-        offsets = rest_offsets(rest_joints).float()
-        offsets[0] = 0.0
-        self.offsets = offsets
-
-    def __call__(self, rot: torch.Tensor) -> torch.Tensor:
-        return forward_kinematics(rot, self.offsets.to(rot), BODY_PARENTS)[0]
-
-
 def losses(
-    model: Initialiser, batch: ViewBatch, skeleton: Skeleton, weights: DictConfig
+    model: Initialiser, batch: ViewBatch, skeleton: RestSkeleton, weights: DictConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted loss of a batch (valid views only) and its unweighted terms.
 
@@ -136,7 +123,7 @@ def losses(
 
 
 @torch.no_grad()
-def evaluate(model: Initialiser, batch: ViewBatch, skeleton: Skeleton) -> dict[str, float]:
+def evaluate(model: Initialiser, batch: ViewBatch, skeleton: RestSkeleton) -> dict[str, float]:
     """MPJPE, PA-MPJPE (mm) and orientation error (deg) of the first (regressed) hypothesis on fixed
     views (valid ones); with several hypotheses also the PA-MPJPE of the best one (an oracle's pick)."""
     was = model.training
@@ -209,8 +196,7 @@ def train(cfg: DictConfig) -> Path:
         keep = rng.choice(len(d["body_pose"]), min(cfg.data.val_views, len(d["body_pose"])), replace=False)
         val_bodies = PosedBodies.build(anny, d["body_pose"][keep], d["root_orient"][keep], rng)
     val = draw_views(val_bodies, len(val_bodies), torch.Generator().manual_seed(12345), cfg.views)
-    with torch.no_grad():
-        skeleton = Skeleton(anny().joints[0, :22].cpu())
+    skeleton = RestSkeleton(rest_joints(anny), pelvis_at_origin=True)
     prepared = time.time() - started
     print(f"{len(bodies)} training poses, {int(val.valid.sum())} validation views; posed in {prepared:.0f} s")
 

@@ -24,7 +24,7 @@ from body.keypoint_sets import keypoint_names
 from body.rotations import axis_angle_to_matrix
 from body.shapes import random_shapes
 from body.skeleton import mirrored_name
-from prior.initialiser import BODY_SETS, INPUT_POINTS, features
+from prior.initialiser.model import BODY_SETS, INPUT_POINTS, features
 
 ASPECTS = (16 / 9, 4 / 3, 1.0, 3 / 4, 9 / 16)
 MIN_POINTS = 6  # views with fewer visible points are left out of the loss

@@ -1,18 +1,18 @@
 """VPoser's latent prior fitted after training: a Gaussian mixture on the training poses' latent codes.
 
-    python -m prior.latent_mixture [--checkpoint PATH] [--components 8] [--seed 0] [key=value ...]
+    python -m prior.vposer.latent_mixture [--checkpoint PATH] [--components 8] [--seed 0] [key=value ...]
 
 VPoser's users put N(0, I) on the latent z. Trained with a small KL weight (ours 0.0005),
 the codes of real poses do have about unit spread per dimension, but they fill the ball
 unevenly. A full-covariance mixture fitted to the encoder means of the training poses is
 a better prior on z: ex-post density estimation (Ghosh et al. 2020, "From variational to
 deterministic autoencoders"), the second stage of Dai & Wipf's two-stage VAE (2019). It
-uses 8 components, like the pose-space GMM baseline (SMPLify's). `prior.evaluate` reports
+uses 8 components, like the pose-space GMM baseline (SMPLify's). `prior.evaluation.evaluate` reports
 VPoser with it. The fitter keeps |z|^2, which fitted held-out frames as well
 (README, "Latent mixture").
 
 The mixture is written beside the checkpoint as STEM_latent_gmm.npz, with its settings
-in STEM_latent_gmm.yaml. `prior.train` fits one at the end of every run.
+in STEM_latent_gmm.yaml. `prior.vposer.train` fits one at the end of every run.
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ import torch
 from omegaconf import OmegaConf
 
 from body.io import write_text
-from prior.checkpoint import DEFAULT_CHECKPOINT, load
-from prior.gmm import GaussianMixture, fit_gmm
-from prior.vposer import VPoser
+from prior.data.splits import load_splits
+from prior.vposer.checkpoint import DEFAULT_CHECKPOINT, load
+from prior.vposer.config import RUN_WEIGHTS, checkpoint_config
+from prior.vposer.gmm import GaussianMixture, fit_gmm
+from prior.vposer.model import VPoser
 
 COMPONENTS = 8
 SUFFIX = "_latent_gmm"
-RUN_WEIGHTS = "vposer.pt"  # the weights' name in a prior.train folder
-RUN_METRICS = "train_metrics.json"  # written beside them when the run finishes
 
 
 def mixture_path(checkpoint: Path) -> Path:
-    """Where the latent mixture of a checkpoint file (or prior.train folder) lives."""
+    """Where the latent mixture of a checkpoint file (or prior.vposer.train folder) lives."""
     if checkpoint.is_dir():
         checkpoint = checkpoint / RUN_WEIGHTS
     return checkpoint.with_name(f"{checkpoint.stem}{SUFFIX}.npz")
@@ -67,7 +67,7 @@ def load_beside(checkpoint: Path | None, latent_dim: int = 32) -> GaussianMixtur
     path = mixture_path(DEFAULT_CHECKPOINT if checkpoint is None else Path(checkpoint))
     if not path.is_file():
         return None
-    remake = "remake it with python -m prior.latent_mixture --checkpoint CHECKPOINT, or delete it"
+    remake = "remake it with python -m prior.vposer.latent_mixture --checkpoint CHECKPOINT, or delete it"
     mixture = GaussianMixture.load(path, fix=remake)
     if mixture.means.shape[1] != latent_dim:
         dims = mixture.means.shape[1]
@@ -87,8 +87,6 @@ def fit_and_save(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from prior.evaluate import checkpoint_config
-    from prior.splits import load_splits
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="VPoser weights (default: the shipped one)")

@@ -18,8 +18,8 @@ between such readings. So the network may give K hypotheses of the orientation
 and pose: the first is that regressed answer (trained on every view), the other
 K - 1 are committed readings, trained winner-takes-all (each view teaches its
 closest one, Rupprecht et al. 2017), with a classifier of which is closest that
-orders them. Training: `python -m prior.initialiser_train` (synthetic views of
-the training actors' mocap on Anny; `prior.initialiser_data`).
+orders them. Training: `python -m prior.initialiser.train` (synthetic views of
+the training actors' mocap on Anny; `prior.initialiser.data`).
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from body.io import atomic_path
 from body.keypoint_sets import BODY25, COCO23, MEDIAPIPE33, keypoint_names
 from body.rotations import matrix_to_axis_angle
 from body.skeleton import NUM_BODY_JOINTS
-from prior.checkpoint import load_strictly, read_formatted
-from prior.vposer import Rot6dToMatrix
+from prior.vposer.checkpoint import CHECKPOINTS, load_strictly, read_formatted
+from prior.vposer.model import Rot6dToMatrix
 
 # Every named body point of the supported sets, in a fixed order.
 INPUT_POINTS: tuple[str, ...] = tuple(dict.fromkeys(COCO23 + BODY25 + MEDIAPIPE33))
 BODY_SETS: tuple[str, ...] = ("coco17", "coco23", "body25", "mediapipe33")
 NUM_FEATURES = 3 * len(INPUT_POINTS) + 3
 NUM_SHAPE = 6  # Anny's phenotypes
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "initialiser_default.pt"
+DEFAULT_CHECKPOINT = CHECKPOINTS / "initialiser_default.pt"
 FORMAT = "bodyfit-initialiser-1"
 
 
@@ -235,7 +235,7 @@ def load(path: str | Path | None = None, map_location: str | torch.device = "cpu
     and loaded strictly (missing or unexpected weights raise CheckpointKeyError naming them)."""
     path = DEFAULT_CHECKPOINT if path is None else Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no initialiser checkpoint at {path}; make one: python -m prior.initialiser_train")
+        raise FileNotFoundError(f"no initialiser checkpoint at {path}; make one: python -m prior.initialiser.train")
     raw = read_formatted(path, FORMAT, "an initialiser", map_location)
     layout = raw.get("layout") or {}
     model = Initialiser(**{k: layout[k] for k in ("width", "blocks", "dropout", "hypotheses") if k in layout})

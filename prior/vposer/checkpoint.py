@@ -4,7 +4,7 @@ Accepted inputs of `load`:
 - None: the project's default checkpoint, `prior/checkpoints/vposer_default.pt`;
 - a file: a plain state_dict (as `save_weights` writes), or a Lightning checkpoint
   ({'state_dict': ...}) whose model keys carry the `vp_model.` prefix (official
-  VPoser v2 `.ckpt` files, and the ones `prior.train` writes);
+  VPoser v2 `.ckpt` files, and the ones `prior.vposer.train` writes);
 - a folder: an experiment folder with `snapshots/*.ckpt` (the best one by the
   `val_loss=` in its name, else the newest) and optionally a `*.yaml` config
   holding `model_params.num_neurons` / `model_params.latentD` (V02_05 style).
@@ -29,9 +29,10 @@ import torch
 from omegaconf import OmegaConf
 
 from body.io import atomic_path
-from prior.vposer import VPoser
+from prior.vposer.model import VPoser
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "vposer_default.pt"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"  # prior/checkpoints: the shipped weights
+DEFAULT_CHECKPOINT = CHECKPOINTS / "vposer_default.pt"
 MODEL_PREFIX = "vp_model."
 TRAINER_ONLY_PREFIXES = ("bm_train.",)
 _VAL_LOSS = re.compile(r"val_loss=([0-9.eE+-]+?)(?:\.ckpt$|[-_])")
@@ -130,7 +131,7 @@ def _read(path: Path, map_location: str | torch.device) -> object:
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as e:
         raise ValueError(
             f"{path}: not a VPoser checkpoint ({type(e).__name__}: {e}); pass an official VPoser v2 "
-            ".ckpt, an experiment folder, or a prior.train output"
+            ".ckpt, an experiment folder, or a prior.vposer.train output"
         ) from e
 
 

@@ -1,14 +1,14 @@
 """Train the temporal lifter on synthetic videos of the training actors' mocap sequences.
 
-    python -m prior.temporal_lifter_train [--config FILE] [key=value ...]
-    e.g. python -m prior.temporal_lifter_train export=prior/checkpoints/temporal_lifter_default.pt
+    python -m prior.initialiser.temporal_train [--config FILE] [key=value ...]
+    e.g. python -m prior.initialiser.temporal_train export=prior/checkpoints/temporal_lifter_default.pt
 
 Settings: configs/train_temporal_lifter.yaml. The sequences (`prior.data.sequences`, built from
 `data.mocap` on first use) are put on Anny with one random adult shape per segment once; each
-step then films fresh random windows (`prior.temporal_data.draw_windows`). The frozen single-frame
+step then films fresh random windows (`prior.initialiser.temporal_data.draw_windows`). The frozen single-frame
 initialiser reads every frame; the loss on the output frames is the mean 3D joint distance
 (forward kinematics on Anny's rest skeleton, camera frame, pelvis at the origin: the initialiser's
-`Skeleton`), rotation, shape, joint-velocity, root-position and depth terms. Metrics on fixed
+`RestSkeleton`), rotation, shape, joint-velocity, root-position and depth terms. Metrics on fixed
 30 fps windows of the validation actors, for the lifter and for the initialiser alone (its
 regressed answer frame by frame) on the same frames: MPJPE, PA-MPJPE, acceleration error
 (pelvis-centred joints, mm/frame^2), orientation error, depth error relative to the window's first
@@ -32,14 +32,14 @@ import configs
 from body.io import atomic_path, write_text
 from body.rotations import geodesic_angle
 from configs.loader import Rule
-from prior.checkpoint import export_run
 from prior.data.build import DEFAULT_VAL_SUBJECTS
+from prior.data.fk import RestSkeleton, rest_joints
 from prior.data.sequences import SEQUENCES_FORMAT, Sequences, build_sequences
-from prior.initialiser import load as load_initialiser
-from prior.initialiser_train import Skeleton
-from prior.metrics import pa_mpjpe
-from prior.temporal_data import SequenceBodies, WindowBatch, draw_windows
-from prior.temporal_lifter import Output, TemporalLifter, receptive_field, save
+from prior.evaluation.metrics import pa_mpjpe
+from prior.initialiser.model import load as load_initialiser
+from prior.initialiser.temporal_data import SequenceBodies, WindowBatch, draw_windows
+from prior.initialiser.temporal_lifter import Output, TemporalLifter, receptive_field, save
+from prior.vposer.checkpoint import export_run
 
 RULES: dict[str, Rule] = {
     "export": Rule(type=str),
@@ -117,17 +117,13 @@ def _first_frames(seqs: Sequences, limit: int | None) -> Sequences:
     return Sequences(**per_frame, **per_segment, actors=seqs.actors, clips=seqs.clips)
 
 
-def _joints(skeleton: Skeleton, rot: torch.Tensor) -> torch.Tensor:
-    return skeleton(rot.flatten(0, 1)).unflatten(0, rot.shape[:2])
-
-
 def losses(
-    out: Output, batch: WindowBatch, skeleton: Skeleton, weights: DictConfig
+    out: Output, batch: WindowBatch, skeleton: RestSkeleton, weights: DictConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted loss over the valid output frames and its unweighted terms (batch: the output
     frames' targets)."""
     v = batch.valid
-    pred, true = _joints(skeleton, out.rotations), _joints(skeleton, batch.rotations)
+    pred, true = skeleton(out.rotations), skeleton(batch.rotations)
     both = v[:, 1:] & v[:, :-1]
     speed = ((pred[:, 1:] - pred[:, :-1]) - (true[:, 1:] - true[:, :-1])).norm(dim=-1).mean(-1)
     terms = {
@@ -155,7 +151,7 @@ def _errors(pred: torch.Tensor, true: torch.Tensor, valid: torch.Tensor) -> dict
 
 
 @torch.no_grad()
-def evaluate(model: TemporalLifter, batch: WindowBatch, skeleton: Skeleton) -> dict[str, dict[str, float]]:
+def evaluate(model: TemporalLifter, batch: WindowBatch, skeleton: RestSkeleton) -> dict[str, dict[str, float]]:
     """Metrics (mm, mm/frame^2, deg, %) of the lifter and of the initialiser alone on the same valid
     output frames of fixed windows (batch: full windows)."""
     was = model.training
@@ -167,11 +163,11 @@ def evaluate(model: TemporalLifter, batch: WindowBatch, skeleton: Skeleton) -> d
     target = batch.frames(kept)
     b, t = target.valid.shape
     ini_rot = model.initialiser(batch.features[:, kept].flatten(0, 1))[0][:, 0].unflatten(0, (b, t))
-    true = _joints(skeleton, target.rotations)
+    true = skeleton(target.rotations)
     v = target.valid
     result = {}
     for name, rot in (("lifter", out.rotations), ("initialiser", ini_rot)):
-        e = _errors(_joints(skeleton, rot), true, v)
+        e = _errors(skeleton(rot), true, v)
         result[name] = {
             "mpjpe_mm": float(1000 * e["mpjpe"].mean()),
             "pa_mpjpe_mm": float(1000 * e["pa_mpjpe"].mean()),
@@ -219,8 +215,7 @@ def train(cfg: DictConfig) -> Path:
     val_bodies = SequenceBodies.build(anny, Sequences.read(folder / "val.npz"), np.random.default_rng(VAL_SEED))
     val_views = OmegaConf.merge(cfg.views, {"fps": [VAL_FPS, VAL_FPS], "ends": 0.0})
     val = draw_windows(val_bodies, cfg.data.val_windows, t.frames, torch.Generator().manual_seed(VAL_SEED), val_views)
-    with torch.no_grad():
-        skeleton = Skeleton(anny().joints[0, :22].cpu())
+    skeleton = RestSkeleton(rest_joints(anny), pelvis_at_origin=True)
     prepared = time.time() - started
     posed = f"{bodies.points.shape[0]} training frames in {len(bodies.length)} segments; posed in {prepared:.0f} s"
     print(posed, flush=True)

@@ -1,6 +1,6 @@
 """Baseline pose priors that VPoser is compared with: a PCA Gaussian, and uniform random rotations.
 
-The GMM baseline (SMPLify's mixture of Gaussians) lives in `prior.gmm`.
+The GMM baseline (SMPLify's mixture of Gaussians) lives in `prior.vposer.gmm`.
 """
 
 from __future__ import annotations
