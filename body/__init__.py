@@ -2,16 +2,20 @@
 
 `create("anny")` is the embedded default (no licence-gated files);
 `create("smplx", model_path=...)` loads the user's own SMPL-X files.
+Importing `body` does not import torch: the torch-free tables (`body.keypoint_sets`,
+`body.skeleton`) serve processes without it (the MediaPipe worker); `BodyModel`,
+`BodyOutput` and `create` import it on first use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from body.base import BodyModel
-from body.output import BodyOutput
+    from body.base import BodyModel
+    from body.output import BodyOutput
 
 __all__ = ["BodyModel", "BodyOutput", "create", "MODEL_NAMES"]
 
@@ -24,10 +28,10 @@ def create(
     model_path: str | None = None,
     gender: str | None = None,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     **kwargs: Any,
 ) -> BodyModel:
-    """Build a body model: "anny" (default) or "smplx" (needs `model_path`).
+    """Build a body model: "anny" (default) or "smplx" (needs `model_path`); `dtype` None is float32.
 
     `gender` (None = neutral) and `kwargs` (num_betas, num_expression) are SMPL-X
     options; Anny refuses them, as it does `model_path`. Raises ValueError for an
@@ -48,7 +52,7 @@ def create(
             raise ValueError(f"Anny takes no extra arguments; got {sorted(kwargs)}")
         from body.anny_body import AnnyBody
 
-        return AnnyBody(device=device, dtype=dtype)
+        return AnnyBody(device=device, dtype=dtype or _float32())
     if name == "smplx":
         from body.smplx_files import check_gender, missing_model_message
 
@@ -60,5 +64,24 @@ def create(
             raise FileNotFoundError(missing_model_message(None, gender))
         from body.smplx_body import SmplxBody
 
-        return SmplxBody(model_path, gender=gender, device=device, dtype=dtype, **kwargs)
+        return SmplxBody(model_path, gender=gender, device=device, dtype=dtype or _float32(), **kwargs)
     raise ValueError(f"unknown body model {name!r}; choose one of {MODEL_NAMES}")
+
+
+def _float32() -> torch.dtype:
+    import torch
+
+    return torch.float32
+
+
+def __getattr__(name: str) -> Any:
+    """`BodyModel` and `BodyOutput`, imported (with torch) on first use."""
+    if name == "BodyModel":
+        from body.base import BodyModel
+
+        return BodyModel
+    if name == "BodyOutput":
+        from body.output import BodyOutput
+
+        return BodyOutput
+    raise AttributeError(f"module 'body' has no attribute {name!r}")

@@ -31,7 +31,8 @@ assert sum(n for _, n in _POSE_LAYOUT) == len(SMPLX_JOINT_NAMES)
 
 
 class BodyModel(torch.nn.Module, metaclass=abc.ABCMeta):
-    """A body model driven by SMPL-X-convention parameters (see DESIGN.md "Body models").
+    """A body model driven by SMPL-X-convention parameters: y up, subject's left +x, facing +z,
+    metres; a T-pose rest whose joint frames are aligned with the world axes (docs/body.md).
 
     Contract attributes, set by every back end:
       num_shape       length of `shape` (SMPL-X betas, or Anny's phenotypes)

@@ -41,8 +41,11 @@ def render_overlay(
     nearer ones hide farther ones, coloured in turn from `colors`. Returns an RGB uint8
     image of `size` (width, height); with `image` (RGB or grey) the meshes are blended over it.
     """
-    import pyrender
-    import trimesh
+    try:
+        import pyrender
+        import trimesh
+    except ImportError as e:
+        raise ImportError(f"{e}: rendering needs the render extra (pip install -e '.[render]')") from e
 
     width, height = size
     meshes = [vertices] if isinstance(vertices, np.ndarray) and vertices.ndim == 2 else list(vertices)

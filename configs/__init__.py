@@ -1,5 +1,6 @@
-"""YAML defaults for fitting (fit.yaml) and prior training (train_prior.yaml), shipped as package data,
-and the one loader that reads and checks them (`configs.loader`)."""
+"""What every package may import without torch or a body model: the YAML defaults for fitting
+(fit.yaml) and training (train_*.yaml), shipped as package data, with the one loader that reads
+and checks them (`configs.loader`), and the atomic file writers (`configs.files`)."""
 
 from configs.loader import ConfigError, Rule, load_config, save_config
 

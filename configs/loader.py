@@ -31,7 +31,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from body.io import write_text
+from configs.files import write_text
 
 Kind = type | tuple[type, ...]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from body.io import write_text
 from body.skeleton import BODY_JOINT_NAMES, BODY_PARENTS
+from configs.files import write_text
 from fitting.export_motion import Motion
 
 UNITS = {"m": 1.0, "cm": 100.0}

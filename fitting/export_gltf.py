@@ -21,9 +21,9 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from body.base import BodyModel
-from body.io import atomic_path
 from body.skeleton import SMPLX_JOINT_NAMES
 from body.skinning import bind_skin
+from configs.files import atomic_path
 from fitting.export_motion import FLIP, SMPLX_PARENTS, Motion
 
 INFLUENCES = 4  # joints per vertex

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from body.io import write_npz, write_text
+from configs.files import write_npz, write_text
 from fitting.outputs import BODY_PARAMS, PERSON_INFIX
 
 MOTION = "motion"

@@ -34,7 +34,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from body.base import BodyModel
-from body.io import pid_alive, write_image, write_npz, write_obj, write_text
+from configs.files import pid_alive, write_image, write_npz, write_obj, write_text
 from fitting.fitter import FitResult
 from fitting.metrics import reprojection_error
 from fitting.targets import BODY, FrameTargets, PersonTargets, part_of

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 import body
 import keypoints
-from body.io import TEMP_PREFIX, is_orphan_temporary
+from configs.files import TEMP_PREFIX, is_orphan_temporary
 from fitting.config import save_config
 from fitting.export import export_run
 from fitting.fitter import Fitter
@@ -161,7 +161,7 @@ def run_log(out: Path) -> Iterator[None]:
 
 
 def _remove_stale_temporaries(out: Path) -> None:
-    """Delete the temporary files a killed run left (body.io.atomic_path names carry the writer's pid;
+    """Delete the temporary files a killed run left (configs.files.atomic_path names carry the writer's pid;
     a live process's, such as a concurrent run's write in progress, are kept)."""
     for tmp in out.rglob(f"{TEMP_PREFIX}*"):
         if is_orphan_temporary(tmp):

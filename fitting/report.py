@@ -19,7 +19,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from body.io import write_text
+from configs.files import write_text
 from fitting.outputs import frame_paths
 from fitting.report_items import Item, ReportError, detections, load_items, read_summary
 from fitting.report_plots import thumbnail, video_plot

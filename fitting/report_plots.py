@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from body.io import atomic_path, write_image
 from body.skeleton import BODY_JOINT_NAMES
+from configs.files import atomic_path, write_image
 from fitting.report_items import Item
 
 THUMB_SIZE = (240, 180)  # at most, px

@@ -20,7 +20,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from body.io import atomic_path
+from configs.files import atomic_path
 from fitting.export_motion import ExportError, find_clips, load_model, load_motion
 
 THREE_DIR = Path(sys.prefix) / "share" / "bodyfit" / "three"

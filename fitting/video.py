@@ -37,7 +37,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import keypoints
-from body.io import write_npz
+from configs.files import write_npz
 from fitting.fitter import FitResult, Fitter
 from fitting.inputs import Item
 from fitting.motion_files import TrackRecord, write_motion_files

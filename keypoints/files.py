@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from body.io import atomic_path
+from configs.files import atomic_path
 
 from .types import KeypointsError
 

@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
@@ -38,12 +37,8 @@ from .quiet import is_verbose
 from .types import Keypoints, KeypointsError
 
 _ROOT = str(Path(__file__).resolve().parents[1])  # the folder holding the keypoints and body packages
-# The worker needs body.io and body.keypoint_sets only: a bare `body` package
-# skips body/__init__.py, which imports torch (~1.8 s and ~0.3 GB per worker).
-_WORKER_CODE = (
-    "import sys, types; body = types.ModuleType('body'); body.__path__ = [{body!r}]; "
-    "sys.modules['body'] = body; from keypoints.isolated import _serve; _serve()"
-)
+# The worker imports no torch (~1.8 s and ~0.3 GB per worker): keypoints needs only body's torch-free tables.
+_WORKER_CODE = "from keypoints.isolated import _serve; _serve()"
 _DETECTOR_OPTIONS = frozenset(inspect.signature(MediaPipeDetector).parameters)
 _START_TIMEOUT_S = 120.0  # importing MediaPipe and building the graph: ~1-2 s, more on a busy machine
 
@@ -97,7 +92,7 @@ class IsolatedDetector:
         self._log = None if verbose else tempfile.TemporaryFile()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([_ROOT, *filter(None, [env.get("PYTHONPATH")])])
-        code = _WORKER_CODE.format(body=os.path.join(_ROOT, "body"))
+        code = _WORKER_CODE
         safe_path = ["-P"] if sys.version_info >= (3, 11) else []  # no cwd on sys.path: a folder there can't shadow us
         args = [sys.executable, *safe_path, "-c", code, str(req_r), str(rep_w), repr(self._options)]
         try:
@@ -346,16 +341,14 @@ def _serve() -> None:
     while True:
         try:
             kind, arg, fields = requests.recv()
-            if kind in ("image", "ping"):
+            if kind == "image":
                 image = np.frombuffer(requests.recv_bytes(), np.uint8).reshape(arg)
             elif kind == "path":
                 image = arg
         except EOFError:
             return
         try:
-            if kind == "ping":  # the image travels, nothing is detected: measures the transfer
-                replies.send(("ok", image.shape))
-            elif kind == "track":
+            if kind == "track":
                 if fields["search_every"] is None:
                     frames = track(arg, holistic=options["holistic"], landmarks=options["landmarks"])
                 else:
@@ -370,27 +363,3 @@ def _serve() -> None:
             return
         except Exception as e:
             replies.send(("error", _picklable(e)))
-
-
-def measure_overhead(image: np.ndarray, repeats: int = 20, **options: Any) -> dict[str, float]:
-    """Milliseconds per image (medians of `repeats`): the bare round trip of
-    the image to the worker and back (no detection), and detection in-process
-    and in the worker, timed alternately so that machine load hits both alike."""
-    from .mediapipe_detector import MediaPipeDetector
-
-    def ms(call: Callable[[], object]) -> float:
-        start = time.perf_counter()
-        call()
-        return 1000 * (time.perf_counter() - start)
-
-    with MediaPipeDetector(**options) as local, IsolatedDetector(**options) as isolated:
-        local(image), isolated(image)
-        bgr = as_bgr(image)
-
-        def ping() -> None:
-            isolated._request(("ping", bgr.shape, {}), bgr)
-            isolated._reply(isolated.timeout_s)
-
-        times = np.array([(ms(ping), ms(lambda: local(image)), ms(lambda: isolated(image))) for _ in range(repeats)])
-    round_trip, in_process, worker = np.median(times, axis=0)
-    return {"round_trip_ms": round_trip, "in_process_ms": in_process, "worker_ms": worker}

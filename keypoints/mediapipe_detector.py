@@ -244,7 +244,10 @@ class MediaPipeDetector:
 
     def _new_model(self) -> object:
         with native_stderr_silenced():
-            import mediapipe as mp  # imported here: it takes ~1 s and logs on import
+            try:
+                import mediapipe as mp  # imported here: it takes ~1 s and logs on import
+            except ImportError as e:
+                raise ImportError(f"{e}: detection needs the detect extra (pip install -e '.[detect]')") from e
 
             solution = mp.solutions.holistic.Holistic if self.holistic else mp.solutions.pose.Pose
             return solution(**self._options)

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from body.io import atomic_path
+from configs.files import atomic_path
 
 from .mediapipe_detector import MediaPipeDetector
 from .types import Keypoints, KeypointsError

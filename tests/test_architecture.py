@@ -9,10 +9,14 @@ no cycle between modules, and no arrow against the allowed direction
 from __future__ import annotations
 
 import ast
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.conftest import FAST_FIT
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED: dict[str, set[str]] = {
@@ -23,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "fitting": {"body", "configs", "keypoints", "prior"},
 }
 MAX_FUNCTION_LINES = 80
+EXTRAS = ("lightning", "mediapipe", "ai_edge_litert", "pyrender")  # setup.cfg's train, detect, render
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,44 @@ def test_prior_functions_are_short() -> None:
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
 
 
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+
+
 def test_evaluation_does_not_import_lightning() -> None:
-    code = (
+    result = _run_python(
         "import sys, prior.evaluation.evaluate, prior.vposer.latent_mixture; "
         "assert 'lightning' not in sys.modules, 'prior.evaluation imported lightning'"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_shared_utilities_and_the_detector_worker_import_no_torch() -> None:
+    result = _run_python(
+        "import sys, configs.files, body.keypoint_sets, keypoints.isolated, keypoints.video; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_fitting_json_needs_no_extra(tmp_path: Path) -> None:
+    """run_fit.py on OpenPose JSON without overlays imports none of the extras' packages."""
+    folder = tmp_path / "json"
+    folder.mkdir()
+    shutil.copy(ROOT / "tests" / "data" / "keypoints" / "openpose_basketball1.json", folder / "b1_keypoints.json")
+    args = [
+        str(folder),
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+        *FAST_FIT,
+        "output.overlay=false",
+        "camera.image_size=[640,480]",
+    ]
+    result = _run_python(
+        f"import sys, run_fit; rc = run_fit.main({args!r}); "
+        f"print(sorted(m for m in {EXTRAS!r} if m in sys.modules)); sys.exit(rc)"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "[]", f"extras imported: {result.stdout.splitlines()[-1]}"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from body.io import write_npz
+from configs.files import write_npz
 from fitting import report_viewer
 from fitting.config import load_config, save_config
 from fitting.fitter import FitResult

@@ -210,7 +210,7 @@ def test_orphan_temporaries_are_told_from_live_writes(tmp_path):
     import subprocess
     import sys
 
-    from body.io import atomic_path, is_orphan_temporary
+    from configs.files import atomic_path, is_orphan_temporary
 
     with atomic_path(tmp_path / "frame.npz") as tmp:
         assert not is_orphan_temporary(tmp)  # this process is alive

@@ -62,7 +62,7 @@ def test_a_bad_mixture_file_is_named_with_the_fix(tmp_path, model):
     weights.write_bytes(b"")
     assert load_beside(weights) is None  # none beside it: plain VPoser
     mixture_path(weights).write_bytes(b"not a mixture")
-    with pytest.raises(ValueError, match=r"mine_latent_gmm\.npz.*python -m prior\.latent_mixture"):
+    with pytest.raises(ValueError, match=r"mine_latent_gmm\.npz.*python -m prior\.vposer\.latent_mixture"):
         load_beside(weights)
     GaussianMixture(torch.ones(1), torch.zeros(1, 63), torch.eye(63)[None]).save(mixture_path(weights))
     with pytest.raises(ValueError, match="63 dimensions, not the latent's 32"):

@@ -43,9 +43,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from body.io import write_npz, write_text
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import BODY_JOINT_NAMES, HINGE_FLEXION_AXES
+from configs.files import write_npz, write_text
 from prior.data.load import MOTION_SUFFIXES, load_motion
 from prior.data.mirror import mirror_body_pose
 from prior.data.motion import Motion, MotionFormatError

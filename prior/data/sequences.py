@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from body.io import write_npz, write_text
+from configs.files import write_npz, write_text
 from prior.data.build import (
     DEFAULT_VAL_SUBJECTS,
     _motion_files,

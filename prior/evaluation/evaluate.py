@@ -38,9 +38,9 @@ from typing import Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from body.io import write_text
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import HINGE_FLEXION_AXES
+from configs.files import write_text
 from prior.data.fk import rest_joints, smplx_forward_kinematics
 from prior.data.splits import load_splits
 from prior.evaluation import metrics

@@ -31,10 +31,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from body.io import atomic_path
 from body.keypoint_sets import BODY25, COCO23, MEDIAPIPE33, keypoint_names
 from body.rotations import matrix_to_axis_angle
 from body.skeleton import NUM_BODY_JOINTS
+from configs.files import atomic_path
 from prior.vposer.checkpoint import CHECKPOINTS, load_strictly, read_formatted
 from prior.vposer.model import Rot6dToMatrix
 

@@ -29,8 +29,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import configs
-from body.io import atomic_path, write_text
 from body.rotations import geodesic_angle
+from configs.files import atomic_path, write_text
 from configs.loader import Rule
 from prior.data.build import DEFAULT_VAL_SUBJECTS
 from prior.data.fk import RestSkeleton, rest_joints

@@ -28,7 +28,7 @@ from typing import Sequence
 import torch
 from omegaconf import OmegaConf
 
-from body.io import atomic_path
+from configs.files import atomic_path
 from prior.vposer.model import VPoser
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"  # prior/checkpoints: the shipped weights

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from body.io import write_npz, write_text
+from configs.files import write_npz, write_text
 
 MAKE_ONE = "make one with python -m prior.vposer.gmm POSES.npz --out gmm.npz"
 

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from omegaconf import OmegaConf
 
-from body.io import write_text
+from configs.files import write_text
 from prior.data.splits import load_splits
 from prior.vposer.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.vposer.config import RUN_WEIGHTS, checkpoint_config

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from body.io import atomic_path, write_image, write_npz, write_text
+from configs.files import atomic_path, write_image, write_npz, write_text
 from prior.vposer.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.vposer.model import VPoser
 

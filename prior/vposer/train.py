@@ -29,8 +29,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from body.io import atomic_path, write_text
 from body.rotations import axis_angle_to_matrix, geodesic_angle, matrix_to_axis_angle
+from configs.files import atomic_path, write_text
 from prior.data.fk import RestSkeleton, rest_joints
 from prior.data.splits import load_splits
 from prior.vposer.checkpoint import best_snapshot, export_run, load, save_weights

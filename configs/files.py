@@ -1,4 +1,5 @@
-"""Atomic writers for meshes, images and arrays: write to a temporary file, then rename."""
+"""Atomic writers for text, meshes, images and arrays (write to a temporary file, then rename),
+and the names of those temporary files. Torch-free and body-free: every package imports it."""
 
 from __future__ import annotations
 
