@@ -2,6 +2,6 @@
 (fit.yaml) and training (train_*.yaml), shipped as package data, with the one loader that reads
 and checks them (`configs.loader`), and the atomic file writers (`configs.files`)."""
 
-from configs.loader import ConfigError, Rule, load_config, save_config
+from configs.loader import ConfigError, Rule, command_line_config, load_config, save_config
 
-__all__ = ["ConfigError", "Rule", "load_config", "save_config"]
+__all__ = ["ConfigError", "Rule", "command_line_config", "load_config", "save_config"]

@@ -16,6 +16,7 @@ Every problem is a `ConfigError` of one line naming the file or override and the
 
 from __future__ import annotations
 
+import argparse
 import copy
 import io
 import math
@@ -105,6 +106,26 @@ def load_config(
     cfg = OmegaConf.create(checker.check(resolved, _resolved(defaults), ""))
     _set_struct(cfg, "", open_keys)
     return cfg
+
+
+def command_line_config(
+    load: Callable[[Path | None, Sequence[str]], DictConfig],
+    defaults: str,
+    description: str,
+    argv: Sequence[str] | None = None,
+    example: str | None = None,
+) -> DictConfig:
+    """The config of a training command's `[--config FILE] [key=value ...]`, made by `load(path,
+    overrides)`; a file, key or value it refuses exits with the usage and one line naming it.
+    `defaults`: the YAML under configs/ that `load` starts from (for --help)."""
+    parser = argparse.ArgumentParser(description=description, epilog=f"Example: {example}" if example else None)
+    parser.add_argument("--config", type=Path, default=None, help=f"YAML layered on configs/{defaults}.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.lr=0.001")
+    args = parser.parse_args(argv)
+    try:
+        return load(args.config, args.overrides)
+    except (OSError, ValueError) as e:
+        parser.error(str(e))
 
 
 def save_config(cfg: DictConfig, path: str | Path) -> None:

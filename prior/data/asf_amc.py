@@ -81,19 +81,20 @@ def _axis_matrix(path: Path, angles: np.ndarray, order: str, degrees: bool, line
     return euler_to_matrix(rad[::-1], order.lower()[::-1])
 
 
-def read_asf(path: str | Path) -> AsfSkeleton:
-    """Parse an ASF skeleton file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="latin-1")
-    except OSError as err:
-        raise MotionFormatError(path, f"cannot read: {err}") from None
-    lines = [(n, ln.split("#", 1)[0].split()) for n, ln in enumerate(text.splitlines(), 1)]
-    lines = [(n, w) for n, w in lines if w]
-    units = {"length": 1.0, "angle": "deg"}
-    root_order, root_axis_order, root_orientation = ["tx", "ty", "tz", "rx", "ry", "rz"], "XYZ", np.zeros(3)
-    raw_bones: list[tuple[int, dict[str, list[str]]]] = []
-    hierarchy: list[tuple[int, list[str]]] = []
+@dataclass
+class _AsfSections:
+    """The ASF file's sections, as words per line (line numbers kept for errors)."""
+
+    units: dict[str, object] = field(default_factory=lambda: {"length": 1.0, "angle": "deg"})
+    root_order: list[str] = field(default_factory=lambda: ["tx", "ty", "tz", "rx", "ry", "rz"])
+    root_axis_order: str = "XYZ"
+    root_orientation: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    bones: list[tuple[int, dict[str, list[str]]]] = field(default_factory=list)
+    hierarchy: list[tuple[int, list[str]]] = field(default_factory=list)
+
+
+def _asf_sections(path: Path, lines: list[tuple[int, list[str]]]) -> _AsfSections:
+    found = _AsfSections()
     section, block, block_line = "", None, 0
     for n, words in lines:
         key = words[0].lower()
@@ -101,56 +102,54 @@ def read_asf(path: str | Path) -> AsfSkeleton:
             section = key
             continue
         if section == ":units" and len(words) >= 2:
-            units[key] = words[1] if key == "angle" else _numbers(path, words[1:], 1, n)[0]
+            found.units[key] = words[1] if key == "angle" else _numbers(path, words[1:], 1, n)[0]
         elif section == ":root":
             if key == "order":
-                root_order = [w.lower() for w in words[1:]]
+                found.root_order = [w.lower() for w in words[1:]]
             elif key == "axis":
-                root_axis_order = words[1]
+                found.root_axis_order = words[1]
             elif key == "orientation":
-                root_orientation = _numbers(path, words[1:], 3, n)
+                found.root_orientation = _numbers(path, words[1:], 3, n)
         elif section == ":bonedata":
             if key == "begin":
                 block, block_line = {}, n
             elif key == "end":
                 if block is None:
                     raise MotionFormatError(path, "'end' without 'begin'", n)
-                raw_bones.append((block_line, block))
+                found.bones.append((block_line, block))
                 block = None
             elif block is not None:
                 block[key] = words[1:]
         elif section == ":hierarchy" and key not in ("begin", "end"):
-            hierarchy.append((n, words))
+            found.hierarchy.append((n, words))
     if block is not None:
         raise MotionFormatError(path, "bone block not closed (truncated?)", block_line)
-    if str(units["angle"]).lower() not in ("deg", "rad"):
-        raise MotionFormatError(path, f"unknown angle unit {units['angle']!r}")
-    degrees = str(units["angle"]).lower() == "deg"
-    scale = _INCH / float(units["length"])
-    bad_order = [c for c in root_order if c not in ("tx", "ty", "tz", "rx", "ry", "rz")]
-    if bad_order:
-        raise MotionFormatError(path, f"unknown root channel {bad_order[0]!r}")
+    return found
 
-    bones: dict[str, AsfBone] = {}
-    for n, block in raw_bones:
-        for key in ("name", "direction", "length", "axis"):
-            if key not in block:
-                raise MotionFormatError(path, f"bone without {key!r}", n)
-        name = block["name"][0]
-        direction = _numbers(path, block["direction"], 3, n)
-        norm = np.linalg.norm(direction)
-        dofs = [d.lower() for d in block.get("dof", [])]
-        if any(d not in _ROT_DOFS for d in dofs):
-            raise MotionFormatError(path, f"bone {name}: only rotational dofs are supported, got {dofs}", n)
-        if len(block["axis"]) < 4:
-            raise MotionFormatError(path, f"bone {name}: axis needs three angles and an order", n)
-        bones[name] = AsfBone(
-            name=name,
-            direction=direction / norm if norm > 0 else direction,
-            length=float(_numbers(path, block["length"], 1, n)[0]) * scale,
-            axis=_axis_matrix(path, _numbers(path, block["axis"], 3, n), block["axis"][3], degrees, n),
-            dofs=dofs,
-        )
+
+def _asf_bone(path: Path, n: int, block: dict[str, list[str]], scale: float, degrees: bool) -> AsfBone:
+    for key in ("name", "direction", "length", "axis"):
+        if key not in block:
+            raise MotionFormatError(path, f"bone without {key!r}", n)
+    name = block["name"][0]
+    direction = _numbers(path, block["direction"], 3, n)
+    norm = np.linalg.norm(direction)
+    dofs = [d.lower() for d in block.get("dof", [])]
+    if any(d not in _ROT_DOFS for d in dofs):
+        raise MotionFormatError(path, f"bone {name}: only rotational dofs are supported, got {dofs}", n)
+    if len(block["axis"]) < 4:
+        raise MotionFormatError(path, f"bone {name}: axis needs three angles and an order", n)
+    return AsfBone(
+        name=name,
+        direction=direction / norm if norm > 0 else direction,
+        length=float(_numbers(path, block["length"], 1, n)[0]) * scale,
+        axis=_axis_matrix(path, _numbers(path, block["axis"], 3, n), block["axis"][3], degrees, n),
+        dofs=dofs,
+    )
+
+
+def _attached(path: Path, bones: dict[str, AsfBone], hierarchy: list[tuple[int, list[str]]]) -> dict[str, AsfBone]:
+    """The bones in hierarchy order (parents first), each given its parent."""
     ordered: dict[str, AsfBone] = {}
     for n, (parent, *children) in hierarchy:
         if parent != "root" and parent not in ordered:
@@ -160,13 +159,39 @@ def read_asf(path: str | Path) -> AsfSkeleton:
                 raise MotionFormatError(path, f"hierarchy names unknown bone {child!r}", n)
             bones[child].parent = parent
             ordered[child] = bones[child]
+    return ordered
+
+
+def read_asf(path: str | Path) -> AsfSkeleton:
+    """Parse an ASF skeleton file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="latin-1")
+    except OSError as err:
+        raise MotionFormatError(path, f"cannot read: {err}") from None
+    lines = [(n, ln.split("#", 1)[0].split()) for n, ln in enumerate(text.splitlines(), 1)]
+    lines = [(n, w) for n, w in lines if w]
+    sections = _asf_sections(path, lines)
+    units = sections.units
+    if str(units["angle"]).lower() not in ("deg", "rad"):
+        raise MotionFormatError(path, f"unknown angle unit {units['angle']!r}")
+    degrees = str(units["angle"]).lower() == "deg"
+    scale = _INCH / float(units["length"])
+    bad_order = [c for c in sections.root_order if c not in ("tx", "ty", "tz", "rx", "ry", "rz")]
+    if bad_order:
+        raise MotionFormatError(path, f"unknown root channel {bad_order[0]!r}")
+    bones = {}
+    for n, block in sections.bones:
+        bone = _asf_bone(path, n, block, scale, degrees)
+        bones[bone.name] = bone
+    ordered = _attached(path, bones, sections.hierarchy)
     if not ordered:
         raise MotionFormatError(path, "no :hierarchy (truncated or not an ASF file)", lines[-1][0] if lines else 1)
     return AsfSkeleton(
         path=str(path),
         bones=ordered,
-        root_order=root_order,
-        root_axis=_axis_matrix(path, root_orientation, root_axis_order, degrees, 0),
+        root_order=sections.root_order,
+        root_axis=_axis_matrix(path, sections.root_orientation, sections.root_axis_order, degrees, 0),
         length_scale=scale,
         degrees=degrees,
     )

@@ -299,6 +299,237 @@ def _within_dataset(rel: str, dataset: str) -> str:
     return str(Path(*parts[1:])) if len(parts) > 1 and parts[0] == dataset else rel
 
 
+@dataclass(frozen=True)
+class MotionFile:
+    """One motion file of a dataset under --mocap, named as the dataset builders record it."""
+
+    path: Path
+    name: str  # the clip's name: the source's name / its path inside (loose files: the path)
+    dataset: str
+    actor: str  # `actor_of`
+
+
+@dataclass
+class OpenedDataset:
+    """A dataset under --mocap (an archive is extracted while the dataset is being read)."""
+
+    source: Path
+    name: str
+    folder: Path
+    files: list[MotionFile]
+    skipped: list[dict[str, str]]  # shared by the datasets of one build: {"file", "error"} rows
+
+    def read(self, file: MotionFile) -> Motion | None:
+        """The file's motion, or None after recording in `skipped` why it cannot be read."""
+        try:
+            return load_motion(file.path)
+        except (MotionFormatError, FileNotFoundError) as err:
+            error = str(err).replace(str(self.folder), self.source.name)
+            self.skipped.append({"file": file.name, "error": error})
+            tqdm.write(f"skipped {file.name}: {error}", file=sys.stderr)
+            return None
+
+
+def open_datasets(mocap: Path, skipped: list[dict[str, str]]) -> Iterator[OpenedDataset]:
+    """Each dataset under `mocap` in turn, with its motion files; unreadable ones go to `skipped`."""
+    for source, dataset, loose in _sources(mocap):
+        with _opened(source) as folder:
+            files = []
+            for path in _motion_files(folder):
+                if loose and path.parent != folder:
+                    continue
+                rel = str(path.relative_to(folder))
+                name = rel if loose else f"{source.name}/{rel}"
+                files.append(MotionFile(path, name, dataset, actor_of(dataset, _within_dataset(rel, dataset))))
+            yield OpenedDataset(source, dataset, folder, files, skipped)
+
+
+@dataclass(frozen=True)
+class Cleaning:
+    """How `build_dataset` cleans a clip: the frame rate, the smallest change kept, whether
+    glitch frames go, and the shortest static stretch dropped (0: keep them)."""
+
+    fps: float = 30.0
+    min_change_deg: float = 5.0
+    drop_implausible: bool = True
+    static_seconds: float = STATIC_SECONDS
+
+    def settings(self) -> dict:
+        """The manifest's record of these settings and the thresholds behind them."""
+        return {
+            "fps": self.fps,
+            "min_change_deg": self.min_change_deg,
+            "drop_implausible": {"max_deg": PLAUSIBLE_MAX_DEG, "max_hyperextension_deg": MAX_HYPEREXTENSION_DEG}
+            if self.drop_implausible
+            else None,
+            "drop_inserted": {"jump_deg": INSERTED_JUMP_DEG, "jump_ratio": INSERTED_JUMP_RATIO},
+            "drop_static": {"seconds": self.static_seconds, "max_deg": STATIC_DEG} if self.static_seconds > 0 else None,
+        }
+
+
+@dataclass(frozen=True)
+class _Cleaned:
+    lead: int  # inserted leading frames dropped
+    plausible: np.ndarray  # (T,) per subsampled frame
+    static: np.ndarray  # (T,) per subsampled frame
+    motion: Motion  # the frames kept
+    frames: np.ndarray  # their source frame indices
+
+
+def clean_clip(motion: Motion, cleaning: Cleaning) -> _Cleaned:
+    """Drop inserted leading frames, subsample to `cleaning.fps`, drop glitch and static frames,
+    then near-duplicates."""
+    lead = inserted_frames(motion.body_pose)
+    sub, sub_idx = subsample(motion.select(slice(lead, None)), cleaning.fps)
+    sub_idx = sub_idx + lead
+    ok = plausible_frames(sub.body_pose) if cleaning.drop_implausible else np.ones(sub.num_frames, bool)
+    static = static_frames(sub.body_pose, sub.fps, cleaning.static_seconds)
+    good = ok & ~static
+    sub, sub_idx = sub.select(np.flatnonzero(good)), sub_idx[good]
+    keep = drop_near_duplicates(sub.body_pose, cleaning.min_change_deg)
+    return _Cleaned(lead, ok, static, sub.select(keep), sub_idx[keep])
+
+
+@dataclass
+class _Gathered:
+    """The cleaned clips of every source, with the manifest's per-clip and per-dataset records."""
+
+    clips: list[_Clip] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    datasets: dict[str, dict] = field(default_factory=dict)
+    errors: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, clip: _Clip, motion: Motion, cleaned: _Cleaned) -> None:
+        """Record a clip read as `motion` and cleaned to `cleaned`."""
+        self.clips.append(clip)
+        kept, info = cleaned.motion, self.datasets[clip.dataset]
+        if kept.joints is not None and kept.num_frames:
+            self.errors.setdefault(clip.dataset, []).append(bone_direction_errors(kept)[0].ravel())
+        info["formats"][motion.source] = info["formats"].get(motion.source, 0) + 1
+        info["skeletons"][motion.skeleton] = info["skeletons"].get(motion.skeleton, 0) + 1
+        info["clips"] += 1
+        info["frames_source"] += motion.num_frames
+        info["seconds"] = round(info["seconds"] + motion.num_frames / motion.fps, 2)
+        info["frames_inserted"] += cleaned.lead
+        info["frames_subsampled"] += len(cleaned.plausible)
+        info["frames_implausible"] += int((~cleaned.plausible).sum())
+        info["frames_static"] += int((cleaned.plausible & cleaned.static).sum())
+        info["frames_kept"] += kept.num_frames
+        self.rows.append(
+            {"clip": clip.name, "actor": clip.actor, "skeleton": motion.skeleton, "fps": motion.fps,
+             "first_frame": motion.first_frame, "frames_source": motion.num_frames, "frames_inserted": cleaned.lead,
+             "frames_kept": kept.num_frames}
+        )  # fmt: skip
+
+
+def _dataset_record(source: Path, dataset: str, folder: Path) -> dict:
+    return {"source": source.name, **licence_for(dataset), "licence_file": _licence_file(folder), "formats": {},
+            "skeletons": {}, "clips": 0, "clips_skipped": 0, "frames_source": 0, "seconds": 0.0,
+            "frames_inserted": 0, "frames_subsampled": 0, "frames_implausible": 0, "frames_static": 0,
+            "frames_kept": 0, "poses": 0, "actors": {}}  # fmt: skip
+
+
+def gather_clips(mocap: Path, cleaning: Cleaning, progress: bool = True) -> _Gathered:
+    """Read and clean every motion file of every dataset under `mocap` (unreadable ones are skipped)."""
+    gathered = _Gathered()
+    for opened in open_datasets(mocap, gathered.skipped):
+        info = gathered.datasets.setdefault(opened.name, _dataset_record(opened.source, opened.name, opened.folder))
+        for file in tqdm(opened.files, desc=opened.name, unit="file", disable=not progress):
+            motion = opened.read(file)
+            if motion is None:
+                info["clips_skipped"] += 1
+                continue
+            cleaned = clean_clip(motion, cleaning)
+            clip = _Clip(
+                file.name, file.dataset, file.actor, f"{file.dataset}/{motion.subject}", cleaned.motion, cleaned.frames
+            )
+            gathered.add(clip, motion, cleaned)
+    return gathered
+
+
+def split_by_actor(
+    gathered: _Gathered,
+    val_actors: set[str],
+    mirror: bool,
+    max_actor_poses: int | None,
+    max_dataset_poses: int | None,
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict]]:
+    """Balance the clips' poses (`balance`) and put each actor in one split, mirroring the training
+    poses; returns each split's arrays and a record per actor (rows of `gathered` are updated)."""
+    clips, datasets = gathered.clips, gathered.datasets
+    actor_names = sorted({c.actor for c in clips})
+    per_group: dict[tuple[str, str], int] = {}
+    for c in clips:
+        per_group[(c.actor, c.dataset)] = per_group.get((c.actor, c.dataset), 0) + c.motion.num_frames
+    quota = balance(per_group, max_actor_poses, max_dataset_poses)
+    chosen = {g: _subset(g, per_group[g], quota[g]) for g in per_group}
+    splits = {"train": _Split(), "val": _Split()}
+    offsets = dict.fromkeys(per_group, 0)
+    actors: dict[str, dict] = {}
+    for index, c in enumerate(clips):
+        split = "val" if c.actor in val_actors else "train"
+        n, group = c.motion.num_frames, (c.actor, c.dataset)
+        picked = chosen[group]
+        local = picked[(picked >= offsets[group]) & (picked < offsets[group] + n)] - offsets[group]
+        offsets[group] += n
+        kept, frames = c.motion.select(local), c.frames[local]
+        a = actor_names.index(c.actor)
+        splits[split].add(kept, index, frames, mirrored=False, actor=a)
+        if mirror and split == "train":
+            splits[split].add(kept, index, frames, mirrored=True, actor=a)
+        row = gathered.rows[index]
+        row.update(split=split, poses=int(len(local)))
+        datasets[c.dataset]["poses"] += int(len(local))
+        datasets[c.dataset]["actors"][c.actor] = split
+        record = actors.setdefault(
+            c.actor, {"split": split, "datasets": [], "clips": 0, "seconds": 0.0, "frames_kept": 0, "poses": 0}
+        )
+        if c.dataset not in record["datasets"]:
+            record["datasets"].append(c.dataset)
+        record["clips"] += 1
+        record["seconds"] = round(record["seconds"] + row["frames_source"] / row["fps"], 2)
+        record["frames_kept"] += n
+        record["poses"] += int(len(local))
+    for record in actors.values():
+        record["capped"] = record["poses"] < record["frames_kept"]
+    clip_names = [c.name for c in clips]
+    return {name: split.arrays(clip_names, actor_names) for name, split in splits.items()}, actors
+
+
+def _balance_settings(max_actor_poses: int | None, max_dataset_poses: int | None, actors: dict[str, dict]) -> dict:
+    return {
+        "rule": "after de-duplication, before mirroring, in both splits: an actor with more than "
+        "max_actor_poses poses keeps that many, then an archive with more than max_dataset_poses keeps that "
+        "many (its actors scaled down alike); the poses kept are a uniform random subset seeded by the "
+        "actor's and archive's names",
+        "max_actor_poses": max_actor_poses,
+        "max_dataset_poses": max_dataset_poses,
+        "capped_actors": sorted(a for a, r in actors.items() if r["capped"]),
+    }
+
+
+def _split_record(requested: set[str], found: set[str], actors: dict[str, dict]) -> dict:
+    return {
+        "rule": "by actor (prior.data.sources.actor_of; a CMU subject has one name in every archive), never by frame",
+        "val_subjects_requested": sorted(requested),
+        "val_subjects_missing": sorted(requested - found),
+        "train_subjects": sorted(a for a, r in actors.items() if r["split"] == "train"),
+        "val_subjects": sorted(a for a, r in actors.items() if r["split"] == "val"),
+    }
+
+
+def _retarget_check(errors: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Median and 95th percentile of the bone direction errors (degrees) per dataset."""
+    return {
+        name: {
+            "median": float(f"{np.median(np.concatenate(e)):.3g}"),
+            "p95": float(f"{np.percentile(np.concatenate(e), 95):.3g}"),
+        }
+        for name, e in errors.items()
+    }
+
+
 def build_dataset(
     mocap: str | Path,
     out: str | Path,
@@ -323,148 +554,30 @@ def build_dataset(
     if not mocap.exists():
         raise FileNotFoundError(f"mocap folder or archive {mocap} does not exist")
     start = time.time()
-    clips: list[_Clip] = []
-    clip_rows: list[dict] = []
-    datasets: dict[str, dict] = {}
-    errors: dict[str, list[np.ndarray]] = {}
-    skipped: list[dict[str, str]] = []
-    requested = set(val_subjects)
-
-    for source, dataset, loose in _sources(mocap):
-        with _opened(source) as folder:
-            files = [f for f in _motion_files(folder) if not loose or f.parent == folder]
-            info = datasets.setdefault(
-                dataset,
-                {"source": source.name, **licence_for(dataset), "licence_file": _licence_file(folder), "formats": {},
-                 "skeletons": {}, "clips": 0, "clips_skipped": 0, "frames_source": 0, "seconds": 0.0,
-                 "frames_inserted": 0, "frames_subsampled": 0, "frames_implausible": 0, "frames_static": 0,
-                 "frames_kept": 0, "poses": 0, "actors": {}},
-            )  # fmt: skip
-            for path in tqdm(files, desc=dataset, unit="file", disable=not progress):
-                rel = str(path.relative_to(folder))
-                clip_name = rel if loose else f"{source.name}/{rel}"
-                try:
-                    motion = load_motion(path)
-                except (MotionFormatError, FileNotFoundError) as err:
-                    skipped.append({"file": clip_name, "error": str(err).replace(str(folder), source.name)})
-                    info["clips_skipped"] += 1
-                    tqdm.write(f"skipped {clip_name}: {skipped[-1]['error']}", file=sys.stderr)
-                    continue
-                inner = _within_dataset(rel, dataset)
-                actor = actor_of(dataset, inner)
-                lead = inserted_frames(motion.body_pose)
-                sub, sub_idx = subsample(motion.select(slice(lead, None)), fps)
-                sub_idx = sub_idx + lead
-                ok = plausible_frames(sub.body_pose) if drop_implausible else np.ones(sub.num_frames, bool)
-                static = static_frames(sub.body_pose, sub.fps, static_seconds)
-                good = ok & ~static
-                sub, sub_idx = sub.select(np.flatnonzero(good)), sub_idx[good]
-                keep = drop_near_duplicates(sub.body_pose, min_change_deg)
-                kept = sub.select(keep)
-                clips.append(_Clip(clip_name, dataset, actor, f"{dataset}/{motion.subject}", kept, sub_idx[keep]))
-                if kept.joints is not None and kept.num_frames:
-                    errors.setdefault(dataset, []).append(bone_direction_errors(kept)[0].ravel())
-                info["formats"][motion.source] = info["formats"].get(motion.source, 0) + 1
-                info["skeletons"][motion.skeleton] = info["skeletons"].get(motion.skeleton, 0) + 1
-                info["clips"] += 1
-                info["frames_source"] += motion.num_frames
-                info["seconds"] = round(info["seconds"] + motion.num_frames / motion.fps, 2)
-                info["frames_inserted"] += lead
-                info["frames_subsampled"] += len(ok)
-                info["frames_implausible"] += int((~ok).sum())
-                info["frames_static"] += int((ok & static).sum())
-                info["frames_kept"] += kept.num_frames
-                clip_rows.append(
-                    {"clip": clip_name, "actor": actor, "skeleton": motion.skeleton, "fps": motion.fps,
-                     "first_frame": motion.first_frame, "frames_source": motion.num_frames, "frames_inserted": lead,
-                     "frames_kept": kept.num_frames}
-                )  # fmt: skip
-
+    cleaning = Cleaning(fps, min_change_deg, drop_implausible, static_seconds)
+    gathered = gather_clips(mocap, cleaning, progress)
     # Split by actor: an actor is held out when named, or when one of its clips' v1 subjects is.
-    val_actors = {c.actor for c in clips if c.actor in requested or c.subject in requested}
-    found = val_actors | {c.subject for c in clips if c.actor in val_actors}
-    actor_names = sorted({c.actor for c in clips})
-    per_group: dict[tuple[str, str], int] = {}
-    for c in clips:
-        per_group[(c.actor, c.dataset)] = per_group.get((c.actor, c.dataset), 0) + c.motion.num_frames
-    quota = balance(per_group, max_actor_poses, max_dataset_poses)
-    chosen = {g: _subset(g, per_group[g], quota[g]) for g in per_group}
-
-    splits = {"train": _Split(), "val": _Split()}
-    offsets = dict.fromkeys(per_group, 0)
-    actors: dict[str, dict] = {}
-    for index, c in enumerate(clips):
-        split = "val" if c.actor in val_actors else "train"
-        n, group = c.motion.num_frames, (c.actor, c.dataset)
-        picked = chosen[group]
-        local = picked[(picked >= offsets[group]) & (picked < offsets[group] + n)] - offsets[group]
-        offsets[group] += n
-        kept, frames = c.motion.select(local), c.frames[local]
-        a = actor_names.index(c.actor)
-        splits[split].add(kept, index, frames, mirrored=False, actor=a)
-        if mirror and split == "train":
-            splits[split].add(kept, index, frames, mirrored=True, actor=a)
-        clip_rows[index].update(split=split, poses=int(len(local)))
-        datasets[c.dataset]["poses"] += int(len(local))
-        datasets[c.dataset]["actors"][c.actor] = split
-        row = actors.setdefault(
-            c.actor, {"split": split, "datasets": [], "clips": 0, "seconds": 0.0, "frames_kept": 0, "poses": 0}
-        )
-        if c.dataset not in row["datasets"]:
-            row["datasets"].append(c.dataset)
-        row["clips"] += 1
-        row["seconds"] = round(row["seconds"] + clip_rows[index]["frames_source"] / clip_rows[index]["fps"], 2)
-        row["frames_kept"] += n
-        row["poses"] += int(len(local))
-    for row in actors.values():
-        row["capped"] = row["poses"] < row["frames_kept"]
-
-    clip_names = [c.name for c in clips]
-    arrays = {name: split.arrays(clip_names, actor_names) for name, split in splits.items()}
+    requested = set(val_subjects)
+    val_actors = {c.actor for c in gathered.clips if c.actor in requested or c.subject in requested}
+    found = val_actors | {c.subject for c in gathered.clips if c.actor in val_actors}
+    arrays, actors = split_by_actor(gathered, val_actors, mirror, max_actor_poses, max_dataset_poses)
     manifest = {
         "format": DATASET_FORMAT,
         "settings": {
-            "fps": fps,
-            "min_change_deg": min_change_deg,
+            **cleaning.settings(),
             "mirror_train": mirror,
-            "drop_implausible": {"max_deg": PLAUSIBLE_MAX_DEG, "max_hyperextension_deg": MAX_HYPEREXTENSION_DEG}
-            if drop_implausible
-            else None,
-            "drop_inserted": {"jump_deg": INSERTED_JUMP_DEG, "jump_ratio": INSERTED_JUMP_RATIO},
-            "drop_static": {"seconds": static_seconds, "max_deg": STATIC_DEG} if static_seconds > 0 else None,
-            "balance": {
-                "rule": "after de-duplication, before mirroring, in both splits: an actor with more than "
-                "max_actor_poses poses keeps that many, then an archive with more than max_dataset_poses keeps that "
-                "many (its actors scaled down alike); the poses kept are a uniform random subset seeded by the "
-                "actor's and archive's names",
-                "max_actor_poses": max_actor_poses,
-                "max_dataset_poses": max_dataset_poses,
-                "capped_actors": sorted(a for a, r in actors.items() if r["capped"]),
-            },
+            "balance": _balance_settings(max_actor_poses, max_dataset_poses, actors),
         },
-        "split": {
-            "rule": "by actor (prior.data.sources.actor_of; a CMU subject has one name in every archive), "
-            "never by frame",
-            "val_subjects_requested": sorted(requested),
-            "val_subjects_missing": sorted(requested - found),
-            "train_subjects": sorted(a for a, r in actors.items() if r["split"] == "train"),
-            "val_subjects": sorted(a for a, r in actors.items() if r["split"] == "val"),
-        },
+        "split": _split_record(requested, found, actors),
         "counts": {
             name: {"frames": int(len(a["body_pose"])), "mirrored": int(a["mirrored"].sum())}
             for name, a in arrays.items()
         },
         "actors": dict(sorted(actors.items())),
-        "datasets": datasets,
-        "retarget_check_deg": {
-            name: {
-                "median": float(f"{np.median(np.concatenate(e)):.3g}"),
-                "p95": float(f"{np.percentile(np.concatenate(e), 95):.3g}"),
-            }
-            for name, e in errors.items()
-        },  # fmt: skip
-        "skipped": skipped,
-        "clips": clip_rows,
+        "datasets": gathered.datasets,
+        "retarget_check_deg": _retarget_check(gathered.errors),
+        "skipped": gathered.skipped,
+        "clips": gathered.rows,
         "seconds_to_build": round(time.time() - start, 1),
     }
     out.mkdir(parents=True, exist_ok=True)

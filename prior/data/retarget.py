@@ -300,30 +300,45 @@ def _in_axes(src: SourceMotion, axes: np.ndarray) -> SourceMotion:
     )
 
 
-def retarget(src: SourceMotion, smap: SkeletonMap, *, source: str = "", subject: str = "", path: str = "") -> Motion:
-    """SMPL-X Motion of a source motion under `smap` (see the module docstring)."""
+def _measured_flexion(
+    src: SourceMotion, smap: SkeletonMap, axes: np.ndarray, mode: str, path: str
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The hinges' flexion axes in the source's (re-axed) frames: measured from the motion where
+    `smap.measure_flexion` asks (falling back to the map's), and the map's own (the rig's)."""
     dt = torch.float64
-    mode = "frames" if smap.rest == "frames" or rest_is_bent(src, smap) else "tpose"
-    axes = smap.axes_matrix if smap.axes is not None else detect_axes(src, smap, mode)
-    src = _in_axes(src, axes)
     flexion = {n: torch.tensor(axes @ np.asarray(a, dtype=np.float64), dtype=dt) for n, a in smap.flexion.items()}
     rig_flexion = dict(flexion)
-    if smap.measure_flexion:
-        for n in flexion:
-            s = src.index(n)
-            child = next((c for c, p in enumerate(src.parents) if p == s), None)
-            axis = np.full(3, np.nan)
-            for min_deg in MEASURE_MIN_DEG if child is not None else ():
-                axis = flexion_axis(
-                    src.local_rot[:, s], src.offsets[child], src.offsets[s], min_deg, min_frames=MEASURE_MIN_FRAMES
-                )
-                if np.isfinite(axis).all():
-                    flexion[n] = torch.tensor(axis, dtype=dt)
-                    break
-            if not np.isfinite(axis).all() and mode != smap.rest:
-                raise MotionFormatError(
-                    path, f"its rest pose is bent (not a T-pose) and {n} bends too little to measure its hinge axis"
-                )
+    if not smap.measure_flexion:
+        return flexion, rig_flexion
+    for n in flexion:
+        s = src.index(n)
+        child = next((c for c, p in enumerate(src.parents) if p == s), None)
+        axis = np.full(3, np.nan)
+        for min_deg in MEASURE_MIN_DEG if child is not None else ():
+            axis = flexion_axis(
+                src.local_rot[:, s], src.offsets[child], src.offsets[s], min_deg, min_frames=MEASURE_MIN_FRAMES
+            )
+            if np.isfinite(axis).all():
+                flexion[n] = torch.tensor(axis, dtype=dt)
+                break
+        if not np.isfinite(axis).all() and mode != smap.rest:
+            raise MotionFormatError(
+                path, f"its rest pose is bent (not a T-pose) and {n} bends too little to measure its hinge axis"
+            )
+    return flexion, rig_flexion
+
+
+def _to_tpose_rest(
+    src: SourceMotion,
+    smap: SkeletonMap,
+    axes: np.ndarray,
+    mode: str,
+    flexion: dict[str, torch.Tensor],
+    rig_flexion: dict[str, torch.Tensor],
+) -> tuple[SourceMotion, dict[str, torch.Tensor]]:
+    """The source re-rested on the map's neutral pose and, in "frames" mode, on a T-pose built
+    from its frames (`rest_frames`); the flexion axes follow."""
+    dt = torch.float64
     if smap.neutral:
         change = np.broadcast_to(np.eye(3), (len(src.names), 3, 3)).copy()
         for n, rotvec in smap.neutral.items():
@@ -335,22 +350,26 @@ def retarget(src: SourceMotion, smap: SkeletonMap, *, source: str = "", subject:
         change = np.swapaxes(frames, -1, -2)
         flexion = {n: torch.tensor(change[src.index(n)], dtype=dt) @ a for n, a in flexion.items()}
         src = rerest(src, change)
+    return src, flexion
 
-    offsets = torch.tensor(src.offsets, dtype=dt)
-    local = torch.tensor(src.local_rot, dtype=dt)
-    frame_offsets = offsets.expand(src.num_frames, -1, -1).clone()
-    frame_offsets[:, 0] = torch.tensor(src.root_pos, dtype=dt)
-    pos, glob = forward_kinematics(local, frame_offsets, src.parents)
-    rest_pos = _rest_positions(src)
 
-    driver = [src.index(smap.rotations[n]) if n in smap.rotations else None for n in BODY_JOINT_NAMES]
-    anchor = [src.index(smap.source_of(n)) for n in BODY_JOINT_NAMES]
+def _alignments(
+    src: SourceMotion,
+    smap: SkeletonMap,
+    axes: np.ndarray,
+    flexion: dict[str, torch.Tensor],
+    rest_pos: torch.Tensor,
+    driver: list[int | None],
+    anchor: list[int],
+) -> list[torch.Tensor]:
+    """Per SMPL-X joint, the rotation from its T-pose frame to its driving source joint's rest
+    frame: the bone turned onto the T-pose direction, twisted so the hinges agree."""
+    dt = torch.float64
     hinge_src = {
         name: torch.tensor(np.asarray(axis, dtype=np.float64), dtype=dt)
         for name, axis in {**{n: axes @ np.asarray(a) for n, a in smap.hinges.items()}, **src.hinge_axes}.items()
     }
     hinge_src.update(flexion)
-
     align: list[torch.Tensor] = []
     for j, name in enumerate(BODY_JOINT_NAMES):
         inherited = torch.eye(3, dtype=dt) if BODY_PARENTS[j] < 0 else align[BODY_PARENTS[j]]
@@ -367,14 +386,20 @@ def retarget(src: SourceMotion, smap: SkeletonMap, *, source: str = "", subject:
             hinge = torch.tensor((HINGE_FLEXION_AXES if signed else HINGE_AXES)[hinge_name], dtype=dt)
             a = _twist_to_hinge(a, tpose, hinge_src[hinge_joint], hinge, signed=signed)
         align.append(a)
+    return align
 
-    rest = [rest_pos[anchor[0]]]
-    for j in range(1, len(BODY_JOINT_NAMES)):
-        p = BODY_PARENTS[j]
-        rest.append(rest[p] + align[p].T @ (rest_pos[anchor[j]] - rest_pos[anchor[p]]))
-    rest_joints = torch.stack(rest)
 
-    joints = pos[:, anchor]
+def _global_rotations(
+    glob: torch.Tensor,
+    driver: list[int | None],
+    align: list[torch.Tensor],
+    rest_joints: torch.Tensor,
+    joints: torch.Tensor,
+    hinge_twist: str,
+) -> torch.Tensor:
+    """(T, 22, 3, 3) SMPL-X global rotations: each driving source joint's, aligned, then turned so
+    that a single child's bone points at the source's child joint (`hinge_twist` "child": the
+    hinges' twist too)."""
     globals_: list[torch.Tensor] = []
     for j in range(len(BODY_JOINT_NAMES)):
         g = glob[:, driver[j]] @ align[j] if driver[j] is not None else globals_[BODY_PARENTS[j]]
@@ -384,7 +409,7 @@ def retarget(src: SourceMotion, smap: SkeletonMap, *, source: str = "", subject:
             if rest_bone.norm() > _EPS:
                 g = minimal_rotation(g @ rest_bone, joints[:, c] - joints[:, j]) @ g
         globals_.append(g)
-    if smap.hinge_twist == "child":
+    if hinge_twist == "child":
         for name, child in _HINGE_CHILD.items():
             j, c = BODY_JOINT_NAMES.index(name), BODY_JOINT_NAMES.index(child)
             bone = rest_joints[c] - rest_joints[j]
@@ -392,7 +417,33 @@ def retarget(src: SourceMotion, smap: SkeletonMap, *, source: str = "", subject:
                 parent = globals_[BODY_PARENTS[j]]
                 rel = parent.transpose(-1, -2) @ globals_[j]
                 globals_[j] = parent @ minimal_rotation(bone.expand(rel.shape[0], 3), rel @ bone)
-    g_all = torch.stack(globals_, dim=1)
+    return torch.stack(globals_, dim=1)
+
+
+def retarget(src: SourceMotion, smap: SkeletonMap, *, source: str = "", subject: str = "", path: str = "") -> Motion:
+    """SMPL-X Motion of a source motion under `smap` (see the module docstring)."""
+    dt = torch.float64
+    mode = "frames" if smap.rest == "frames" or rest_is_bent(src, smap) else "tpose"
+    axes = smap.axes_matrix if smap.axes is not None else detect_axes(src, smap, mode)
+    src = _in_axes(src, axes)
+    flexion, rig_flexion = _measured_flexion(src, smap, axes, mode, path)
+    src, flexion = _to_tpose_rest(src, smap, axes, mode, flexion, rig_flexion)
+
+    frame_offsets = torch.tensor(src.offsets, dtype=dt).expand(src.num_frames, -1, -1).clone()
+    frame_offsets[:, 0] = torch.tensor(src.root_pos, dtype=dt)
+    pos, glob = forward_kinematics(torch.tensor(src.local_rot, dtype=dt), frame_offsets, src.parents)
+    rest_pos = _rest_positions(src)
+    driver = [src.index(smap.rotations[n]) if n in smap.rotations else None for n in BODY_JOINT_NAMES]
+    anchor = [src.index(smap.source_of(n)) for n in BODY_JOINT_NAMES]
+    align = _alignments(src, smap, axes, flexion, rest_pos, driver, anchor)
+
+    rest = [rest_pos[anchor[0]]]
+    for j in range(1, len(BODY_JOINT_NAMES)):
+        p = BODY_PARENTS[j]
+        rest.append(rest[p] + align[p].T @ (rest_pos[anchor[j]] - rest_pos[anchor[p]]))
+    rest_joints = torch.stack(rest)
+    joints = pos[:, anchor]
+    g_all = _global_rotations(glob, driver, align, rest_joints, joints, smap.hinge_twist)
     parents = g_all[:, [max(p, 0) for p in BODY_PARENTS[1:]]]
     local_rot = parents.transpose(-1, -2) @ g_all[:, 1:]
     return Motion(

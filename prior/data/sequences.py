@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,18 +30,15 @@ from tqdm import tqdm
 from configs.files import write_npz, write_text
 from prior.data.build import (
     DEFAULT_VAL_SUBJECTS,
-    _motion_files,
-    _opened,
-    _sources,
-    _within_dataset,
+    MotionFile,
     balance,
     inserted_frames,
+    open_datasets,
     plausible_frames,
     subsample,
 )
-from prior.data.load import load_motion
-from prior.data.motion import Motion, MotionFormatError
-from prior.data.sources import actor_of, licence_for
+from prior.data.motion import Motion
+from prior.data.sources import licence_for
 
 SEQUENCES_FORMAT = "bodyfit mocap sequences v1"
 DEFAULT_FPS = 30.0
@@ -98,6 +94,76 @@ def _stretch(name: str, total: int, keep: int) -> slice:
     return slice(first, first + keep)
 
 
+def gather_segments(
+    mocap: Path, fps: float, min_frames: int, progress: bool = True
+) -> tuple[list[tuple[MotionFile, list[Motion]]], list[dict[str, str]], dict[str, dict[str, str]]]:
+    """Each readable motion file under `mocap` with its `segments`, the files skipped, and the
+    datasets' licences."""
+    found: list[tuple[MotionFile, list[Motion]]] = []
+    skipped: list[dict[str, str]] = []
+    licences: dict[str, dict[str, str]] = {}
+    for opened in open_datasets(mocap, skipped):
+        licences[opened.name] = licence_for(opened.name)
+        for file in tqdm(opened.files, desc=opened.name, unit="file", disable=not progress):
+            motion = opened.read(file)
+            if motion is not None:
+                found.append((file, segments(motion, fps, min_frames)))
+    return found, skipped, licences
+
+
+def balanced_parts(
+    found: list[tuple[MotionFile, list[Motion]]],
+    val_actors: set[str],
+    actors: list[str],
+    quota_frames: tuple[int | None, int | None],
+    min_frames: int,
+) -> dict[str, list[tuple[int, Motion, int]]]:
+    """(clip index, segment kept, actor index) rows per split: each actor's and archive's frames
+    capped (`balance`, caps in frames) by keeping a seeded stretch of every segment."""
+    per_group: dict[tuple[str, str], int] = {}
+    for file, segs in found:
+        group = (file.actor, file.dataset)
+        per_group[group] = per_group.get(group, 0) + sum(s.num_frames for s in segs)
+    quota = balance(per_group, *quota_frames)
+    parts: dict[str, list[tuple[int, Motion, int]]] = {"train": [], "val": []}
+    for index, (file, segs) in enumerate(found):
+        group = (file.actor, file.dataset)
+        share = quota[group] / per_group[group] if per_group[group] else 0.0
+        split = "val" if file.actor in val_actors else "train"
+        for k, seg in enumerate(segs):
+            kept = seg.select(_stretch(f"{file.name}#{k}", seg.num_frames, int(round(seg.num_frames * share))))
+            if kept.num_frames >= min_frames:
+                parts[split].append((index, kept, actors.index(file.actor)))
+    return parts
+
+
+def write_split(path: Path, rows: list[tuple[int, Motion, int]], actors: list[str], clips: list[str]) -> dict:
+    """Write one split's segments back to back (`Sequences`' fields); returns its counts."""
+    lengths = np.array([m.num_frames for _, m, _ in rows], dtype=np.int64)
+    cat = lambda key, shape: (  # noqa: E731
+        np.concatenate([getattr(m, key) for _, m, _ in rows]).astype(np.float32) if rows else np.zeros((0, *shape))
+    )
+    write_npz(
+        path,
+        body_pose=cat("body_pose", (21, 3)),
+        root_orient=cat("root_orient", (3,)),
+        transl=cat("transl", (3,)),
+        start=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if rows else lengths,
+        length=lengths,
+        fps=np.array([m.fps for _, m, _ in rows], dtype=np.float32),
+        actor=np.array([a for *_, a in rows], dtype=np.int32),
+        actors=np.array(actors, dtype=str),
+        clip=np.array([c for c, *_ in rows], dtype=np.int32),
+        clips=np.array(clips, dtype=str),
+    )
+    return {
+        "segments": len(rows),
+        "frames": int(lengths.sum()),
+        "minutes": round(float(sum(m.num_frames / m.fps for _, m, _ in rows)) / 60, 1),
+        "actors": sorted({actors[a] for *_, a in rows}),
+    }
+
+
 def build_sequences(
     mocap: str | Path,
     out: str | Path,
@@ -112,73 +178,14 @@ def build_sequences(
     mocap, out = Path(mocap), Path(out)
     if not mocap.exists():
         raise FileNotFoundError(f"mocap folder or archive {mocap} does not exist")
-    found: list[tuple[str, str, str, list[Motion]]] = []  # clip, dataset, actor, segments
-    skipped: list[dict[str, str]] = []
-    licences: dict[str, dict[str, str]] = {}
-    for source, dataset, loose in _sources(mocap):
-        licences[dataset] = licence_for(dataset)
-        with _opened(source) as folder:
-            files = [f for f in _motion_files(folder) if not loose or f.parent == folder]
-            for path in tqdm(files, desc=dataset, unit="file", disable=not progress):
-                rel = str(path.relative_to(folder))
-                name = rel if loose else f"{source.name}/{rel}"
-                try:
-                    motion = load_motion(path)
-                except (MotionFormatError, FileNotFoundError) as err:
-                    skipped.append({"file": name, "error": str(err).replace(str(folder), source.name)})
-                    tqdm.write(f"skipped {name}: {skipped[-1]['error']}", file=sys.stderr)
-                    continue
-                actor = actor_of(dataset, _within_dataset(rel, dataset))
-                found.append((name, dataset, actor, segments(motion, fps, min_frames)))
-
-    val_actors = {a for *_, a, _ in found if a in val_subjects}
-    per_group: dict[tuple[str, str], int] = {}
-    for _, dataset, actor, segs in found:
-        per_group[(actor, dataset)] = per_group.get((actor, dataset), 0) + sum(s.num_frames for s in segs)
-    per_second = fps  # caps are in seconds at the target rate
-    quota = balance(
-        per_group,
-        int(max_actor_seconds * per_second) if max_actor_seconds else None,
-        int(max_dataset_seconds * per_second) if max_dataset_seconds else None,
-    )
-    parts: dict[str, list[tuple[int, Motion, int]]] = {"train": [], "val": []}
-    clips = [name for name, *_ in found]
-    actors = sorted({a for *_, a, _ in found})
-    for index, (name, dataset, actor, segs) in enumerate(found):
-        group = (actor, dataset)
-        share = quota[group] / per_group[group] if per_group[group] else 0.0
-        split = "val" if actor in val_actors else "train"
-        for k, seg in enumerate(segs):
-            kept = seg.select(_stretch(f"{name}#{k}", seg.num_frames, int(round(seg.num_frames * share))))
-            if kept.num_frames >= min_frames:
-                parts[split].append((index, kept, actors.index(actor)))
-
-    counts = {}
+    found, skipped, licences = gather_segments(mocap, fps, min_frames, progress)
+    val_actors = {file.actor for file, _ in found if file.actor in val_subjects}
+    actors = sorted({file.actor for file, _ in found})
+    caps = tuple(int(s * fps) if s else None for s in (max_actor_seconds, max_dataset_seconds))  # seconds at `fps`
+    parts = balanced_parts(found, val_actors, actors, caps, min_frames)
+    clips = [file.name for file, _ in found]
     out.mkdir(parents=True, exist_ok=True)
-    for split, rows in parts.items():
-        lengths = np.array([m.num_frames for _, m, _ in rows], dtype=np.int64)
-        cat = lambda key, shape: (  # noqa: E731
-            np.concatenate([getattr(m, key) for _, m, _ in rows]).astype(np.float32) if rows else np.zeros((0, *shape))
-        )
-        write_npz(
-            out / f"{split}.npz",
-            body_pose=cat("body_pose", (21, 3)),
-            root_orient=cat("root_orient", (3,)),
-            transl=cat("transl", (3,)),
-            start=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if rows else lengths,
-            length=lengths,
-            fps=np.array([m.fps for _, m, _ in rows], dtype=np.float32),
-            actor=np.array([a for *_, a in rows], dtype=np.int32),
-            actors=np.array(actors, dtype=str),
-            clip=np.array([c for c, *_ in rows], dtype=np.int32),
-            clips=np.array(clips, dtype=str),
-        )
-        counts[split] = {
-            "segments": len(rows),
-            "frames": int(lengths.sum()),
-            "minutes": round(float(sum(m.num_frames / m.fps for _, m, _ in rows)) / 60, 1),
-            "actors": sorted({actors[a] for *_, a in rows}),
-        }
+    counts = {split: write_split(out / f"{split}.npz", rows, actors, clips) for split, rows in parts.items()}
     manifest = {
         "format": SEQUENCES_FORMAT,
         "settings": {

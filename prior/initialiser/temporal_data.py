@@ -25,7 +25,7 @@ from body.rotations import axis_angle_to_matrix
 from body.shapes import random_shapes
 from prior.data.sequences import Sequences
 from prior.initialiser.data import ASPECTS, MIN_POINTS, MIRROR, SET_MASKS, SIDED, PosedBodies, _uniform
-from prior.initialiser.model import BODY_SETS, INPUT_POINTS, features
+from prior.initialiser.model import BODY_SETS, features
 from prior.initialiser.temporal_lifter import BOX_MID, BOX_SIZE
 
 
@@ -112,13 +112,23 @@ def _look_at(eye: torch.Tensor, target: torch.Tensor, roll: torch.Tensor) -> tor
     return torch.stack([cos * x + sin * y, cos * y - sin * x, z], -2)
 
 
-def draw_windows(
-    bodies: SequenceBodies, n: int, frames: int, gen: torch.Generator, cfg: DictConfig, pad: int = 0
-) -> WindowBatch:
-    """n random filmed windows of `frames` frames (settings: the `views` section of
-    configs/train_temporal_lifter.yaml). In a share `cfg.ends` of them, up to `pad` frames at the
-    start, and independently at the end, repeat the next frame inward (as `lift` pads a clip)."""
-    # Segments long enough for the window at the highest rate; a rate, then a start time.
+@dataclass(frozen=True)
+class _Times:
+    """Where a batch of windows samples the mocap: the segment, the frame rate, and per output
+    frame the two source frames and the weight between them."""
+
+    seg: torch.Tensor  # (n,)
+    fps: torch.Tensor  # (n,)
+    i0: torch.Tensor  # (n, T) global frame indices
+    i1: torch.Tensor  # (n, T)
+    w: torch.Tensor  # (n, T)
+
+    def lerp(self, x: torch.Tensor) -> torch.Tensor:
+        return _lerp(x, self.i0, self.i1, self.w)
+
+
+def _sample_times(bodies: SequenceBodies, n: int, frames: int, gen: torch.Generator, cfg: DictConfig) -> _Times:
+    """Segments long enough for the window at the highest rate; a rate, then a start time."""
     fps_lo, fps_hi = cfg.fps
     need = (frames - 1) * bodies.fps / fps_hi + 1
     usable = (bodies.length >= need).nonzero().flatten()
@@ -134,12 +144,16 @@ def draw_windows(
     i0 = time.floor().long().clamp(max=(bodies.length[seg] - 1)[:, None])
     w = time - i0
     i1 = (i0 + 1).clamp(max=(bodies.length[seg] - 1)[:, None])
-    i0, i1 = i0 + bodies.start[seg, None], i1 + bodies.start[seg, None]
-    root = _lerp(bodies.root, i0, i1, w)  # (n, T, 3, 3), near-orthonormal
-    transl = _lerp(bodies.transl, i0, i1, w)
-    world = torch.einsum("ntij,ntpj->ntpi", root, _lerp(bodies.points, i0, i1, w)) + transl[:, :, None]
+    return _Times(seg, fps, i0 + bodies.start[seg, None], i1 + bodies.start[seg, None], w)
 
-    # Camera: above the window's floor, at a random azimuth and distance, drifting, aimed near the person.
+
+def _camera(
+    world: torch.Tensor, transl: torch.Tensor, fps: torch.Tensor, gen: torch.Generator, cfg: DictConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A camera per window above its floor, at a random azimuth and distance, drifting, aimed near
+    the person: its world-to-camera rotations (n, T, 3, 3), positions (n, T, 3) and image
+    half-extents (n, 2) (tangents of the half field of view)."""
+    n, frames = world.shape[:2]
     centre = transl.mean(1)
     floor = world[..., 1].flatten(1).amin(1)
     half_long = torch.tan(torch.deg2rad(_uniform(gen, n, *cfg.fov_deg)) / 2)
@@ -167,14 +181,16 @@ def draw_windows(
     right = torch.nn.functional.normalize(torch.linalg.cross(aim[:, 0] - eye, up.expand(n, 3)), dim=-1)
     aim = aim + (distance[:, None] * (off[:, :1] * right - off[:, 1:] * up))[:, None]
     roll = torch.deg2rad((torch.randn(n, generator=gen) * cfg.roll_deg).clamp(-3 * cfg.roll_deg, 3 * cfg.roll_deg))
-    cam_rot = _look_at(eye_t, aim, roll[:, None].expand(n, frames))  # (n, T, 3, 3)
-    cam = torch.einsum("ntij,ntpj->ntpi", cam_rot, world - eye_t[:, :, None])
-    pelvis = torch.einsum("ntij,ntj->nti", cam_rot, transl - eye_t)
-    z = cam[..., 2]
-    xy = cam[..., :2] / z.clamp(min=1e-3)[..., None]
-    p = len(INPUT_POINTS)
+    return _look_at(eye_t, aim, roll[:, None].expand(n, frames)), eye_t, half
 
-    # Detection: the window's keypoint set, in the image, in front; then the corruptions.
+
+def _detect(
+    xy: torch.Tensor, z: torch.Tensor, half: torch.Tensor, gen: torch.Generator, cfg: DictConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A detector's view of the projected points xy (n, T, P, 2) at depths z: the window's keypoint
+    set, in the image, in front, then drops, gaps, noise, drift, outliers and left/right swaps.
+    Returns points, seen (n, T, P) and confidences (n, T, P)."""
+    n, frames, p = z.shape
     which = torch.randint(len(BODY_SETS), (n,), generator=gen)
     seen = SET_MASKS[which][:, None] & (z > 0.1) & (xy.abs() <= half[:, None, None]).all(-1)
     seen &= torch.rand(n, frames, p, generator=gen) >= _uniform(gen, n, 0, cfg.drop)[:, None, None]
@@ -203,7 +219,24 @@ def draw_windows(
     pair = SIDED[torch.randint(len(SIDED), (n,), generator=gen)][:, None].expand(n, frames)[one]
     rows = one.nonzero(as_tuple=True)
     perm[(*rows, pair)], perm[(*rows, MIRROR[pair])] = MIRROR[pair], pair
-    xy, seen, conf = xy.gather(2, perm[..., None].expand_as(xy)), seen.gather(2, perm), conf.gather(2, perm)
+    return xy.gather(2, perm[..., None].expand_as(xy)), seen.gather(2, perm), conf.gather(2, perm)
+
+
+def draw_windows(
+    bodies: SequenceBodies, n: int, frames: int, gen: torch.Generator, cfg: DictConfig, pad: int = 0
+) -> WindowBatch:
+    """n random filmed windows of `frames` frames (settings: the `views` section of
+    configs/train_temporal_lifter.yaml). In a share `cfg.ends` of them, up to `pad` frames at the
+    start, and independently at the end, repeat the next frame inward (as `lift` pads a clip)."""
+    times = _sample_times(bodies, n, frames, gen, cfg)
+    root = times.lerp(bodies.root)  # (n, T, 3, 3), near-orthonormal
+    transl = times.lerp(bodies.transl)
+    world = torch.einsum("ntij,ntpj->ntpi", root, times.lerp(bodies.points)) + transl[:, :, None]
+    cam_rot, eye_t, half = _camera(world, transl, times.fps, gen, cfg)
+    cam = torch.einsum("ntij,ntpj->ntpi", cam_rot, world - eye_t[:, :, None])
+    pelvis = torch.einsum("ntij,ntj->nti", cam_rot, transl - eye_t)
+    z = cam[..., 2]
+    xy, seen, conf = _detect(cam[..., :2] / z.clamp(min=1e-3)[..., None], z, half, gen, cfg)
 
     feats = features((xy * seen[..., None]).flatten(0, 1), (conf * seen).flatten(0, 1)).unflatten(0, (n, frames))
     cut = torch.randint(0, pad + 1, (2, n), generator=gen) * (torch.rand((2, n), generator=gen) < cfg.ends)
@@ -211,7 +244,7 @@ def draw_windows(
     feats = feats.gather(1, inner[..., None].expand_as(feats))
     box_size = feats[..., BOX_SIZE].clamp(min=1e-6)
     root_xy = (pelvis[..., :2] / pelvis[..., 2:].clamp(min=1e-3) - feats[..., BOX_MID]) / box_size[..., None]
-    rot = torch.cat([(cam_rot @ root)[:, :, None], _lerp(bodies.body_rot, i0, i1, w)], 2)
+    rot = torch.cat([(cam_rot @ root)[:, :, None], times.lerp(bodies.body_rot)], 2)
     valid = (seen.sum(-1) >= MIN_POINTS) & (pelvis[..., 2] > 0.1)
     log_depth = torch.log(pelvis[..., 2].clamp(min=1e-3) * box_size)
-    return WindowBatch(feats, rot, bodies.shape[bodies.start[seg]], root_xy, log_depth, valid)
+    return WindowBatch(feats, rot, bodies.shape[bodies.start[times.seg]], root_xy, log_depth, valid)

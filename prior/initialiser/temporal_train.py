@@ -17,7 +17,6 @@ output frame. Resumes from out_dir/last.pt.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -29,14 +28,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import configs
+from body.base import BodyModel
 from body.rotations import geodesic_angle
-from configs.files import atomic_path, write_text
+from configs.files import write_text
 from configs.loader import Rule
 from prior.data.build import DEFAULT_VAL_SUBJECTS
 from prior.data.fk import RestSkeleton, rest_joints
 from prior.data.sequences import SEQUENCES_FORMAT, Sequences, build_sequences
 from prior.evaluation.metrics import pa_mpjpe
 from prior.initialiser.model import load as load_initialiser
+from prior.initialiser.runs import resume, save_progress
 from prior.initialiser.temporal_data import SequenceBodies, WindowBatch, draw_windows
 from prior.initialiser.temporal_lifter import Output, TemporalLifter, receptive_field, save
 from prior.vposer.checkpoint import export_run
@@ -192,6 +193,19 @@ def progress(t: DictConfig, step: int, minutes: float) -> float:
     return min(1.0, max(done, minutes / t.max_minutes) if t.max_minutes else done)
 
 
+def posed_windows(
+    cfg: DictConfig, folder: Path, anny: BodyModel, rng: np.random.Generator
+) -> tuple[SequenceBodies, WindowBatch]:
+    """The training sequences (their first `data.max_train_frames`) on Anny, and the fixed
+    validation windows (at VAL_FPS, no padded ends)."""
+    train_seqs = _first_frames(Sequences.read(folder / "train.npz"), cfg.data.max_train_frames)
+    bodies = SequenceBodies.build(anny, train_seqs, rng)
+    val_bodies = SequenceBodies.build(anny, Sequences.read(folder / "val.npz"), np.random.default_rng(VAL_SEED))
+    val_views = OmegaConf.merge(cfg.views, {"fps": [VAL_FPS, VAL_FPS], "ends": 0.0})
+    gen = torch.Generator().manual_seed(VAL_SEED)
+    return bodies, draw_windows(val_bodies, cfg.data.val_windows, cfg.train.frames, gen, val_views)
+
+
 def train(cfg: DictConfig) -> Path:
     """Train (or resume) and write out_dir/temporal_lifter.pt and metrics.json; returns the weights' path."""
     t = cfg.train
@@ -210,11 +224,7 @@ def train(cfg: DictConfig) -> Path:
 
     anny = body.create("anny")
     started = time.time()
-    train_seqs = _first_frames(Sequences.read(folder / "train.npz"), cfg.data.max_train_frames)
-    bodies = SequenceBodies.build(anny, train_seqs, rng)
-    val_bodies = SequenceBodies.build(anny, Sequences.read(folder / "val.npz"), np.random.default_rng(VAL_SEED))
-    val_views = OmegaConf.merge(cfg.views, {"fps": [VAL_FPS, VAL_FPS], "ends": 0.0})
-    val = draw_windows(val_bodies, cfg.data.val_windows, t.frames, torch.Generator().manual_seed(VAL_SEED), val_views)
+    bodies, val = posed_windows(cfg, folder, anny, rng)
     skeleton = RestSkeleton(rest_joints(anny), pelvis_at_origin=True)
     prepared = time.time() - started
     posed = f"{bodies.points.shape[0]} training frames in {len(bodies.length)} segments; posed in {prepared:.0f} s"
@@ -228,16 +238,11 @@ def train(cfg: DictConfig) -> Path:
     gen = torch.Generator().manual_seed(t.seed)
     last, step, history, minutes_before = out / "last.pt", 0, [], 0.0
     if cfg.resume and last.exists():
-        state = torch.load(last, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        step, history, minutes_before = int(state["step"]), json.loads(state["history"]), float(state["minutes"])
-        print(f"resumed at step {step}")
+        step, history, state = resume(last, model, opt, gen, device)
+        minutes_before = float(state["minutes"])
     half = model.receptive_field // 2
     kept = slice(2 * half, None) if m.causal else slice(half, t.frames - half)
     val = val.to(device)
-    skeleton.offsets = skeleton.offsets.to(device)
     began = time.time()
     minutes = lambda: minutes_before + (time.time() - began) / 60  # noqa: E731
     while (done := progress(t, step, minutes())) < 1:
@@ -254,21 +259,9 @@ def train(cfg: DictConfig) -> Path:
             row["val"] = evaluate(model, val, skeleton)
             history.append(row)
             print(json.dumps(row), flush=True)
-            with atomic_path(last) as tmp:
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "generator": gen.get_state(),
-                        "step": step,
-                        "minutes": minutes(),
-                        "history": json.dumps(history),
-                    },
-                    tmp,
-                )
+            save_progress(last, model, opt, gen, step, history, minutes=minutes())
     model = model.cpu().eval()
     save(model, out / "temporal_lifter.pt")
-    skeleton.offsets = skeleton.offsets.cpu()
     metrics = {
         "sequences": str(folder),
         "train_frames": int(bodies.points.shape[0]),
@@ -288,14 +281,7 @@ def train(cfg: DictConfig) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=None, help="YAML layered on configs/train_temporal_lifter.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=100")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except (OSError, ValueError) as e:
-        parser.error(str(e))
+    cfg = configs.command_line_config(load_config, "train_temporal_lifter", __doc__.split("\n\n")[0], argv)
     print(f"weights: {train(cfg)}")
 
 

@@ -19,7 +19,6 @@ included), PA-MPJPE, orientation error. Resumes from out_dir/last.pt.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -31,13 +30,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import configs
+from body.base import BodyModel
 from body.rotations import geodesic_angle
-from configs.files import atomic_path, write_text
+from configs.files import write_text
 from configs.loader import Rule
 from prior.data.fk import RestSkeleton, rest_joints
 from prior.evaluation.metrics import pa_mpjpe
 from prior.initialiser.data import PosedBodies, ViewBatch, draw_views
 from prior.initialiser.model import Initialiser, deepen, load, save, widen
+from prior.initialiser.runs import resume, save_progress
 from prior.vposer.checkpoint import export_run
 
 RULES: dict[str, Rule] = {
@@ -171,6 +172,31 @@ def init_source(cfg: DictConfig) -> Initialiser | None:
     return source
 
 
+def posed_views(
+    cfg: DictConfig, folder: Path, anny: BodyModel, rng: np.random.Generator
+) -> tuple[PosedBodies, ViewBatch]:
+    """The training poses (at most `data.max_train_poses`) on Anny, and the fixed validation views."""
+    with np.load(folder / "train.npz") as d:
+        pose, root = d["body_pose"], d["root_orient"]
+    if cfg.data.max_train_poses and cfg.data.max_train_poses < len(pose):
+        keep = rng.choice(len(pose), cfg.data.max_train_poses, replace=False)
+        pose, root = pose[keep], root[keep]
+    bodies = PosedBodies.build(anny, pose, root, rng)
+    with np.load(folder / "val.npz") as d:
+        keep = rng.choice(len(d["body_pose"]), min(cfg.data.val_views, len(d["body_pose"])), replace=False)
+        val_bodies = PosedBodies.build(anny, d["body_pose"][keep], d["root_orient"][keep], rng)
+    return bodies, draw_views(val_bodies, len(val_bodies), torch.Generator().manual_seed(12345), cfg.views)
+
+
+def new_model(cfg: DictConfig, source: Initialiser | None) -> Initialiser:
+    """The network to train: `source` (init_from) widened and deepened to `model`, or a fresh one."""
+    if source is None:
+        return Initialiser(cfg.model.width, cfg.model.blocks, cfg.model.dropout, cfg.model.hypotheses)
+    if source.hypotheses != cfg.model.hypotheses:
+        source = widen(source, cfg.model.hypotheses, seed=cfg.train.seed)
+    return deepen(source, cfg.model.blocks, seed=cfg.train.seed)
+
+
 def train(cfg: DictConfig) -> Path:
     """Train (or resume) and write out_dir/initialiser.pt and metrics.json; returns the weights' path."""
     t = cfg.train
@@ -186,41 +212,21 @@ def train(cfg: DictConfig) -> Path:
 
     anny = body.create("anny")
     started = time.time()
-    with np.load(folder / "train.npz") as d:
-        pose, root = d["body_pose"], d["root_orient"]
-    if cfg.data.max_train_poses and cfg.data.max_train_poses < len(pose):
-        keep = rng.choice(len(pose), cfg.data.max_train_poses, replace=False)
-        pose, root = pose[keep], root[keep]
-    bodies = PosedBodies.build(anny, pose, root, rng)
-    with np.load(folder / "val.npz") as d:
-        keep = rng.choice(len(d["body_pose"]), min(cfg.data.val_views, len(d["body_pose"])), replace=False)
-        val_bodies = PosedBodies.build(anny, d["body_pose"][keep], d["root_orient"][keep], rng)
-    val = draw_views(val_bodies, len(val_bodies), torch.Generator().manual_seed(12345), cfg.views)
+    bodies, val = posed_views(cfg, folder, anny, rng)
     skeleton = RestSkeleton(rest_joints(anny), pelvis_at_origin=True)
     prepared = time.time() - started
     print(f"{len(bodies)} training poses, {int(val.valid.sum())} validation views; posed in {prepared:.0f} s")
 
     device = torch.device(t.device)
-    if source is not None:
-        if source.hypotheses != cfg.model.hypotheses:
-            source = widen(source, cfg.model.hypotheses, seed=t.seed)
-        model = deepen(source, cfg.model.blocks, seed=t.seed).to(device)
-    else:
-        model = Initialiser(cfg.model.width, cfg.model.blocks, cfg.model.dropout, cfg.model.hypotheses).to(device)
+    model = new_model(cfg, source).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, t.steps) / t.steps)))
     gen = torch.Generator().manual_seed(t.seed)
     last, step, history = out / "last.pt", 0, []
     if cfg.resume and last.exists():
-        state = torch.load(last, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        step, history, state = resume(last, model, opt, gen, device)
         sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        step, history = int(state["step"]), json.loads(state["history"])
-        print(f"resumed at step {step}")
     val = ViewBatch(*(x.to(device) for x in (val.features, val.rotations, val.shape, val.valid)))
-    skeleton.offsets = skeleton.offsets.to(device)
     began = time.time()
     limit = 60 * t.max_minutes if t.max_minutes else float("inf")
     while step < t.steps and time.time() - began < limit:
@@ -237,21 +243,9 @@ def train(cfg: DictConfig) -> Path:
             row.update({f"val_{k}": v for k, v in evaluate(model, val, skeleton).items()})
             history.append(row)
             print(json.dumps(row), flush=True)
-            with atomic_path(last) as tmp:
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "generator": gen.get_state(),
-                        "step": step,
-                        "history": json.dumps(history),
-                    },
-                    tmp,
-                )
+            save_progress(last, model, opt, gen, step, history, scheduler=sched.state_dict())
     model = model.cpu().eval()
     save(model, out / "initialiser.pt")
-    skeleton.offsets = skeleton.offsets.cpu()
     val = ViewBatch(*(x.cpu() for x in (val.features, val.rotations, val.shape, val.valid)))
     metrics = {
         "dataset": str(folder),
@@ -270,14 +264,7 @@ def train(cfg: DictConfig) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=None, help="YAML layered on configs/train_initialiser.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=100")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except (OSError, ValueError) as e:
-        parser.error(str(e))
+    cfg = configs.command_line_config(load_config, "train_initialiser", __doc__.split("\n\n")[0], argv)
     print(f"weights: {train(cfg)}")
 
 

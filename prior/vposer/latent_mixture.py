@@ -9,7 +9,7 @@ a better prior on z: ex-post density estimation (Ghosh et al. 2020, "From variat
 deterministic autoencoders"), the second stage of Dai & Wipf's two-stage VAE (2019). It
 uses 8 components, like the pose-space GMM baseline (SMPLify's). `prior.evaluation.evaluate` reports
 VPoser with it. The fitter keeps |z|^2, which fitted held-out frames as well
-(README, "Latent mixture").
+(docs/prior.md, "Latent mixture").
 
 The mixture is written beside the checkpoint as STEM_latent_gmm.npz, with its settings
 in STEM_latent_gmm.yaml. `prior.vposer.train` fits one at the end of every run.

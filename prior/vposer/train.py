@@ -16,7 +16,6 @@ train.devices / train.strategy=ddp to scale out.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
+import configs
 from body.rotations import axis_angle_to_matrix, geodesic_angle, matrix_to_axis_angle
 from configs.files import atomic_path, write_text
 from prior.data.fk import RestSkeleton, rest_joints
@@ -218,19 +218,8 @@ def train(cfg: DictConfig) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="Example: python -m prior.vposer.train data.fps=10 train.max_epochs=3",
-    )
-    parser.add_argument(
-        "--config", type=Path, default=None, help="YAML config layered on the defaults (configs/train_prior.yaml)"
-    )
-    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.max_epochs=3")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except (OSError, ValueError) as e:
-        parser.error(str(e))
+    example = "python -m prior.vposer.train data.fps=10 train.max_epochs=3"
+    cfg = configs.command_line_config(load_config, "train_prior", __doc__.split("\n\n")[0], argv, example)
     path = train(cfg)
     if path is not None:
         print(f"best weights: {path}")
