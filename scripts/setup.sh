@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # The pinned CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,ray]'
 .venv/bin/python -m body.build_cache
 # BlazePose Heavy (issue 12): MediaPipe's wheel ships only the Full landmark model
 # and would download Heavy at run time; the npm package @mediapipe/pose
