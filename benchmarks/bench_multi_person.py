@@ -1,28 +1,32 @@
 """Several people in one camera: every person fitted, matched to the right truth, and as accurate as alone.
 
     python benchmarks/bench_multi_person.py [--frames 16] [--seed 0] [--threads 1] [--dataset DIR] [--work DIR]
+                                            [--people]
 
 Each frame holds 2-5 people, each a held-out pose (`fit_data.held_out_poses`: the validation actors,
 held out of every network's training) turned to a random heading, on Anny with a random adult shape,
 standing on one floor (the lowest vertex on it) 3-9 m in front of one camera (1920x1080 px,
 f = 1100 px, 1.0-1.6 m above the floor, pitched 2-8 deg down), at random image columns over the
-middle 60 % of the width, so that some overlap; no two closer than 0.7 m on the floor. `fitting.synthetic.render_views`
-projects their BODY_25 points with 5 px noise and 20 % dropped (points outside the image are
-undetected). Occlusion: a point is hidden when it falls inside a projected triangle of a nearer
-person's mesh whose surface there (perspective-correct depth) is nearer than the point.
+middle 60 % of the width, so that some overlap; no two closer than 0.7 m on the floor.
+`fitting.synthetic.render_views` projects their BODY_25 points with 5 px noise and 20 % dropped
+(points outside the image are undetected). Occlusion: a point is hidden when it falls inside a
+projected triangle of a nearer person's mesh whose surface there (perspective-correct depth) is
+nearer than the point.
 
-Two runs of the real path (`fitting.pipeline.run` on a folder of OpenPose JSON files, `camera.focal`
+Three runs of the real path (`fitting.pipeline.run` on a folder of OpenPose JSON files, `camera.focal`
 the true focal, `camera.image_size` the true size, default fit settings; meshes, overlays and the
 report page are not written): the scenes (one file per frame, people shuffled, occluded points
-dropped), and the single-person reference: every person alone in a file of their own, with the same
-noise and dropped points but no occlusion. Fits of a frame are matched to its people by
+dropped); the single-person reference, every person alone in a file of their own with the same noise
+and dropped points but no occlusion; and every person alone with the scene's occlusion drops too
+(what the scene costs beyond the points it hides). Fits of a frame are matched to its people by
 `scipy.optimize.linear_sum_assignment` on the mean 2D distance of the fit's projected BODY_25 points
 (the npz's `projected_body25`) to the true ones; a match further than half the person's box height
 counts as none; a mismatch is a fit matched to another person than the one its detection came from.
 Prints markdown tables: the sample, people fitted / matched / missed / mismatched, PA-MPJPE over the
 22 body joints (mm) of the scenes' fits against the same people fitted alone (all, by overlap, by
 occlusion), the relative depth error of the pelvis and the share of pairs in a frame whose depth
-order the fits get right; then whether the target holds (PA-MPJPE in scenes within 10 % of alone).
+order the fits get right, for each run; then whether the target holds (PA-MPJPE in scenes within
+10 % of alone, no mismatch); with --people, every person's row.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import itertools
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +63,8 @@ CAMERA_HEIGHT, PITCH_DEG, DISTANCE = (1.0, 1.6), (2.0, 8.0), (3.0, 9.0)
 PEOPLE, MIN_APART, NOISE_PX, DROP = (2, 5), 0.7, 5.0, 0.2
 Y_DOWN = np.diag([1.0, -1.0, -1.0])  # render_views' own turn at azimuth 0 and elevation 0
 TARGET = 1.10  # PA-MPJPE in scenes at most 10 % above the same people fitted alone
+# The fitted runs: the scenes; each person alone (no occlusion); each person alone with the scene's occlusion drops.
+RUNS = ("scene", "alone", "hidden")
 
 
 @dataclass
@@ -177,26 +183,34 @@ def detections(scene: Scene, occlusion: bool) -> list[np.ndarray]:
     return out
 
 
-def write_inputs(scenes: list[Scene], folder: Path, rng: np.random.Generator) -> tuple[Path, Path, list[list[int]]]:
-    """OpenPose JSON folders `scenes` (one file per frame, people shuffled, occluded points dropped;
-    people with no point left are not in it) and `alone` (one file per person, no occlusion), and per
-    frame the person each entry of its file came from."""
-    multi, alone = folder / "scenes", folder / "alone"
-    multi.mkdir(parents=True)
-    alone.mkdir(parents=True)
+def write_inputs(scenes: list[Scene], folder: Path, rng: np.random.Generator) -> list[list[int]]:
+    """OpenPose JSON files under `folder`: `scene/` one per frame (people shuffled, occluded points
+    dropped; people with no point left are left out, as a detector would), `alone/` one per person
+    (no occlusion) and `hidden/` one per person with the scene's occlusion drops. Returns per frame the
+    person each entry of its scene file came from."""
+    for run_name in RUNS:
+        (folder / run_name).mkdir(parents=True)
     sources = []
     for f, scene in enumerate(scenes):
-        seen = [i for i, pts in enumerate(detections(scene, True)) if pts[:, 2].any()]
+        hidden, whole = detections(scene, True), detections(scene, False)
+        seen = [i for i, pts in enumerate(hidden) if pts[:, 2].any()]
         order = [seen[k] for k in rng.permutation(len(seen))]
-        hidden = detections(scene, True)
-        write_openpose(
-            Keypoints("body25", np.stack([hidden[i] for i in order])), multi / f"scene{f:03d}_keypoints.json"
-        )
         sources.append(order)
-        for i, pts in enumerate(detections(scene, False)):
-            if pts[:, 2].any():
-                write_openpose(Keypoints("body25", pts[None]), alone / f"scene{f:03d}_alone{i}_keypoints.json")
-    return multi, alone, sources
+        write_openpose(Keypoints("body25", np.stack([hidden[i] for i in order])), folder / "scene" / _file(f))
+        for run_name, points in (("alone", whole), ("hidden", hidden)):
+            for i, pts in enumerate(points):
+                if pts[:, 2].any():
+                    write_openpose(Keypoints("body25", pts[None]), folder / run_name / _file(f, i))
+    return sources
+
+
+def _file(frame: int, person: int | None = None) -> str:
+    return f"{_key(frame, person)}_keypoints.json"
+
+
+def _key(frame: int, person: int | None = None) -> str:
+    """The output key of a frame's scene file, or of one person's file of it."""
+    return f"scene{frame:03d}" + ("" if person is None else f"_person{person}")
 
 
 def fit(folder: Path, out: Path, threads: int) -> float:
@@ -234,25 +248,24 @@ def match(fits: list[dict[str, np.ndarray]], pixels: np.ndarray) -> dict[int, in
 
 @dataclass
 class Person:
-    """One true person's outcome in both runs (NaN where not fitted or matched)."""
+    """One true person's outcome in each run (`RUNS`; absent where not fitted, or in a scene not matched)."""
 
     frame: int
     overlapping: bool
     occluded: int  # points hidden by occlusion that render_views had kept
     pelvis_z: float
-    pa_multi: float = np.nan
-    z_multi: float = np.nan
-    pa_alone: float = np.nan
-    z_alone: float = np.nan
+    pa: dict[str, float] = field(default_factory=dict)  # run -> PA-MPJPE (mm)
+    z: dict[str, float] = field(default_factory=dict)  # run -> fitted pelvis depth (m)
     mismatched: bool = False
 
 
 def score(
-    model: BodyModel, scenes: list[Scene], sources: list[list[int]], multi_out: Path, alone_out: Path
+    model: BodyModel, scenes: list[Scene], sources: list[list[int]], fits_in: Path
 ) -> tuple[list[Person], dict[str, int]]:
-    """Every true person's errors in both runs, and the counts of fits, matches, misses and mismatches."""
+    """Every true person's errors in each run (`fits_in`/RUN), and the counts of the scenes' fits and
+    of their matches and mismatches, and of the people fitted in the single-person runs."""
     people: list[Person] = []
-    counts = dict(fits=0, matched=0, mismatched=0, fits_alone=0)
+    counts = dict.fromkeys(("fits", "matched", "mismatched", *RUNS), 0)
     for f, scene in enumerate(scenes):
         truth = scene.views.joints
         kept = [scene.views.frames[i].points["body25"][0][:, 2] > 0 for i in range(len(truth))]
@@ -260,38 +273,38 @@ def score(
             Person(f, bool(scene.overlapping[i]), int((scene.occluded[i] & kept[i]).sum()), float(truth[i, 0, 2]))
             for i in range(len(truth))
         ]
-        fits = read_fits(multi_out, f"scene{f:03d}")
+        fits = read_fits(fits_in / "scene", _key(f))
         counts["fits"] += len(fits)
         if fits:
             joints = params_joints(model, fits)
             for k, i in match(fits, scene.pixels).items():
-                rows[i].pa_multi = 1000 * float(pa_mpjpe(joints[k : k + 1], truth[i : i + 1])[0])
-                rows[i].z_multi = float(joints[k, 0, 2])
+                rows[i].pa["scene"] = 1000 * float(pa_mpjpe(joints[k : k + 1], truth[i : i + 1])[0])
+                rows[i].z["scene"] = float(joints[k, 0, 2])
                 rows[i].mismatched = sources[f][int(fits[k]["person_id"])] != i
                 counts["matched"] += 1
                 counts["mismatched"] += rows[i].mismatched
-        for i, row in enumerate(rows):
-            alone = read_fits(alone_out, f"scene{f:03d}_alone{i}")
-            if alone:
-                joints = params_joints(model, alone)
-                row.pa_alone = 1000 * float(pa_mpjpe(joints, truth[i : i + 1])[0])
-                row.z_alone = float(joints[0, 0, 2])
-                counts["fits_alone"] += 1
+        for run_name in ("alone", "hidden"):
+            for i, row in enumerate(rows):
+                alone = read_fits(fits_in / run_name, _key(f, i))
+                if alone:
+                    joints = params_joints(model, alone)
+                    row.pa[run_name] = 1000 * float(pa_mpjpe(joints, truth[i : i + 1])[0])
+                    row.z[run_name] = float(joints[0, 0, 2])
+                    counts[run_name] += 1
         people += rows
     return people, counts
 
 
-def depth_order(people: list[Person], run: str, min_gap: float) -> tuple[int, int]:
-    """(pairs, pairs ordered right) of people of one frame fitted in both runs whose true pelvis depths
-    differ by more than `min_gap` m, by the fitted pelvis depth of `run` ("multi" or "alone")."""
+def depth_order(people: list[Person], run_name: str, min_gap: float) -> tuple[int, int]:
+    """(pairs, pairs ordered right) of people of one frame fitted in every run whose true pelvis depths
+    differ by more than `min_gap` m, by the fitted pelvis depth of `run_name`."""
     pairs = right = 0
-    both = [p for p in people if np.isfinite(p.z_multi) and np.isfinite(p.z_alone)]
-    for a, b in itertools.combinations(both, 2):
+    everywhere = [p for p in people if len(p.z) == len(RUNS)]
+    for a, b in itertools.combinations(everywhere, 2):
         if a.frame != b.frame or abs(a.pelvis_z - b.pelvis_z) <= min_gap:
             continue
-        za, zb = getattr(a, f"z_{run}"), getattr(b, f"z_{run}")
         pairs += 1
-        right += (za > zb) == (a.pelvis_z > b.pelvis_z)
+        right += (a.z[run_name] > b.z[run_name]) == (a.pelvis_z > b.pelvis_z)
     return pairs, right
 
 
@@ -313,10 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     scenes = [draw_scene(model, pose[e - c : e], root[e - c : e], rng) for c, e in zip(counts, ends)]
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        multi, alone, sources = write_inputs(scenes, work / "inputs", rng)
-        seconds = {"scenes": fit(multi, work / "fit_scenes", args.threads)}
-        seconds["alone"] = fit(alone, work / "fit_alone", args.threads)
-        people, tally = score(model, scenes, sources, work / "fit_scenes", work / "fit_alone")
+        sources = write_inputs(scenes, work / "inputs", rng)
+        seconds = {r: fit(work / "inputs" / r, work / "fits" / r, args.threads) for r in RUNS}
+        people, tally = score(model, scenes, sources, work / "fits")
     report(people, tally, scenes, seconds, args)
     if args.people:
         list_people(people)
@@ -335,45 +347,47 @@ def report(
     kept = sum(int((f.points["body25"][0][:, 2] > 0).sum()) for s in scenes for f in s.views.frames)
     hidden = sum(p.occluded for p in people)
     overlap = sum(p.overlapping for p in people)
+    took = ", ".join(f"{seconds[r]:.0f} s ({r})" for r in RUNS)
     print(
         f"\nseed {args.seed}: {len(scenes)} frames ({_per_frame(scenes)}), {n} people; {overlap} people "
         f"({100 * overlap / n:.0f} %) overlap another's box (IoU > 0.1); occlusion hid {hidden} of the {kept} "
         f"points left after the random drops ({100 * hidden / max(kept, 1):.1f} %), "
-        f"{sum(p.occluded > 0 for p in people)} people lost some; fits took {seconds['scenes']:.0f} s (scenes) "
-        f"and {seconds['alone']:.0f} s (alone) on {args.threads} thread(s)\n"
+        f"{sum(p.occluded > 0 for p in people)} people lost some; fits took {took} on {args.threads} thread(s)\n"
     )
-    fitted_alone = tally["fits_alone"]
-    matched = tally["matched"]
     print("| run | people | fits | matched | missed | mismatched |")
     print("|---|---|---|---|---|---|")
-    print(f"| scenes | {n} | {tally['fits']} | {matched} | {n - matched} | {tally['mismatched']} |")
-    print(f"| alone | {n} | {fitted_alone} | - | {n - fitted_alone} | - |")
-    both = [p for p in people if np.isfinite(p.pa_multi) and np.isfinite(p.pa_alone)]
+    print(f"| scenes | {n} | {tally['fits']} | {tally['matched']} | {n - tally['matched']} | {tally['mismatched']} |")
+    for run_name, label in (("alone", "alone"), ("hidden", "alone, occlusion drops")):
+        print(f"| {label} | {n} | {tally[run_name]} | - | {n - tally[run_name]} | - |")
+    everywhere = [p for p in people if len(p.pa) == len(RUNS)]
     subsets = {
-        "all fitted in both": both,
-        "overlapping (IoU > 0.1)": [p for p in both if p.overlapping],
-        "not overlapping": [p for p in both if not p.overlapping],
-        "some points occluded": [p for p in both if p.occluded],
-        "none occluded": [p for p in both if not p.occluded],
+        "all fitted in every run": everywhere,
+        "overlapping (IoU > 0.1)": [p for p in everywhere if p.overlapping],
+        "not overlapping": [p for p in everywhere if not p.overlapping],
+        "some points occluded": [p for p in everywhere if p.occluded],
+        "none occluded": [p for p in everywhere if not p.occluded],
     }
-    print("\n| people | n | PA-MPJPE alone mm | PA-MPJPE in scene mm | ratio | p90 alone | p90 in scene |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| people | n | PA-MPJPE alone mm | alone, occlusion drops | in scene | scene / alone "
+        "| scene / alone with drops | p90 alone | p90 in scene |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, sub in subsets.items():
         if not sub:
-            print(f"| {name} | 0 | - | - | - | - | - |")
+            print(f"| {name} | 0 |" + " - |" * 7)
             continue
-        a, m = np.array([p.pa_alone for p in sub]), np.array([p.pa_multi for p in sub])
+        a, h, m = (np.array([p.pa[r] for p in sub]) for r in ("alone", "hidden", "scene"))
         print(
-            f"| {name} | {len(sub)} | {a.mean():.1f} | {m.mean():.1f} | {m.mean() / a.mean():.3f} "
-            f"| {np.percentile(a, 90):.1f} | {np.percentile(m, 90):.1f} |"
+            f"| {name} | {len(sub)} | {a.mean():.1f} | {h.mean():.1f} | {m.mean():.1f} | {m.mean() / a.mean():.3f} "
+            f"| {m.mean() / h.mean():.3f} | {np.percentile(a, 90):.1f} | {np.percentile(m, 90):.1f} |"
         )
     print(
         "\n| run | pelvis depth error % (mean abs) | signed % | pairs | depth order right | pairs > 1 m apart | right |"
     )
     print("|---|---|---|---|---|---|---|")
-    for run_name, label in (("alone", "alone"), ("multi", "scenes")):
-        z = np.array([getattr(p, f"z_{run_name}") for p in both])
-        truth = np.array([p.pelvis_z for p in both])
+    for run_name, label in (("alone", "alone"), ("hidden", "alone, occlusion drops"), ("scene", "scenes")):
+        z = np.array([p.z[run_name] for p in everywhere])
+        truth = np.array([p.pelvis_z for p in everywhere])
         rel = 100 * (z - truth) / truth
         pairs, right = depth_order(people, run_name, 0.0)
         far, far_right = depth_order(people, run_name, 1.0)
@@ -381,23 +395,28 @@ def report(
             f"| {label} | {np.abs(rel).mean():.1f} | {rel.mean():+.1f} | {pairs} | {100 * right / max(pairs, 1):.1f} % "
             f"| {far} | {100 * far_right / max(far, 1):.1f} % |"
         )
-    ratio = np.mean([p.pa_multi for p in both]) / np.mean([p.pa_alone for p in both])
+    ratio = np.mean([p.pa["scene"] for p in everywhere]) / np.mean([p.pa["alone"] for p in everywhere])
     verdict = "holds" if ratio <= TARGET and tally["mismatched"] == 0 else "does not hold"
     print(
         f"\ntarget (every person fitted and matched to the right truth; PA-MPJPE in scenes within 10 % of alone): "
-        f"{verdict}: ratio {ratio:.3f} over {len(both)} people, {tally['mismatched']} mismatched, "
-        f"{n - matched} of {n} people not matched ({n - fitted_alone} not fitted even alone)"
+        f"{verdict}: ratio {ratio:.3f} over {len(everywhere)} people, {tally['mismatched']} mismatched, "
+        f"{n - tally['matched']} of {n} people not matched ({n - tally['alone']} not fitted even alone)"
     )
 
 
 def list_people(people: list[Person]) -> None:
-    """One row per person: frame, true pelvis depth, overlap, occluded points, errors and depths of both runs."""
-    print("\n| frame | depth m | overlaps | occluded points | PA alone mm | PA in scene mm | z alone | z in scene |")
+    """One row per person: frame, true pelvis depth, overlap, occluded points, each run's error and depth."""
+    print(
+        "\n| frame | depth m | overlaps | occluded points | PA alone mm | PA alone, drops | PA in scene "
+        "| z alone, drops, scene |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for p in people:
+        pa = " | ".join(f"{p.pa.get(r, np.nan):.1f}" for r in ("alone", "hidden", "scene"))
+        z = ", ".join(f"{p.z.get(r, np.nan):.2f}" for r in ("alone", "hidden", "scene"))
         print(
-            f"| {p.frame} | {p.pelvis_z:.2f} | {'yes' if p.overlapping else 'no'} | {p.occluded} | {p.pa_alone:.1f} "
-            f"| {p.pa_multi:.1f}{' (mismatched)' if p.mismatched else ''} | {p.z_alone:.2f} | {p.z_multi:.2f} |"
+            f"| {p.frame} | {p.pelvis_z:.2f} | {'yes' if p.overlapping else 'no'} | {p.occluded} | {pa}"
+            f"{' (mismatched)' if p.mismatched else ''} | {z} |"
         )
 
 
