@@ -43,11 +43,16 @@ class _Parser(argparse.ArgumentParser):
 def _ray_address(value: str) -> str:
     """A --ray ADDRESS: local, auto, ray://HOST[:PORT] or HOST:PORT."""
     if not RAY_ADDRESS.fullmatch(value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a Ray address (local, auto, ray://HOST:10001 or HOST:6379); "
-            "put --ray after INPUT, or write --ray=local"
-        )
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Ray address (local, auto, ray://HOST:10001 or HOST:6379)")
     return value
+
+
+def _bare_ray(argv: list[str]) -> list[str]:
+    """`--ray` followed by no address (an override, INPUT) means `--ray=local`, not that as its address."""
+    return [
+        "--ray=local" if a == "--ray" and i + 1 < len(argv) and not RAY_ADDRESS.fullmatch(argv[i + 1]) else a
+        for i, a in enumerate(argv)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log every step, and the detectors' own messages")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
-    args = parser.parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(_bare_ray(sys.argv[1:] if argv is None else list(argv)))
 
     if args.fps is not None and not args.sequence:
         parser.error("--fps is for a --sequence of OpenPose frames (a video's own frame rate is used)")

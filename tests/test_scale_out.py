@@ -20,7 +20,9 @@ from tests.conftest import FAST_FIT
 
 ROOT = Path(__file__).resolve().parents[1]
 BASKETBALL = ROOT / "tests" / "data" / "keypoints" / "openpose_basketball1.json"  # two people
-SETTINGS = [*FAST_FIT, "camera.image_size=[640,480]", "threads=1", "ray.threads_per_worker=1", "ray.workers=2"]
+# two workers of one thread, and the local run on one thread: the same fits
+SETTINGS = [*FAST_FIT, "camera.image_size=[640,480]", "output.report=false", "threads=1"]
+SETTINGS += ["ray.workers=2", "ray.threads_per_worker=1"]
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +35,13 @@ def cluster():
 
 @pytest.fixture
 def frames(tmp_path) -> Path:
-    """Six OpenPose frames of the two basketball players, each moved a few pixels, and two bad
+    """Four OpenPose frames of the two basketball players, each moved a few pixels, and two bad
     items: a truncated file (failed) and a frame without people (skipped)."""
     folder = tmp_path / "in"
     folder.mkdir()
     data = json.loads(BASKETBALL.read_text())
     rng = np.random.default_rng(0)
-    for i in range(6):
+    for i in range(4):
         frame = json.loads(json.dumps(data))
         for person in frame["people"]:
             points = np.asarray(person["pose_keypoints_2d"], float).reshape(-1, 3)
@@ -70,23 +72,26 @@ def test_two_ray_workers_write_what_the_local_run_writes(tmp_path, frames, clust
     # through the command line: two workers of one thread on the cluster this process joined
     code = main([str(frames), "--out", str(tmp_path / "ray"), "--ray", "--quiet", *SETTINGS])
     assert code == 1  # the truncated file failed, as in the local run
-    assert sorted(local.fitted) == [f"frame{i}.person_{p}" for i in range(6) for p in (0, 1)]
+    assert sorted(local.fitted) == [f"frame{i}.person_{p}" for i in range(4) for p in (0, 1)]
 
     mine, theirs = _outputs(tmp_path / "ray"), _outputs(tmp_path / "local")
     assert list(mine) == list(theirs)
     npz = [k for k in mine if k.endswith(".npz")]
-    assert len(npz) == 12
+    assert len(npz) == 8
     for name in npz:
         with np.load(mine[name]) as a, np.load(theirs[name]) as b:
             assert a.files == b.files
             for key in a.files:
                 if a[key].dtype.kind in "fc":
                     np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=f"{name} {key}")
+                elif key == "loss_terms":  # JSON of floats whose last digits vary with the batch (locally too)
+                    x, y = json.loads(str(a[key])), json.loads(str(b[key]))
+                    assert x.keys() == y.keys() and np.allclose(list(x.values()), list(y.values()), rtol=1e-5)
                 else:
                     assert np.array_equal(a[key], b[key]), f"{name} {key}"
     assert _summary(tmp_path / "ray") == _summary(tmp_path / "local")
-    assert _summary(tmp_path / "ray")["counts"] == {"fitted": 12, "already_done": 0, "skipped": 1, "failed": 1}
-    # the two units (a_truncated + frame0-2, frame3-5 + z_nobody) were fitted by two worker processes,
+    assert _summary(tmp_path / "ray")["counts"] == {"fitted": 8, "already_done": 0, "skipped": 1, "failed": 1}
+    # the two units (a_truncated + frame0-1, frame2-3 + z_nobody) were fitted by two worker processes,
     # whose log lines, tracebacks included, reached this run's run.log
     workers = {r.process for r in caplog.records if r.name.startswith("fitting.outputs")}
     assert len(workers) == 2 and os.getpid() not in workers
@@ -96,14 +101,12 @@ def test_two_ray_workers_write_what_the_local_run_writes(tmp_path, frames, clust
 
     # resume: a frame whose .npz is gone (a killed run) is the only one fitted again, and a local
     # rerun counts the Ray run's frames as its own (ray.* settings do not change a fit)
-    (tmp_path / "ray" / "frame4.person_1.npz").unlink()
+    (tmp_path / "ray" / "frame2.person_1.npz").unlink()
     again = run_on_ray(frames, tmp_path / "ray", cfg, progress=False)
-    assert again.fitted == ["frame4.person_0", "frame4.person_1"]
-    assert len(again.already_done) == 10
-    assert (
-        len(run(frames, tmp_path / "ray", load_config(None, FAST_FIT + ["camera.image_size=[640,480]"])).already_done)
-        == 12
-    )
+    assert again.fitted == ["frame2.person_0", "frame2.person_1"]
+    assert len(again.already_done) == 6
+    local_cfg = load_config(None, [*FAST_FIT, "camera.image_size=[640,480]"])
+    assert len(run(frames, tmp_path / "ray", local_cfg, progress=False).already_done) == 8
 
 
 def test_more_workers_than_the_cluster_holds_is_refused(tmp_path, frames, cluster):
@@ -115,6 +118,6 @@ def test_more_workers_than_the_cluster_holds_is_refused(tmp_path, frames, cluste
 
 def test_a_bad_ray_address_is_one_line(tmp_path, frames, capsys):
     with pytest.raises(SystemExit) as exit_:
-        main([str(frames), "--out", str(tmp_path / "out"), "--ray", "my cluster"])
+        main([str(frames), "--out", str(tmp_path / "out"), "--ray=my cluster"])
     assert exit_.value.code == 2
     assert "not a Ray address" in capsys.readouterr().err
