@@ -1,7 +1,7 @@
 """Device and dtype discipline of the fitter, checked on the CPU so that a CUDA run does not find it.
 
-A real short fit (Anny, the shipped VPoser and initialiser, a real OpenPose frame of two people,
-then a two-frame sequence and the temporal lifter) runs under `Placement`, which records every op
+A real short fit (Anny, the shipped VPoser, initialiser and temporal lifter, a real OpenPose frame
+of two people, then one of them as a short video track) runs under `Placement`, which records every op
 mixing tensors of two devices or two floating dtypes, and every tensor factory that our code
 (fitting/, body/, prior/) calls without a device. The CPU alone never shows a device mismatch;
 a factory without a device is what puts a tensor on the CPU in the middle of a CUDA fit, so
@@ -27,6 +27,7 @@ from fitting.fitter import Fitter
 from fitting.pipeline import build_fitter
 from fitting.priors import load_pose_space
 from fitting.targets import FrameTargets, people_targets
+from fitting.tracks import SequenceFit
 from tests.conftest import FAST_FIT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,32 +159,39 @@ def test_placement_flags_what_a_cuda_run_trips_over():
     assert "add mixes dtypes ['torch.float32', 'torch.float64'] at tests/test_fitting_device.py:" in problems[1]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-def test_a_fit_keeps_its_device_and_dtype(dtype, one_thread):
-    cfg = load_config(None, [*FAST_FIT, f"device={DEVICE}"])
+# Each video start runs in one of the two dtypes (both in both would double the time). lifter: the
+# lifter reads the track, whose starts (LiftedStart) and anchors it gives, one window of two frames;
+# initialiser: the shape from fits of the track's frames, then two windows, the second warm-started
+# from the first (GivenStart) and holding the frame they share.
+@pytest.mark.parametrize(
+    "dtype, video_start, length",
+    [(torch.float32, "lifter", 2), (torch.float64, "initialiser", 3)],
+    ids=["float32-lifter", "float64-initialiser"],
+)
+def test_a_fit_keeps_its_device_and_dtype(dtype, video_start, length, one_thread):
+    video = ["video.window=2", "video.overlap=1", f"video.start={video_start}"]
+    cfg = load_config(None, [*FAST_FIT, *video, f"device={DEVICE}"])
     frames = _frames()
     terms: list[torch.Tensor] = []
     with Placement() as placement:
         model = body.create("anny", device=DEVICE, dtype=dtype)
         fitter = Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, DEVICE), cfg)
         fitter.on_iteration(lambda stage, iteration, rows, t: terms.extend(t.values()))
-        results = fitter.fit_frames(frames)
-        # The same person as a two-frame video: the first frame held at its fit, the temporal terms on.
-        first = fitter.variables(results[0].params)
-        anchor = torch.as_tensor(np.stack([results[0].params["body_pose"]] * 2), device=DEVICE, dtype=dtype)
-        shape = torch.as_tensor(results[0].params["shape"])
-        sequence = fitter.fit_sequence(frames[:1] * 2, [0, 1], [first, None], [True, False], shape, anchor)
-        lifted = fitter.lift(frames[:1] * 2, [0, 1])
+        results = fitter.fit_frames(frames)  # a still of two people
+        track = SequenceFit([(i, frames[0]) for i in range(length)], fitter, cfg, lambda index: None)
+        while track.remaining():  # one of them as a video
+            results += track.step().values()
     assert not placement.problems, "\n".join(placement.problems)
-    assert len(sequence) == 1 and all(r.is_finite() for r in results + sequence)
+    assert len(results) == 2 + length and all(r.is_finite() for r in results)
     want = np.dtype(str(dtype).removeprefix("torch."))
-    for r in results + sequence:
+    for r in results:
         assert {k: v.dtype for k, v in r.params.items()} == {k: want for k in r.params}
         assert {s: p.dtype for s, p in r.projected.items()} == {s: want for s in r.projected}
-    # Every iteration's objective terms, and the lifter's reading the video starts from.
+    # Every iteration's objective terms, the prior's weights, and the lifter's reading of the track.
     assert terms and {(t.dtype, t.device) for t in terms} == {(dtype, model.device)}
-    assert {(x.dtype, x.device) for x in vars(lifted).values()} == {(dtype, model.device)}
     assert {(p.dtype, p.device) for p in fitter.space.vposer.parameters()} == {(dtype, model.device)}
+    if video_start == "lifter":
+        assert {(x.dtype, x.device) for x in vars(track.lifted).values()} == {(dtype, model.device)}
 
 
 def test_a_cuda_device_torch_cannot_see_is_refused_in_one_line():
