@@ -29,6 +29,7 @@ from fitting.priors import load_pose_space
 from fitting.targets import FrameTargets, people_targets
 from fitting.tracks import SequenceFit
 from tests.conftest import FAST_FIT
+from tests.smplx_fixture import synthetic_smplx_arrays, write_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 OUR_CODE = tuple(str(ROOT / d) + "/" for d in ("fitting", "body", "prior"))
@@ -159,30 +160,38 @@ def test_placement_flags_what_a_cuda_run_trips_over():
     assert "add mixes dtypes ['torch.float32', 'torch.float64'] at tests/test_fitting_device.py:" in problems[1]
 
 
-# Each video start runs in one of the two dtypes (both in both would double the time). lifter: the
-# lifter reads the track, whose starts (LiftedStart) and anchors it gives, one window of two frames;
-# initialiser: the shape from fits of the track's frames, then two windows, the second warm-started
-# from the first (GivenStart) and holding the frame they share.
+# Each video start runs in one of Anny's two dtypes (both in both would double the time), on a
+# window of two frames. lifter: the lifter reads the track and gives its starts (LiftedStart) and
+# anchors; initialiser: the track resumes after its first frame (the still's fit, as if saved by an
+# earlier run), which gives the shape, the second frame's warm start (GivenStart) and the frame
+# the window holds. SMPL-X (the synthetic file) fits the still only, with its face (jaw, expression).
 @pytest.mark.parametrize(
-    "dtype, video_start, length",
-    [(torch.float32, "lifter", 2), (torch.float64, "initialiser", 3)],
-    ids=["float32-lifter", "float64-initialiser"],
+    "name, dtype, video_start",
+    [("anny", torch.float32, "lifter"), ("anny", torch.float64, "initialiser"), ("smplx", torch.float64, None)],
+    ids=["anny-float32-lifter", "anny-float64-initialiser", "smplx-float64-still"],
 )
-def test_a_fit_keeps_its_device_and_dtype(dtype, video_start, length, one_thread):
-    video = ["video.window=2", "video.overlap=1", f"video.start={video_start}"]
+def test_a_fit_keeps_its_device_and_dtype(name, dtype, video_start, tmp_path, one_thread):
+    video = ["video.window=2", "video.overlap=1", f"video.start={video_start}"] if video_start else []
     cfg = load_config(None, [*FAST_FIT, *video, f"device={DEVICE}"])
     frames = _frames()
+    options = {}
+    if name == "smplx":
+        write_npz(tmp_path / "SMPLX_NEUTRAL.npz", synthetic_smplx_arrays())
+        options["model_path"] = tmp_path
     terms: list[torch.Tensor] = []
     with Placement() as placement:
-        model = body.create("anny", device=DEVICE, dtype=dtype)
+        model = body.create(name, device=DEVICE, dtype=dtype, **options)
         fitter = Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, DEVICE), cfg)
         fitter.on_iteration(lambda stage, iteration, rows, t: terms.extend(t.values()))
         results = fitter.fit_frames(frames)  # a still of two people
-        track = SequenceFit([(i, frames[0]) for i in range(length)], fitter, cfg, lambda index: None)
-        while track.remaining():  # one of them as a video
-            results += track.step().values()
+        if video_start:  # one of them as a video
+            saved = {0: results[0].params} if video_start == "initialiser" else {}
+            track = SequenceFit([(0, frames[0]), (1, frames[0])], fitter, cfg, saved.get)
+            while track.remaining():
+                results += track.step().values()
     assert not placement.problems, "\n".join(placement.problems)
-    assert len(results) == 2 + length and all(r.is_finite() for r in results)
+    assert len(results) == {"lifter": 4, "initialiser": 3, None: 2}[video_start]
+    assert all(r.is_finite() for r in results)
     want = np.dtype(str(dtype).removeprefix("torch."))
     for r in results:
         assert {k: v.dtype for k, v in r.params.items()} == {k: want for k in r.params}
