@@ -1,7 +1,7 @@
 """Device and dtype discipline of the fitter, checked on the CPU so that a CUDA run does not find it.
 
-A real short fit (Anny, the shipped VPoser, initialiser and temporal lifter, a real OpenPose frame
-of two people, then one of them as a short video track) runs under `Placement`, which records every op
+Real short fits (Anny or SMPL-X, the shipped VPoser, initialiser and temporal lifter, a real OpenPose
+frame of two people, then one of them as a short video track) run under `Placement`, which records every op
 mixing tensors of two devices or two floating dtypes, and every tensor factory that our code
 (fitting/, body/, prior/) calls without a device. The CPU alone never shows a device mismatch;
 a factory without a device is what puts a tensor on the CPU in the middle of a CUDA fit, so
