@@ -213,4 +213,4 @@ def test_a_cuda_device_torch_cannot_see_is_refused_in_one_line():
         with pytest.raises(ValueError) as error:
             make()
         message = str(error.value)
-        assert "\n" not in message and f"device={missing} " in message and "CUDA GPU" in message, message
+        assert "\n" not in message and f"device={missing} " in message, message
