@@ -138,18 +138,20 @@ def run_on_ray(
             log.info("skipped %s: %s", name, reason)
         started = _connect(ray, address, cfg)
         actors: list[Any] = []
-        done: dict[int, Summary] = {}
         try:
             workers = _workers(ray, cfg)
             work = units(items, cfg.batch_size, workers)
             actors = _start_workers(ray, cfg, out, overwrite, min(workers, len(work)))
-            _fit_units(ray, actors, work, done, progress)
-            _close(ray, actors)
-        finally:  # also when interrupted: the summary of what was done, the workers ended
-            for i in sorted(done):
-                merge(summary, done[i])
-            summary.seconds = time.perf_counter() - start
-            summary.write(out / "summary.json")
+            done: dict[int, Summary] = {}
+            try:
+                _fit_units(ray, actors, work, done, progress)
+                _close(ray, actors)
+            finally:  # also when interrupted: the summary of what was done
+                for i in sorted(done):
+                    merge(summary, done[i])
+                summary.seconds = time.perf_counter() - start
+                summary.write(out / "summary.json")
+        finally:
             for a in actors:
                 ray.kill(a)
             if started:
@@ -180,9 +182,7 @@ def _connect(ray: Any, address: str, cfg: DictConfig) -> bool:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ScaleOutError(
-            f"--ray {address}: cannot join a Ray cluster ({first}); start one with `ray start --head`"
-        ) from None
+        raise ScaleOutError(f"--ray {address}: cannot join a Ray cluster ({first}); see docs/scale_out.md") from None
     return True
 
 
