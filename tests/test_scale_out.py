@@ -13,8 +13,9 @@ import pytest
 import ray
 
 from fitting.config import load_config
+from fitting.inputs import Item
 from fitting.pipeline import run
-from fitting.scale_out import ScaleOutError, run_on_ray
+from fitting.scale_out import ScaleOutError, run_on_ray, units
 from run_fit import main
 from tests.conftest import FAST_FIT
 
@@ -121,3 +122,17 @@ def test_a_bad_ray_address_is_one_line(tmp_path, frames, capsys):
         main([str(frames), "--out", str(tmp_path / "out"), "--ray=my cluster"])
     assert exit_.value.code == 2
     assert "not a Ray address" in capsys.readouterr().err
+
+
+def test_units_are_videos_alone_and_frames_in_batches_that_reach_every_worker():
+    frames = [Item(f"f{i}.png", "image", Path(f"f{i}.png")) for i in range(5)]
+    videos = [Item("a.mp4", "video", Path("a.mp4")), Item("seq", "sequence", Path("seq"))]
+    items = [videos[0], *frames, videos[1]]
+
+    def names(batch_size: int, workers: int) -> list[list[str]]:
+        return [[i.name for i in unit] for unit in units(items, batch_size, workers)]
+
+    f = [i.name for i in frames]
+    assert names(2, 2) == [f[:2], f[2:4], f[4:], ["a.mp4"], ["seq"]]  # batches of batch_size
+    assert names(64, 2) == [f[:3], f[3:], ["a.mp4"], ["seq"]]  # smaller, so that both workers get frames
+    assert names(64, 1) == [f, ["a.mp4"], ["seq"]]
