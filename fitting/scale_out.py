@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import platform
+import socket
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -130,6 +131,8 @@ def run_on_ray(
         raise ScaleOutError(
             f"device={cfg.device} on Ray needs GPU workers: set ray.gpus_per_worker=1 (or 0.5 to share a GPU)"
         )
+    if address not in ("local", "auto") and not ray.is_initialized():
+        _check_reachable(address)
     start = time.perf_counter()
     with open_run(path, out, cfg, images, overwrite, sequence_fps) as (items, passed):
         summary = Summary()
@@ -184,6 +187,16 @@ def _connect(ray: Any, address: str, cfg: DictConfig) -> bool:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ScaleOutError(f"--ray {address}: cannot join a Ray cluster ({first}); see docs/scale_out.md") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a HOST:PORT or ray://HOST[:PORT] address where nothing listens (Ray itself retries for
+    minutes)."""
+    host, _, port = address.removeprefix("ray://").partition(":")
+    try:
+        socket.create_connection((host, int(port or 10001)), timeout=10).close()
+    except OSError as e:
+        raise ScaleOutError(f"--ray {address}: nothing answers there ({e}); is the cluster's head running?") from None
 
 
 def _workers(ray: Any, cfg: DictConfig) -> int:

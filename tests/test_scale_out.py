@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +124,17 @@ def test_a_bad_ray_address_is_one_line(tmp_path, frames, capsys):
         main([str(frames), "--out", str(tmp_path / "out"), "--ray=my cluster"])
     assert exit_.value.code == 2
     assert "not a Ray address" in capsys.readouterr().err
+    # an address where nothing listens (Ray would retry for minutes), in a process that joined no cluster
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run_fit.py"), str(frames), "--out", str(tmp_path / "out"), "--ray", "127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: --ray 127.0.0.1:9: nothing answers there (") and line.endswith("head running?")
+    assert not (tmp_path / "out").exists()
 
 
 def test_units_are_videos_alone_and_frames_in_batches_that_reach_every_worker():
