@@ -14,14 +14,23 @@ are skipped, so a killed run resumes where it stopped.
 
 Settings: configs/fit.yaml, a --config YAML on top, then KEY=VALUE overrides,
 e.g. `optimizer.max_iter=10 prior.kind=none`.
+
+With --ray [ADDRESS] the same run goes to Ray workers (pip install 'bodyfit[ray]'):
+on this machine (no ADDRESS), or on a running cluster (auto, ray://HOST:10001),
+sized by ray.workers, ray.threads_per_worker and ray.gpus_per_worker
+(docs/scale_out.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+from functools import partial
 from pathlib import Path
+
+RAY_ADDRESS = re.compile(r"local|auto|ray://[\w.\-]+(:\d+)?|[\w.\-]+:\d+")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +38,21 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _ray_address(value: str) -> str:
+    """A --ray ADDRESS: local, auto, ray://HOST[:PORT] or HOST:PORT."""
+    if not RAY_ADDRESS.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Ray address (local, auto, ray://HOST:10001 or HOST:6379)")
+    return value
+
+
+def _bare_ray(argv: list[str]) -> list[str]:
+    """`--ray` followed by no address (an override, INPUT) means `--ray=local`, not that as its address."""
+    return [
+        "--ray=local" if a == "--ray" and i + 1 < len(argv) and not RAY_ADDRESS.fullmatch(argv[i + 1]) else a
+        for i, a in enumerate(argv)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,10 +76,18 @@ def main(argv: list[str] | None = None) -> int:
         "--export", metavar="FORMATS", help="also write bvh and/or glb per clip at the end (e.g. bvh,glb)"
     )
     parser.add_argument("--overwrite", action="store_true", help="refit frames that --out holds from other settings")
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        type=_ray_address,
+        metavar="ADDRESS",
+        help="fit on Ray workers: on this machine (no ADDRESS), or a cluster's (auto, ray://HOST:10001)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log every step, and the detectors' own messages")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
-    args = parser.parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(_bare_ray(sys.argv[1:] if argv is None else list(argv)))
 
     if args.fps is not None and not args.sequence:
         parser.error("--fps is for a --sequence of OpenPose frames (a video's own frame rate is used)")
@@ -94,13 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     import keypoints
     from fitting.pipeline import run
 
+    fit = run
+    if args.ray is not None:
+        from fitting.scale_out import run_on_ray
+
+        fit = partial(run_on_ray, address=args.ray)
+
     if args.verbose:  # else BODYFIT_VERBOSE from the environment decides
         keypoints.set_verbose(True)
     console = logging.StreamHandler()
     console.setLevel(logging.INFO if args.verbose else logging.WARNING)
     logging.getLogger().addHandler(console)
     try:
-        summary = run(
+        summary = fit(
             args.input,
             args.out,
             cfg,
@@ -109,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             sequence_fps=(args.fps or 30.0) if args.sequence else None,
         )
-    except (FileNotFoundError, ValueError) as e:  # missing input, model or prior files; unusable device; busy --out
+    except (FileNotFoundError, ValueError) as e:  # missing input, model or prior files; bad device; busy --out; Ray
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary.report())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
@@ -55,7 +55,13 @@ def held_out_views(model: "BodyModel", folder: Path, n: int, rng: np.random.Gene
 
 def fitted_joints(model: "BodyModel", results: "list[FitResult]") -> np.ndarray:
     """(N, 22, 3) body joints of fits, camera coordinates (m)."""
+    return params_joints(model, [r.params for r in results])
+
+
+def params_joints(model: "BodyModel", params: "list[Mapping[str, np.ndarray]]") -> np.ndarray:
+    """(N, 22, 3) body joints, camera coordinates (m), of N sets of fitted parameters (a fit's
+    `params`, or a saved npz: global_orient, body_pose, shape, transl)."""
     names = ("global_orient", "body_pose", "shape", "transl")
-    params = {k: torch.as_tensor(np.stack([r.params[k] for r in results])).to(model.dtype) for k in names}
+    batch = {k: torch.as_tensor(np.stack([p[k] for p in params])).to(model.device, model.dtype) for k in names}
     with torch.no_grad():
-        return model(**params).joints[:, :22].cpu().numpy()
+        return model(**batch).joints[:, :22].cpu().numpy()

@@ -17,10 +17,32 @@ if TYPE_CHECKING:
     from body.base import BodyModel
     from body.output import BodyOutput
 
-__all__ = ["BodyModel", "BodyOutput", "create", "MODEL_NAMES"]
+__all__ = ["BodyModel", "BodyOutput", "create", "usable_device", "MODEL_NAMES"]
 
 MODEL_NAMES = ("anny", "smplx")
 SMPLX_OPTIONS = ("num_betas", "num_expression")  # extra `create` arguments SMPL-X takes
+
+
+def usable_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device; ValueError, in one line, when it names a CUDA GPU torch cannot see."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ValueError(f"device={device} but torch sees no CUDA GPU ({_cuda_build()}); use device=cpu")
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"device={device} but torch sees {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return device
+
+
+def _cuda_build() -> str:
+    """Which CUDA this torch was built for, for the error above."""
+    return (
+        f"torch {torch.__version__}, CUDA {torch.version.cuda}"
+        if torch.version.cuda
+        else f"torch {torch.__version__} is a CPU-only build"
+    )
 
 
 def create(
@@ -35,8 +57,9 @@ def create(
 
     `gender` (None = neutral) and `kwargs` (num_betas, num_expression) are SMPL-X
     options; Anny refuses them, as it does `model_path`. Raises ValueError for an
-    argument the model cannot use.
+    argument the model cannot use, or a CUDA device torch cannot see (`usable_device`).
     """
+    device = usable_device(device)
     if name == "anny":
         if model_path is not None:
             raise ValueError(

@@ -112,8 +112,9 @@ class AnnyBody(BodyModel):
         labels = list(model.bone_labels)
         self.shape_names = list(model.phenotype_labels)
         self.joint_names = list(SMPLX_JOINT_NAMES) + [b.lower() for b in FINGERTIP_BONES]
-        self.register_buffer("pose_bones", torch.tensor([labels.index(b) for b in SMPLX_TO_SOMA]), persistent=False)
-        self.register_buffer("output_bones", torch.tensor([labels.index(b) for b in OUTPUT_BONES]), persistent=False)
+        index = lambda bones: torch.tensor([labels.index(b) for b in bones], device=device)  # noqa: E731
+        self.register_buffer("pose_bones", index(SMPLX_TO_SOMA), persistent=False)
+        self.register_buffer("output_bones", index(OUTPUT_BONES), persistent=False)
         offset = [math.log(p / (1 - p)) for p in (DEFAULT_PHENOTYPES[n] for n in self.shape_names)]
         self.register_buffer("shape_offset", torch.tensor(offset, dtype=dtype, device=device), persistent=False)
         self.faces = model.get_triangular_faces().to(device)
@@ -122,7 +123,7 @@ class AnnyBody(BodyModel):
         mask = model.stacked_phenotype_blend_shapes_mask.bool().cpu()
         self.register_buffer("variation_mask", torch.eye(mask.shape[1], dtype=dtype, device=device), persistent=False)
         # Per phenotype blend shape, the variations it multiplies, padded with a column of ones.
-        factors = torch.full((mask.shape[0], int(mask.sum(1).max())), mask.shape[1])
+        factors = torch.full((mask.shape[0], int(mask.sum(1).max())), mask.shape[1], device=mask.device)
         for i, row in enumerate(mask):
             on = row.nonzero().flatten()
             factors[i, : len(on)] = on
@@ -142,7 +143,7 @@ class AnnyBody(BodyModel):
         self.keypoint_vertices = False
         support = self.points.vertex_support()
         self.sparse_points = self.points.restricted_to(support)
-        self.sparse_model = _vertex_model(self.model, torch.tensor(support))
+        self.sparse_model = _vertex_model(self.model, torch.tensor(support, device=device))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -249,7 +250,7 @@ class AnnyBody(BodyModel):
         front = verts[:, 2] > at["nose"][2] - 0.06
 
         def nearest(target: torch.Tensor) -> PointDef:
-            d = (verts - target).norm(dim=1) + (~front) * 1e3
+            d = (verts - target).norm(dim=1) + (~front).to(verts.dtype) * 1e3
             return PointDef.vertex(int(d.argmin()))
 
         off = lambda x, y, z: verts.new_tensor([x, y, z])  # noqa: E731

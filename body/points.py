@@ -103,7 +103,7 @@ class PointTable:
         for name, point in self.points.items():
             if any(a < 0 for a in point.vertices.values()):
                 raise ValueError(f"point {name!r} has a negative vertex weight; bound_to_bones needs weights >= 0")
-            a = torch.zeros(len(support), dtype=torch.float64)
+            a = torch.zeros(len(support), dtype=torch.float64, device=weights.device)
             for v, w in point.vertices.items():
                 a[col[v]] = w
             mass = a @ weights  # (bones,)
@@ -116,10 +116,10 @@ class PointTable:
                     bones.append(b)
                 on[pairs[part, b]] = float(mass[b])
             points[name] = PointDef(on, dict(point.joints))
-        mix = torch.stack(rows) if rows else torch.zeros(0, len(support), dtype=torch.float64)
+        mix = torch.stack(rows) if rows else torch.zeros(0, len(support), dtype=torch.float64, device=weights.device)
         return BoneBinding(
-            torch.tensor(bones, dtype=torch.long),
-            torch.tensor(support, dtype=torch.long),
+            torch.tensor(bones, dtype=torch.long, device=weights.device),
+            torch.tensor(support, dtype=torch.long, device=weights.device),
             mix,
             PointTable(points, len(rows), self.num_joints),
         )
@@ -131,8 +131,8 @@ class PointTable:
         return [n for n, names in KEYPOINT_SETS.items() if sum(p in self.points for p in names) * 2 >= len(names)]
 
     def mask(self, name: str) -> torch.Tensor:
-        """(K,) bool: which points of the set exist on this model."""
-        return torch.tensor([p in self.points for p in keypoint_names(name)])
+        """(K,) bool on the CPU: which points of the set exist on this model."""
+        return torch.tensor([p in self.points for p in keypoint_names(name)], device="cpu")
 
     def matrices(
         self, name: str, device: torch.device, dtype: torch.dtype
@@ -147,8 +147,9 @@ class PointTable:
                 )
             used = sorted({v for p in names if p in self.points for v in self.points[p].vertices})
             col = {v: i for i, v in enumerate(used)}
-            wv = torch.zeros(len(names), len(used), dtype=dtype)
-            wj = torch.zeros(len(names), self.num_joints, dtype=dtype)
+            # Filled entry by entry on the CPU, then moved.
+            wv = torch.zeros(len(names), len(used), dtype=dtype, device="cpu")
+            wj = torch.zeros(len(names), self.num_joints, dtype=dtype, device="cpu")
             for k, p in enumerate(names):
                 point = self.points.get(p)
                 if point is None:

@@ -74,7 +74,7 @@ class SmplxBody(BodyModel):
         self.joint_names = list(SMPLX_JOINT_NAMES)
         self.shape_names = [f"beta{i}" for i in range(self.num_shape)]
         self.points = _point_table(data, self.v_template.shape[0], len(SMPLX_JOINT_NAMES))
-        bound = self.points.bound_to_bones(torch.as_tensor(np.asarray(data["weights"], dtype=np.float64)))
+        bound = self.points.bound_to_bones(torch.as_tensor(np.asarray(data["weights"], np.float64), device="cpu"))
         self.bone_points = bound.points
         dirs = np.concatenate(
             [shapedirs[:, :, : self.num_shape], shapedirs[:, :, shape_space : shape_space + self.num_expression]], 2

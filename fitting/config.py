@@ -78,6 +78,9 @@ FIT_RULES: dict[str, Rule] = {
     "tracking.max_gap": Rule(type=int, ge=0),
     "tracking.min_length": Rule(type=int, ge=1),
     "tracking.short": Rule(choices=("still", "skip")),
+    "ray.workers": Rule(type=int, ge=1, nullable=True),
+    "ray.threads_per_worker": Rule(type=int, ge=1),
+    "ray.gpus_per_worker": Rule(type=float, ge=0),
 }
 FIT_RULES.update(
     {

@@ -186,13 +186,15 @@ def load_motion(model: BodyModel, clip: Clip) -> Motion:
     turn[:3, :3] = _turn_onto_y(up) @ FLIP
     joints, lowest = [], math.inf
     with torch.no_grad():
-        rest = model(shape=torch.as_tensor(shape[None], **kw)).joints[0, : len(SMPLX_JOINT_NAMES)].double().numpy()
+        rest = (
+            model(shape=torch.as_tensor(shape[None], **kw)).joints[0, : len(SMPLX_JOINT_NAMES)].double().cpu().numpy()
+        )
         for start in range(0, len(frames), _CHUNK):
             part = {k: torch.as_tensor(v[start : start + _CHUNK], **kw) for k, v in params.items()}
             n = len(part["global_orient"])
             out = model(shape=torch.as_tensor(shape, **kw).expand(n, -1), **part)
-            joints.append(_apply(turn, out.joints[:, : len(SMPLX_JOINT_NAMES)].double().numpy()))
-            lowest = min(lowest, float(_apply(turn, out.vertices.double().numpy())[..., 1].min()))
+            joints.append(_apply(turn, out.joints[:, : len(SMPLX_JOINT_NAMES)].double().cpu().numpy()))
+            lowest = min(lowest, float(_apply(turn, out.vertices.double().cpu().numpy())[..., 1].min()))
     world_joints = np.concatenate(joints)
     turn[:3, 3] = [-world_joints[0, 0, 0], -lowest, -world_joints[0, 0, 2]]
     world_joints += turn[:3, 3]

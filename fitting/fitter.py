@@ -72,9 +72,9 @@ class Fitter:
 
     def __init__(self, model: BodyModel, space: PoseSpace, cfg: DictConfig) -> None:
         self.model = model
-        self.space = space
+        self.space = space.to(model.device, model.dtype)
         self.cfg = cfg
-        self.engine = Engine(model, space, cfg)
+        self.engine = Engine(model, self.space, cfg)
         self.schedule = schedule(cfg, cfg.schedule)
         self.video_schedule = schedule(cfg, cfg.video.schedule)
         self.hypotheses = [HYPOTHESES.create(name) for name in cfg.init.hypotheses]
@@ -144,7 +144,8 @@ class Fitter:
         view = self.engine.torso_view(base)
         ctx = StartContext(base, view, self.space, learned, isinstance(self.model, AnnyBody))
         rows = Rows.expand(gens, ctx)
-        frame_of = torch.as_tensor(index)[torch.as_tensor(rows.frame)]
+        # on the CPU, where the hook's rows are moved
+        frame_of = torch.as_tensor(index, device="cpu")[torch.as_tensor(rows.frame, device="cpu")]
 
         def hook(stage: str, iteration: int, r: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
             self._hook(stage, iteration, frame_of[r.cpu()], terms)  # rows -> their frames' places in fit_frames
@@ -161,7 +162,7 @@ class Fitter:
         run = self.engine.run(problem, v, self.schedule[:cut], hold, hook, start)
         if cut < len(self.schedule):  # each frame goes on with its lowest starts only
             keep = rows.prune(run.losses[:, 0, -1], self.cfg.init.keep)
-            rows, frame_of, run = rows.take(keep), frame_of[torch.as_tensor(keep)], run.take(keep)
+            rows, frame_of, run = rows.take(keep), frame_of[torch.as_tensor(keep, device="cpu")], run.take(keep)
             problem = problem.take(torch.as_tensor(keep, device=self.device))
             run = run.then(self.engine.run(problem, run.v, self.schedule[cut:], hold, hook, run.start))
         best, losses = rows.choose(run.losses[:, 0, -1], len(frames), len(gens))
@@ -201,7 +202,11 @@ class Fitter:
             for k, x in (start or {}).items():
                 if k in v and k != "shape":
                     v[k][0, i] = x.to(v[k])
-        blocks = [] if anchor is None else [(torch.zeros(1, dtype=torch.long), {START_BODY_POSE: anchor[None]})]
+        blocks = (
+            []
+            if anchor is None
+            else [(torch.zeros(1, dtype=torch.long, device=self.device), {START_BODY_POSE: anchor[None]})]
+        )
         start = self.engine.start_values(problem, v, blocks)
         run = self.engine.run(problem, v, self.video_schedule, hold=("shape",), hook=self._hook, start=start)
         return self._results(run, problem, np.zeros(1, np.int64), self.video_schedule[-1])
@@ -219,14 +224,16 @@ class Fitter:
         if not sets:
             raise ValueError(f"the temporal lifter reads {', '.join(BODY_SETS)} keypoints; this track has none")
         name = sets.most_common(1)[0][0]
-        first, rows = frame_index[0], torch.as_tensor(frame_index) - frame_index[0]
+        cpu = torch.device("cpu")  # the lifter's inputs, filled frame by frame
+        first, rows = frame_index[0], torch.as_tensor(frame_index, device=cpu) - frame_index[0]
         t, k = frame_index[-1] - first + 1, len(keypoint_names(name))
-        points = torch.zeros(t, k, 3)
-        focal, center = torch.tensor([frames[0].focal] * t), torch.tensor([frames[0].center] * t)
+        points = torch.zeros(t, k, 3, device=cpu)
+        focal = torch.tensor([frames[0].focal] * t, device=cpu)
+        center = torch.tensor([frames[0].center] * t, device=cpu)
         for j, f in zip(rows, frames):
-            focal[j], center[j] = torch.tensor(f.focal), torch.tensor(f.center)
+            focal[j], center[j] = torch.tensor(f.focal, device=cpu), torch.tensor(f.center, device=cpu)
             if name in f.points:
-                points[j] = torch.as_tensor(f.points[name][0])
+                points[j] = torch.as_tensor(f.points[name][0], device=cpu)
         out = lift(self.lifter(), points[..., :2], points[..., 2], name, focal, center)
         kw = dict(device=self.device, dtype=self.dtype)
         return Lift(**{k: (x if k == "shape" else x[rows]).to(**kw) for k, x in vars(out).items()})

@@ -154,7 +154,7 @@ def _learned_start(
     values = {"global_orient": orient, "pose": pose, START_BODY_POSE: body_pose}
     if ctx.anny_shape:
         values["shape"] = shape
-    return torch.arange(ctx.problem.rows), values
+    return torch.arange(ctx.problem.rows, device=body_pose.device), values
 
 
 def depth_twin(global_orient: torch.Tensor, body_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +182,8 @@ class GivenStart(Hypothesis):
 
     def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
         n = ctx.problem.rows
-        return torch.arange(n), {k: x.reshape(1, -1).expand(n, -1) for k, x in self.values.items()}
+        frames = torch.arange(n, device=ctx.problem.xy.device)
+        return frames, {k: x.reshape(1, -1).expand(n, -1) for k, x in self.values.items()}
 
 
 class LiftedStart(Hypothesis):
@@ -214,7 +215,7 @@ class Rows:
         for k, gen in enumerate(generators):
             f, values = gen(ctx)
             f = f.to("cpu").long()
-            blocks.append((torch.arange(start, start + len(f)), values))
+            blocks.append((torch.arange(start, start + len(f), device=ctx.problem.xy.device), values))
             frames.append(f.numpy())
             hyps.append(np.full(len(f), k))
             start += len(f)

@@ -42,7 +42,7 @@ from fitting.targets import BODY, FrameTargets, PersonTargets, part_of
 log = logging.getLogger(__name__)
 
 # Settings that do not change a fit: a rerun may change them and still resume.
-RUN_ONLY_KEYS = ("device", "threads", "batch_size", "output")
+RUN_ONLY_KEYS = ("device", "threads", "batch_size", "output", "ray")
 LOCK_NAME = ".bodyfit.lock"
 PERSON_INFIX = ".person_"
 

@@ -3,6 +3,8 @@
 `run` builds the parts (body model, pose space, fitter, detector, writer) and
 hands them explicitly to the image batches here and to `fitting.video` for
 videos and OpenPose sequences (`fitting.sequence`); data flows one way, from inputs to the writer.
+`open_run` (the locked, logged output folder) and `fit_items` (a run's items, or any share of
+them) are also what `fitting.scale_out` runs, on Ray workers.
 """
 
 from __future__ import annotations
@@ -90,6 +92,28 @@ def run(
     a folder of OpenPose frames fitted as one video at this frame rate (`fitting.sequence`).
     Raises OutputError when another run holds `out` or `out` holds fits made with other settings."""
     start = time.perf_counter()
+    with open_run(path, out, cfg, images, overwrite, sequence_fps) as (items, passed):
+        fitter = build_fitter(cfg)
+        writer = Writer(out, fitter.model, cfg, overwrite)
+        for name, reason in passed.items():
+            writer.skip(name, reason)
+        detector = Detector(cfg.keypoints.holistic)
+        try:
+            fit_items(items, detector, fitter, writer, cfg, progress)
+        finally:  # also when interrupted: the summary of what was done
+            detector.close()
+            summary = writer.finish(time.perf_counter() - start)
+        write_results(out, cfg)
+    return summary
+
+
+@contextmanager
+def open_run(
+    path: Path, out: Path, cfg: DictConfig, images: Path | None, overwrite: bool, sequence_fps: float | None
+) -> Iterator[tuple[list[Item], dict[str, str]]]:
+    """A run's items and the entries passed over with why (`fitting.inputs.collect`), inside the
+    run's frame: `out` created and locked, run.log open, its settings checked against earlier fits,
+    stale temporaries removed and config.yaml saved (`run`, and `fitting.scale_out` on Ray)."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder")
     if images is not None and not images.is_dir():
@@ -101,29 +125,27 @@ def run(
         _remove_stale_temporaries(out)
         save_config(cfg, out / "config.yaml")
         log.info("fitting %s into %s: %d items", path, out, len(items))
-        fitter = build_fitter(cfg)
-        writer = Writer(out, fitter.model, cfg, overwrite)
-        for name, reason in passed.items():
-            writer.skip(name, reason)
-        detector = Detector(cfg.keypoints.holistic)
+        yield items, passed
+
+
+def fit_items(
+    items: list[Item], detector: Detector, fitter: Fitter, writer: Writer, cfg: DictConfig, progress: bool
+) -> None:
+    """Fit a run's items, or a share of them (a unit of work on a Ray worker): its images and OpenPose
+    frames in batches (`fit_images`), then each video or sequence; an item that fails is recorded
+    as failed and the others go on."""
+    frames = [i for i in items if i.kind in ("image", "openpose")]
+    if frames:
+        fit_images(frames, detector, fitter, writer, cfg, progress)
+    size = tuple(cfg.camera.image_size) if cfg.camera.image_size else None
+    for item in (i for i in items if i.kind in ("video", "sequence")):
         try:
-            frames = [i for i in items if i.kind in ("image", "openpose")]
-            if frames:
-                fit_images(frames, detector, fitter, writer, cfg, progress)
-            size = tuple(cfg.camera.image_size) if cfg.camera.image_size else None
-            for item in (i for i in items if i.kind in ("video", "sequence")):
-                try:
-                    if item.kind == "video":
-                        fit_video(item, detector.track, fitter, writer, cfg, progress)
-                    else:
-                        fit_footage(read_sequence(item, writer, size), fitter, writer, cfg, progress)
-                except Exception as e:
-                    writer.fail(item.name, error_text(e), e)
-        finally:  # also when interrupted: the summary of what was done
-            detector.close()
-            summary = writer.finish(time.perf_counter() - start)
-        write_results(out, cfg)
-    return summary
+            if item.kind == "video":
+                fit_video(item, detector.track, fitter, writer, cfg, progress)
+            else:
+                fit_footage(read_sequence(item, writer, size), fitter, writer, cfg, progress)
+        except Exception as e:
+            writer.fail(item.name, error_text(e), e)
 
 
 def write_results(out: Path, cfg: DictConfig) -> None:
@@ -147,10 +169,17 @@ def run_log(out: Path) -> Iterator[None]:
     """Log the run (with the tracebacks of failed items) to out/run.log, appending."""
     handler = logging.FileHandler(out / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    with logging_to(handler):
+        yield
+
+
+@contextmanager
+def logging_to(handler: logging.Handler) -> Iterator[None]:
+    """Send the log's INFO and above to `handler` (closed at the end) while the block runs."""
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)
-    if level > logging.INFO:  # WARNING by default: let the run's INFO lines reach the file
+    if level > logging.INFO:  # WARNING by default: let the run's INFO lines reach the handler
         root.setLevel(logging.INFO)
     try:
         yield

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from body import usable_device
 from body.skeleton import NUM_BODY_JOINTS
 
 if TYPE_CHECKING:
@@ -18,6 +19,10 @@ class PoseSpace:
     name = "none"
     dim = NUM_BODY_JOINTS * 3
     is_latent = False
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "PoseSpace":
+        """This space on `device` in floating `dtype` (the body model's; `Fitter` asks for it)."""
+        return self
 
     def initial(self, n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         return torch.zeros(n, self.dim, device=device, dtype=dtype)
@@ -45,6 +50,11 @@ class VPoserSpace(PoseSpace):
             p.requires_grad_(False)
         self.dim = int(vposer.latent_dim)
 
+    def to(self, device: torch.device, dtype: torch.dtype) -> "VPoserSpace":
+        """The prior moved to `device` and cast to `dtype` in place (a float64 fit decodes in float64)."""
+        self.vposer.to(device=device, dtype=dtype)
+        return self
+
     def body_pose(self, v: torch.Tensor) -> torch.Tensor:
         return self.vposer.decode(v)
 
@@ -65,16 +75,20 @@ class GmmSpace(PoseSpace):
     def __init__(self, gmm: "GaussianMixture") -> None:
         self.gmm = gmm
 
+    def to(self, device: torch.device, dtype: torch.dtype) -> "GmmSpace":
+        return GmmSpace(self.gmm.to(device, dtype))
+
     def initial(self, n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        self.gmm = self.gmm.to(device, dtype)
-        return self.gmm.mode_pose().expand(n, -1).clone()
+        return self.gmm.mode_pose().to(device=device, dtype=dtype).expand(n, -1).clone()
 
     def penalty(self, v: torch.Tensor) -> torch.Tensor:
         return self.gmm.penalty(v)
 
 
 def load_pose_space(kind: str, path: str | None = None, device: str | torch.device = "cpu") -> PoseSpace:
-    """The pose space for `prior.kind` (vposer | gmm | none)."""
+    """The pose space for `prior.kind` (vposer | gmm | none) on `device` (ValueError for a CUDA
+    device torch cannot see: `body.usable_device`)."""
+    device = usable_device(device)
     if kind == "vposer":
         import prior
 

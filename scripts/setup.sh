@@ -9,8 +9,8 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # The pinned CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-# every extra (detect, render, train) besides the test tools: the suite covers them all
-.venv/bin/python -m pip install -q -e '.[test,detect,render,train]'
+# every extra (detect, render, train, ray) besides the test tools: the suite covers them all
+.venv/bin/python -m pip install -q -e '.[test,detect,render,train,ray]'
 .venv/bin/python -m body.build_cache
 # BlazePose Heavy (issue 12): MediaPipe's wheel ships only the Full landmark model
 # and would download Heavy at run time; the npm package @mediapipe/pose

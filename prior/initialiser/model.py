@@ -47,12 +47,12 @@ DEFAULT_CHECKPOINT = CHECKPOINTS / "initialiser_default.pt"
 FORMAT = "bodyfit-initialiser-1"
 
 
-def point_index(names: Sequence[str]) -> torch.Tensor:
-    """Positions in INPUT_POINTS of a keypoint set's point names (ValueError for an unknown name)."""
+def point_index(names: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
+    """Positions in INPUT_POINTS of a keypoint set's point names, on `device` (ValueError for an unknown name)."""
     unknown = [n for n in names if n not in INPUT_POINTS]
     if unknown:
         raise ValueError(f"the initialiser does not know the keypoints {unknown}; use one of {BODY_SETS}")
-    return torch.tensor([INPUT_POINTS.index(n) for n in names])
+    return torch.tensor([INPUT_POINTS.index(n) for n in names], device=device)
 
 
 def features(xy: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
@@ -83,7 +83,7 @@ def gather_points(
     xy = focal.new_zeros(n, len(INPUT_POINTS), 2)
     conf = focal.new_zeros(n, len(INPUT_POINTS))
     for name, (pts, c) in sets.items():
-        idx = point_index(keypoint_names(name)).to(focal.device)
+        idx = point_index(keypoint_names(name), focal.device)
         better = c > conf[:, idx]
         xy[:, idx] = torch.where(better[..., None], (pts - center[:, None]) / focal[:, None], xy[:, idx])
         conf[:, idx] = torch.where(better, c, conf[:, idx])

@@ -168,9 +168,11 @@ def _fill_gaps(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return values[idx[left]] * (1 - w) + values[idx[right]] * w
 
 
-def _per_frame(value: float | Sequence[float] | torch.Tensor, frames: int, dtype: torch.dtype) -> torch.Tensor:
+def _per_frame(
+    value: float | Sequence[float] | torch.Tensor, frames: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     """(frames, 2) from one value, an (x, y) pair, or one pair per frame."""
-    v = torch.as_tensor(value, dtype=dtype)
+    v = torch.as_tensor(value, dtype=dtype, device=device)
     v = v.reshape(1).expand(2) if v.numel() == 1 else v
     if v.numel() not in (2, 2 * frames):
         raise ValueError(f"expected one value, a pair or {frames} pairs, got shape {tuple(v.shape)}")
@@ -201,11 +203,12 @@ def lift(
         raise ValueError(f"{keypoint_set} has {len(keypoint_names(keypoint_set))} points, got {points2d.shape[1]}")
     was_training = model.training
     model.eval()
-    dtype = model.out.weight.dtype
+    dtype, device = model.out.weight.dtype, model.out.weight.device
     t = len(points2d)
-    focal_t, center_t = _per_frame(focal, t, dtype), _per_frame(center, t, dtype)
+    focal_t, center_t = _per_frame(focal, t, dtype, device), _per_frame(center, t, dtype, device)
     try:
-        xy, conf = gather_points({keypoint_set: (points2d.to(dtype), confidences.to(dtype))}, focal_t, center_t)
+        points = {keypoint_set: (points2d.to(device, dtype), confidences.to(device, dtype))}
+        xy, conf = gather_points(points, focal_t, center_t)
         feats = features(xy, conf)
         half = model.receptive_field // 2
         before, after = (2 * half, 0) if model.causal else (half, half)
