@@ -25,6 +25,8 @@ SMPLX_OPTIONS = ("num_betas", "num_expression")  # extra `create` arguments SMPL
 
 def usable_device(device: str | torch.device) -> torch.device:
     """`device` as a torch.device; ValueError, in one line, when it names a CUDA GPU torch cannot see."""
+    import torch
+
     device = torch.device(device)
     if device.type != "cuda":
         return device
@@ -38,6 +40,8 @@ def usable_device(device: str | torch.device) -> torch.device:
 
 def _cuda_build() -> str:
     """Which CUDA this torch was built for, for the error above."""
+    import torch
+
     return (
         f"torch {torch.__version__}, CUDA {torch.version.cuda}"
         if torch.version.cuda
