@@ -71,9 +71,7 @@ def build_fitter(cfg: DictConfig) -> Fitter:
     """The body model, pose space and fitter `cfg` asks for."""
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={cfg.device} but torch sees no CUDA GPU; use --device cpu")
+    device = body.usable_device(cfg.device)
     model = body.create(cfg.body.model, model_path=cfg.body.model_path, gender=cfg.body.gender, device=device)
     return Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, device), cfg)
 
