@@ -234,7 +234,7 @@ class Fitter:
             focal[j], center[j] = torch.tensor(f.focal, device=cpu), torch.tensor(f.center, device=cpu)
             if name in f.points:
                 points[j] = torch.as_tensor(f.points[name][0], device=cpu)
-        out = lift(self.lifter(), points[..., :2], points[..., 2], name, focal, center)
+        out = lift(self.lifter(), points[..., :2], points[..., 2], name, focal, center, self.cfg.video.lift_smoothing)
         kw = dict(device=self.device, dtype=self.dtype)
         return Lift(**{k: (x if k == "shape" else x[rows]).to(**kw) for k, x in vars(out).items()})
 

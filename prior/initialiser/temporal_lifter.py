@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import roma
 import torch
 from torch import nn
 
@@ -179,6 +180,23 @@ def _per_frame(
     return v.reshape(-1, 2).expand(frames, 2)
 
 
+def gaussian_smooth(values: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(T, ...) values averaged over time with a Gaussian of `sigma` frames (the ends repeated)."""
+    radius = max(1, round(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    flat = values.reshape(len(values), -1).T[:, None]  # (D, 1, T)
+    padded = torch.cat([flat[..., :1].expand(-1, -1, radius), flat, flat[..., -1:].expand(-1, -1, radius)], -1)
+    out = torch.nn.functional.conv1d(padded, (kernel / kernel.sum())[None, None])
+    return out[:, 0].T.reshape(values.shape)
+
+
+def smooth_rotations(rotations: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(T, ..., 3, 3) rotation matrices averaged over time (`gaussian_smooth`), each mean projected
+    back to the nearest rotation."""
+    return roma.special_procrustes(gaussian_smooth(rotations, sigma))
+
+
 @torch.no_grad()
 def lift(
     model: TemporalLifter,
@@ -187,13 +205,16 @@ def lift(
     keypoint_set: str,
     focal: float | Sequence[float] | torch.Tensor,
     center: Sequence[float] | torch.Tensor,
+    smoothing: float = 0.0,
 ) -> Lift:
     """Every frame's body from one person's 2D keypoints over T >= 1 frames.
 
     points2d (T, K, 2) pixels and confidences (T, K) (0: missing) of a body keypoint set
     (coco17, coco23, body25, mediapipe33); focal (px: one value, (fx, fy), or (T, 2) per frame) and
     the principal point center (2,) or (T, 2). The window is padded at its ends with its first and
-    last frames (before the first frame only, in causal mode), so any length works."""
+    last frames (before the first frame only, in causal mode), so any length works. `smoothing` > 0:
+    the per-frame readings (rotations, depth, image position) are averaged over a Gaussian of this
+    standard deviation in frames (it reads future frames, also in causal mode)."""
     if points2d.dim() != 3 or points2d.shape[-1] != 2 or confidences.shape != points2d.shape[:2]:
         raise ValueError(f"lift takes points2d (T, K, 2) and confidences (T, K), got {tuple(points2d.shape)} "
                          f"and {tuple(confidences.shape)}")  # fmt: skip
@@ -216,11 +237,15 @@ def lift(
         out = model(padded[None])
     finally:
         model.train(was_training)
-    rot = matrix_to_axis_angle(out.rotations[0])
     seen = (conf > 0).sum(1) >= 2
     size, mid = feats[:, BOX_SIZE], feats[:, BOX_MID]
     log_depth = _fill_gaps(out.log_depth_size[0] - torch.log(size.clamp(min=1e-6)), seen)
     root = _fill_gaps(mid + size[:, None] * out.root_xy[0], seen)
+    rotations = out.rotations[0]
+    if smoothing > 0:
+        rotations = smooth_rotations(rotations, smoothing)
+        log_depth, root = gaussian_smooth(log_depth, smoothing), gaussian_smooth(root, smoothing)
+    rot = matrix_to_axis_angle(rotations)
     weight = seen.to(dtype) if seen.any() else torch.ones(t, dtype=dtype)
     shape = (out.shape[0] * weight[:, None]).sum(0) / weight.sum()
     depth = log_depth.exp()

@@ -39,7 +39,7 @@ from prior.evaluation.metrics import pa_mpjpe
 from prior.initialiser.model import load as load_initialiser
 from prior.initialiser.runs import resume, save_progress
 from prior.initialiser.temporal_data import SequenceBodies, WindowBatch, draw_windows
-from prior.initialiser.temporal_lifter import Output, TemporalLifter, receptive_field, save
+from prior.initialiser.temporal_lifter import Output, TemporalLifter, receptive_field, save, smooth_rotations
 from prior.vposer.checkpoint import export_run
 
 RULES: dict[str, Rule] = {
@@ -152,13 +152,19 @@ def _errors(pred: torch.Tensor, true: torch.Tensor, valid: torch.Tensor) -> dict
 
 
 @torch.no_grad()
-def evaluate(model: TemporalLifter, batch: WindowBatch, skeleton: RestSkeleton) -> dict[str, dict[str, float]]:
+def evaluate(
+    model: TemporalLifter, batch: WindowBatch, skeleton: RestSkeleton, smoothing: float = 0.0
+) -> dict[str, dict[str, float]]:
     """Metrics (mm, mm/frame^2, deg, %) of the lifter and of the initialiser alone on the same valid
-    output frames of fixed windows (batch: full windows)."""
+    output frames of fixed windows (batch: full windows); `smoothing` > 0: of the lifter's rotations
+    averaged over time as `lift` does."""
     was = model.training
     model.eval()
     out = model(batch.features)
     model.train(was)
+    lifted = out.rotations
+    if smoothing > 0:
+        lifted = smooth_rotations(lifted.transpose(0, 1), smoothing).transpose(0, 1)
     half = model.receptive_field // 2
     kept = slice(2 * half, None) if model.causal else slice(half, batch.features.shape[1] - half)
     target = batch.frames(kept)
@@ -167,7 +173,7 @@ def evaluate(model: TemporalLifter, batch: WindowBatch, skeleton: RestSkeleton) 
     true = skeleton(target.rotations)
     v = target.valid
     result = {}
-    for name, rot in (("lifter", out.rotations), ("initialiser", ini_rot)):
+    for name, rot in (("lifter", lifted), ("initialiser", ini_rot)):
         e = _errors(skeleton(rot), true, v)
         result[name] = {
             "mpjpe_mm": float(1000 * e["mpjpe"].mean()),
