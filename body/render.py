@@ -14,7 +14,7 @@ if "DISPLAY" not in os.environ:
 _CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
-# Mesh colours, one per person of a scene (the first is a lone person's).
+# Mesh colours: a person of a run is drawn in PALETTE[person_id % 6] (a video track keeps its colour).
 PALETTE = (
     (0.65, 0.74, 0.86),
     (0.90, 0.62, 0.45),

@@ -477,10 +477,11 @@ class Writer:
             for (person, *_), verts in zip(ok, meshes):
                 write_obj(frame_paths(self.out, scene.key_of(person.person_id))["obj"], verts, self.faces)
         if self.options.overlay:
-            from body.render import render_overlay
+            from body.render import PALETTE, render_overlay
 
             rgb = None if scene.image is None else np.ascontiguousarray(scene.image[..., ::-1])
-            png = render_overlay(meshes, self.faces, frame.focal, frame.center, frame.image_size, rgb)
+            colors = [PALETTE[person.person_id % len(PALETTE)] for person, *_ in ok]  # a track keeps its colour
+            png = render_overlay(meshes, self.faces, frame.focal, frame.center, frame.image_size, rgb, colors)
             write_image(frame_paths(self.out, scene.key)["png"], png)
         record = json.dumps(
             {
