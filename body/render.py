@@ -25,6 +25,102 @@ PALETTE = (
 )
 
 
+class OverlayRenderer:
+    """Draws meshes over images, keeping what one frame's overlay can hand the next: an
+    OpenGL renderer per render size (creating one costs about as much as a frame's drawing on
+    Mesa's software renderer), the materials per colour and the light. `scale` < 1 draws the meshes
+    at that fraction of the image's resolution and upsamples them to the image's size (the overlay
+    keeps the image's size; edges are softer). Use from one thread; `close` frees the renderers
+    (also on leaving a `with` block).
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        if not 0 < scale <= 1:
+            raise ValueError(f"overlay scale must be in (0, 1], got {scale}")
+        try:
+            import pyrender
+        except ImportError as e:
+            raise ImportError(f"{e}: rendering needs the render extra (pip install -e '.[render]')") from e
+        self.scale = scale
+        self._pyrender = pyrender
+        self._renderers: dict[tuple[int, int], pyrender.OffscreenRenderer] = {}
+        self._materials: dict[tuple[float, float, float], pyrender.Material] = {}
+        self._light = pyrender.DirectionalLight(color=np.ones(3), intensity=3.0)
+
+    def __enter__(self) -> OverlayRenderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free every renderer (OpenGL contexts); a later `render` makes new ones."""
+        for renderer in self._renderers.values():
+            renderer.delete()
+        self._renderers.clear()
+
+    def _material(self, color: tuple[float, float, float]):
+        if color not in self._materials:
+            self._materials[color] = self._pyrender.MetallicRoughnessMaterial(
+                metallicFactor=0.1, roughnessFactor=0.7, baseColorFactor=(*color, 1.0)
+            )
+        return self._materials[color]
+
+    def render(
+        self,
+        vertices: np.ndarray | Sequence[np.ndarray],
+        faces: np.ndarray,
+        focal: tuple[float, float],
+        center: tuple[float, float],
+        size: tuple[int, int],
+        image: np.ndarray | None = None,
+        colors: Sequence[tuple[float, float, float]] = PALETTE,
+        alpha: float = 0.8,
+    ) -> np.ndarray:
+        """Render meshes given in OpenCV camera coordinates (x right, y down, z forward).
+
+        `vertices`: one mesh (V, 3), or several ((N, V, 3) or a list) drawn in one scene, so
+        nearer ones hide farther ones, coloured in turn from `colors`. Returns an RGB uint8
+        image of `size` (width, height); with `image` (RGB or grey) the meshes are blended over it.
+        """
+        import trimesh
+
+        pyrender = self._pyrender
+        width, height = size
+        s = self.scale
+        drawn = (max(1, round(width * s)), max(1, round(height * s)))
+        meshes = [vertices] if isinstance(vertices, np.ndarray) and vertices.ndim == 2 else list(vertices)
+        scene = pyrender.Scene(bg_color=(0, 0, 0, 0), ambient_light=(0.35, 0.35, 0.35))
+        for i, verts in enumerate(meshes):
+            mesh = trimesh.Trimesh(verts, faces, process=False)
+            material = self._material(tuple(colors[i % len(colors)]))
+            scene.add(pyrender.Mesh.from_trimesh(mesh, material=material, smooth=True), pose=_CV_TO_GL)
+        # Pixel centres map as x -> (x + 0.5) * s - 0.5 between the two resolutions (as cv2.resize does).
+        cam = pyrender.IntrinsicsCamera(
+            fx=focal[0] * s,
+            fy=focal[1] * s,
+            cx=(center[0] + 0.5) * s - 0.5,
+            cy=(center[1] + 0.5) * s - 0.5,
+            znear=0.05,
+            zfar=100.0,
+        )
+        scene.add(cam, pose=np.eye(4))
+        scene.add(self._light, pose=np.eye(4))
+        if drawn not in self._renderers:
+            self._renderers[drawn] = pyrender.OffscreenRenderer(*drawn)
+        rgba, _ = self._renderers[drawn].render(scene, flags=pyrender.RenderFlags.RGBA)
+        if drawn != (width, height):
+            import cv2
+
+            rgba = cv2.resize(rgba, (width, height), interpolation=cv2.INTER_LINEAR)
+        if image is None:
+            background = np.full((height, width, 3), 255, np.uint8)
+        else:
+            background = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+        mask = rgba[..., 3:4].astype(np.float32) / 255.0 * alpha
+        return (rgba[..., :3] * mask + background * (1.0 - mask)).astype(np.uint8)
+
+
 def render_overlay(
     vertices: np.ndarray | Sequence[np.ndarray],
     faces: np.ndarray,
@@ -35,41 +131,9 @@ def render_overlay(
     colors: Sequence[tuple[float, float, float]] = PALETTE,
     alpha: float = 0.8,
 ) -> np.ndarray:
-    """Render meshes given in OpenCV camera coordinates (x right, y down, z forward).
-
-    `vertices`: one mesh (V, 3), or several ((N, V, 3) or a list) drawn in one scene, so
-    nearer ones hide farther ones, coloured in turn from `colors`. Returns an RGB uint8
-    image of `size` (width, height); with `image` (RGB or grey) the meshes are blended over it.
-    """
-    try:
-        import pyrender
-        import trimesh
-    except ImportError as e:
-        raise ImportError(f"{e}: rendering needs the render extra (pip install -e '.[render]')") from e
-
-    width, height = size
-    meshes = [vertices] if isinstance(vertices, np.ndarray) and vertices.ndim == 2 else list(vertices)
-    scene = pyrender.Scene(bg_color=(0, 0, 0, 0), ambient_light=(0.35, 0.35, 0.35))
-    for i, verts in enumerate(meshes):
-        material = pyrender.MetallicRoughnessMaterial(
-            metallicFactor=0.1, roughnessFactor=0.7, baseColorFactor=(*colors[i % len(colors)], 1.0)
-        )
-        mesh = trimesh.Trimesh(verts, faces, process=False)
-        scene.add(pyrender.Mesh.from_trimesh(mesh, material=material, smooth=True), pose=_CV_TO_GL)
-    cam = pyrender.IntrinsicsCamera(fx=focal[0], fy=focal[1], cx=center[0], cy=center[1], znear=0.05, zfar=100.0)
-    scene.add(cam, pose=np.eye(4))
-    scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.0), pose=np.eye(4))
-    renderer = pyrender.OffscreenRenderer(width, height)
-    try:
-        rgba, _ = renderer.render(scene, flags=pyrender.RenderFlags.RGBA)
-    finally:
-        renderer.delete()
-    if image is None:
-        background = np.full((height, width, 3), 255, np.uint8)
-    else:
-        background = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
-    mask = rgba[..., 3:4].astype(np.float32) / 255.0 * alpha
-    return (rgba[..., :3] * mask + background * (1.0 - mask)).astype(np.uint8)
+    """One overlay with a renderer of its own (`OverlayRenderer.render`; a run's frames share one)."""
+    with OverlayRenderer() as renderer:
+        return renderer.render(vertices, faces, focal, center, size, image, colors, alpha)
 
 
 def look_at_camera(vertices: np.ndarray, size: tuple[int, int], fov_deg: float = 30.0) -> tuple[np.ndarray, float]:

@@ -53,6 +53,7 @@ FIT_RULES: dict[str, Rule] = {
     "keypoints.min_height": Rule(type=float, ge=0),
     "keypoints.outside_margin": Rule(type=float, ge=0),
     "output.max_reprojection": Rule(type=float, gt=0),
+    "output.overlay_scale": Rule(type=float, gt=0, le=1),
     "output.export": Rule(
         check=lambda v: isinstance(v, list) and set(v) <= set(FORMATS), means=f"a list of {', '.join(FORMATS)}"
     ),
