@@ -56,7 +56,7 @@ class OverlayRenderer:
     def close(self) -> None:
         """Free every renderer (OpenGL contexts); a later `render` makes new ones."""
         for renderer in self._renderers.values():
-            renderer.delete()
+            _free(renderer)
         self._renderers.clear()
 
     def _material(self, color: tuple[float, float, float]):
@@ -95,14 +95,10 @@ class OverlayRenderer:
             mesh = trimesh.Trimesh(verts, faces, process=False)
             material = self._material(tuple(colors[i % len(colors)]))
             scene.add(pyrender.Mesh.from_trimesh(mesh, material=material, smooth=True), pose=_CV_TO_GL)
-        # Pixel centres map as x -> (x + 0.5) * s - 0.5 between the two resolutions (as cv2.resize does).
+        # pyrender places the principal point in pixel-edge coordinates, so it scales as it is
+        # (and cv2.resize maps the drawn pixels back in the same convention).
         cam = pyrender.IntrinsicsCamera(
-            fx=focal[0] * s,
-            fy=focal[1] * s,
-            cx=(center[0] + 0.5) * s - 0.5,
-            cy=(center[1] + 0.5) * s - 0.5,
-            znear=0.05,
-            zfar=100.0,
+            fx=focal[0] * s, fy=focal[1] * s, cx=center[0] * s, cy=center[1] * s, znear=0.05, zfar=100.0
         )
         scene.add(cam, pose=np.eye(4))
         scene.add(self._light, pose=np.eye(4))
@@ -119,6 +115,23 @@ class OverlayRenderer:
             background = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
         mask = rgba[..., 3:4].astype(np.float32) / 255.0 * alpha
         return (rgba[..., :3] * mask + background * (1.0 - mask)).astype(np.uint8)
+
+
+def _free(renderer) -> None:
+    """Free a pyrender OffscreenRenderer's OpenGL objects and context. On EGL the display is left
+    initialised: pyrender's own `delete` calls eglTerminate on the process's one display, which
+    destroys every other live renderer's context too (a kept renderer would fail on its next frame)."""
+    platform = renderer._platform
+    if type(platform).__name__ != "EGLPlatform":
+        renderer.delete()
+        return
+    from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
+
+    platform.make_current()
+    renderer._renderer.delete()
+    eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+    eglDestroyContext(platform._egl_display, platform._egl_context)
+    renderer._renderer = renderer._platform = None  # pyrender's __del__ then has nothing left to free
 
 
 def render_overlay(

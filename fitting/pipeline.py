@@ -18,7 +18,6 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 import body
 import keypoints
@@ -29,6 +28,7 @@ from fitting.fitter import Fitter
 from fitting.inputs import Item, collect, load_item
 from fitting.outputs import OutputError, Scene, Summary, Writer, check_settings, error_text, folder_lock
 from fitting.priors import load_pose_space
+from fitting.progress import FrameBar
 from fitting.report import write_report
 from fitting.sequence import read_sequence
 from fitting.video import fit_footage, fit_video
@@ -92,7 +92,7 @@ def run(
     start = time.perf_counter()
     with open_run(path, out, cfg, images, overwrite, sequence_fps) as (items, passed):
         fitter = build_fitter(cfg)
-        writer = Writer(out, fitter.model, cfg, overwrite)
+        writer = Writer(out, fitter.model, cfg, overwrite, background=True)  # files written while the next batch fits
         for name, reason in passed.items():
             writer.skip(name, reason)
         detector = Detector(cfg.keypoints.holistic)
@@ -202,7 +202,7 @@ def fit_images(
     people (a frame's people always share a batch: one scene); each image is read once. A batch
     that fails is fitted again frame by frame, so one bad frame fails alone."""
     pending: list[Scene] = []
-    bar = tqdm(total=len(items), unit="frame", desc="fitting", disable=not progress)
+    bar = FrameBar(len(items), "fitting", progress)
 
     def fit(batch: list[Scene]) -> None:
         results = iter(fitter.fit_frames([p.targets for s in batch for p in s.people if p.targets is not None]))
@@ -230,7 +230,7 @@ def fit_images(
 
     for item in items:
         if writer.is_done(item.name, item.path):
-            bar.update(1)
+            bar.already_done()
             continue
         try:
             people, reason, image = load_item(item, detector, cfg)

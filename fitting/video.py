@@ -34,7 +34,6 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 import keypoints
 from configs.files import write_npz
@@ -42,6 +41,7 @@ from fitting.fitter import FitResult, Fitter
 from fitting.inputs import Item
 from fitting.motion_files import TrackRecord, write_motion_files
 from fitting.outputs import Scene, Writer, error_text, frame_paths, output_key
+from fitting.progress import FrameBar
 from fitting.targets import PersonTargets, people_targets
 from fitting.tracks import SequenceFit, StillsFit, TrackFit
 from keypoints.tracking import Track, track_people
@@ -119,6 +119,7 @@ def fit_footage(footage: Footage, fitter: Fitter, writer: Writer, cfg: DictConfi
     new = bool(scenes)
     if new:
         _fit_and_write(footage, scenes, fits, writer, progress)
+        writer.flush()  # the motion files and overlay video below read the frames' files
     counts = [modes[t.id] for t in tracks]
     writer.summary.tracks[item.name] = {
         "tracks": len(tracks),
@@ -207,7 +208,7 @@ def _fit_and_write(
     """Step the track furthest behind until every track is finished; write each frame once all
     its tracks are settled. A track whose step raises fails its remaining frames only."""
     results: dict[int, dict[int, FitResult]] = {}
-    bar = tqdm(total=len(scenes), desc=f"{footage.item.name}: fitting", unit="frame", disable=not progress)
+    bar = FrameBar(len(scenes), f"{footage.item.name}: fitting", progress)
     while scenes:
         behind = min((f.next_frame for f in fits.values()), default=math.inf)
         ready = [(i, scenes.pop(i)) for i in sorted(scenes) if i < behind]
@@ -262,7 +263,7 @@ def _detections(
     kps = _load_detections(cache, mode) if cache.exists() else None
     if kps is None:
         total = keypoints.video.video_info(item.path).frame_count or None
-        with tqdm(total=total, desc=f"{item.name}: keypoints", unit="frame", disable=not progress, leave=False) as bar:
+        with FrameBar(total, f"{item.name}: keypoints", progress, leave=False) as bar:
             kps = detect(item.path, on_frame=lambda _: bar.update(1), search_every=search)
         _save_detections(cache, kps, mode)
     return kps
