@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class OverlayRenderer:
     """
 
     def __init__(self, scale: float = 1.0) -> None:
+        self._renderers: dict[tuple[int, int], Any] = {}  # pyrender.OffscreenRenderer by (width, height)
         if not 0 < scale <= 1:
             raise ValueError(f"overlay scale must be in (0, 1], got {scale}")
         try:
@@ -43,7 +44,6 @@ class OverlayRenderer:
             raise ImportError(f"{e}: rendering needs the render extra (pip install -e '.[render]')") from e
         self.scale = scale
         self._pyrender = pyrender
-        self._renderers: dict[tuple[int, int], pyrender.OffscreenRenderer] = {}
         self._materials: dict[tuple[float, float, float], pyrender.Material] = {}
         self._light = pyrender.DirectionalLight(color=np.ones(3), intensity=3.0)
 
@@ -52,6 +52,9 @@ class OverlayRenderer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        self.close()  # before pyrender's own finaliser, whose eglTerminate would end other renderers' contexts
 
     def close(self) -> None:
         """Free every renderer (OpenGL contexts); a later `render` makes new ones."""

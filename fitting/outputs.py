@@ -23,8 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
-import threading
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -347,19 +345,9 @@ def _rounded(value: float, digits: int) -> float | None:
 
 
 class Writer:
-    """Writes a run's frames into `out` and records each frame's and person's fate in `summary` (and run.log).
+    """Writes a run's frames into `out` and records each frame's and person's fate in `summary` (and run.log)."""
 
-    With `background`, a frame's files (obj, overlay, npz; the overlay drawn there too) are written by
-    one worker thread while the caller goes on (the next batch fits); `write` waits only when two
-    batches are already queued. A frame is recorded as fitted, or as failed with its error, once its
-    files are written; `flush` waits for the queued writes and `finish` ends the worker. The files
-    and their order are the same either way (a killed run loses the queued frames' writes; they
-    have no npz, so a rerun fits them again).
-    """
-
-    def __init__(
-        self, out: Path, model: BodyModel, cfg: DictConfig, overwrite: bool = False, background: bool = False
-    ) -> None:
+    def __init__(self, out: Path, model: BodyModel, cfg: DictConfig, overwrite: bool = False) -> None:
         self.out = out
         self.model = model
         self.faces = model.faces.cpu().numpy()
@@ -367,13 +355,7 @@ class Writer:
         self.overwrite = overwrite
         self.stamp = {"config_digest": config_digest(cfg), "body_model": cfg.body.model, "pose_prior": cfg.prior.kind}
         self.summary = Summary()
-        self._lock = threading.RLock()  # the summary, written by the caller and the worker
-        self._renderer = None  # an OverlayRenderer, made and used by the thread that writes
-        self._queue: queue.Queue[list[_Job] | None] | None = None
-        if background:
-            self._queue = queue.Queue(maxsize=2)
-            self._worker = threading.Thread(target=self._work, name="bodyfit-writer", daemon=True)
-            self._worker.start()
+        self._renderer = None  # the run's OverlayRenderer, made on the first overlay and kept until `finish`
 
     def is_done(self, key: str, source: Path) -> bool:
         """Whether an earlier run already fitted this frame (all its people) from `source` with these
@@ -413,18 +395,16 @@ class Writer:
 
     def skip(self, key: str, reason: str, frame: str | None = None) -> None:
         """Record a skipped frame, or a person of `frame`."""
-        with self._lock:
-            self.summary.skipped[key] = reason
-            if frame is not None:
-                self.summary.frame_of[key] = frame
+        self.summary.skipped[key] = reason
+        if frame is not None:
+            self.summary.frame_of[key] = frame
         log.info("skipped %s: %s", key, reason)
 
     def fail(self, key: str, error: str, exc: BaseException | None = None, frame: str | None = None) -> None:
         """Record a failed frame, or a person of `frame`; run.log gets the traceback of `exc`."""
-        with self._lock:
-            self.summary.failed[key] = error
-            if frame is not None:
-                self.summary.frame_of[key] = frame
+        self.summary.failed[key] = error
+        if frame is not None:
+            self.summary.frame_of[key] = frame
         log.error("failed %s: %s", key, error, exc_info=exc)
 
     def saved_params(self, key: str) -> dict[str, np.ndarray]:
@@ -465,64 +445,37 @@ class Writer:
         params = [full_params(self.model, r.params) for _, ok in kept for _, r, _, _ in ok]
         vertices = iter(posed_vertices(self.model, params))
         params = iter(params)
-        jobs = []
         for scene, ok in kept:
             for _, result, _, _ in ok:
                 result.params = next(params)
-            jobs.append(_Job(scene, ok, [next(vertices) for _ in ok], self._people_record(scene, ok)))
-        if self._queue is None:
-            self._write_jobs(jobs)
-        else:
-            self._queue.put(jobs)
-
-    def _people_record(self, scene: Scene, ok: list[tuple[PersonTargets, FitResult, float, float]]) -> str:
-        """The frame's people record saved in each of its npz (`frame_people`)."""
-        with self._lock:
-            failed = {
-                p.person_id: self.summary.failed[scene.key_of(p.person_id)]
-                for p in scene.people
-                if scene.key_of(p.person_id) in self.summary.failed and p.targets is not None
-            }
-        return json.dumps(
-            {
-                "all": [p.person_id for p in scene.people],
-                "written": [p.person_id for p, *_ in ok],
-                "skipped": {p.person_id: p.reason for p in scene.people if p.targets is None},
-                "failed": failed,
-            }
-        )
-
-    def _write_jobs(self, jobs: list[_Job]) -> None:
-        """Write frames and record their people as fitted, or as failed with the error."""
-        for job in jobs:
-            scene, ok = job.scene, job.ok
+            meshes = [next(vertices) for _ in ok]
             try:
-                self._write_scene(job)
+                self._write_scene(scene, ok, meshes)
             except Exception as e:
                 for person, *_ in ok:
                     self.fail(scene.key_of(person.person_id), f"writing outputs failed: {error_text(e)}", e, scene.key)
                 continue
-            with self._lock:
-                for person, _, px, rel in ok:
-                    key = scene.key_of(person.person_id)
-                    self.summary.failed.pop(key, None)  # a video frame that diverged in one window, fitted in the next
-                    self.summary.fitted.append(key)
-                    self.summary.frame_of[key] = scene.key
-                    self.summary.reprojection_px[key] = px
-                    self.summary.reprojection_rel[key] = rel
-                if ok[0][0].targets.dropped:
-                    self.summary.dropped_keypoints[scene.key] = ok[0][0].targets.dropped
+            for person, _, px, rel in ok:
+                key = scene.key_of(person.person_id)
+                self.summary.failed.pop(key, None)  # a video frame that diverged in one window, fitted in the next
+                self.summary.fitted.append(key)
+                self.summary.frame_of[key] = scene.key
+                self.summary.reprojection_px[key] = px
+                self.summary.reprojection_rel[key] = rel
+            if ok[0][0].targets.dropped:
+                self.summary.dropped_keypoints[scene.key] = ok[0][0].targets.dropped
 
-    def _write_scene(self, job: _Job) -> None:
+    def _write_scene(
+        self, scene: Scene, ok: list[tuple[PersonTargets, FitResult, float, float]], meshes: list[np.ndarray]
+    ) -> None:
         """One frame's files: earlier outputs under its key removed, then each person's obj, the
         overlay of all meshes, and each person's npz (last)."""
-        scene, ok = job.scene, job.ok
         stale = [frame_paths(self.out, scene.key)[k] for k in ("npz", "obj")] + person_outputs(self.out, scene.key)
         for f in stale:
             f.unlink(missing_ok=True)
         frame = ok[0][0].targets
         if self.options.mesh:
-            for (person, *_), verts in zip(ok, job.meshes):
+            for (person, *_), verts in zip(ok, meshes):
                 write_obj(frame_paths(self.out, scene.key_of(person.person_id))["obj"], verts, self.faces)
         if self.options.overlay:
             from body.render import PALETTE, OverlayRenderer
@@ -531,62 +484,32 @@ class Writer:
                 self._renderer = OverlayRenderer(self.options.overlay_scale)
             rgb = None if scene.image is None else np.ascontiguousarray(scene.image[..., ::-1])
             colors = [PALETTE[person.person_id % len(PALETTE)] for person, *_ in ok]  # a track keeps its colour
-            png = self._renderer.render(
-                job.meshes, self.faces, frame.focal, frame.center, frame.image_size, rgb, colors
-            )
+            png = self._renderer.render(meshes, self.faces, frame.focal, frame.center, frame.image_size, rgb, colors)
             write_image(frame_paths(self.out, scene.key)["png"], png)
-        for person, result, px, rel in ok:
-            stamp = {
-                **self.stamp,
-                "input": str(scene.source),
-                "person_id": person.person_id,
-                "frame_people": job.record,
+        record = json.dumps(
+            {
+                "all": [p.person_id for p in scene.people],
+                "written": [p.person_id for p, *_ in ok],
+                "skipped": {p.person_id: p.reason for p in scene.people if p.targets is None},
+                "failed": {
+                    p.person_id: self.summary.failed[scene.key_of(p.person_id)]
+                    for p in scene.people
+                    if scene.key_of(p.person_id) in self.summary.failed and p.targets is not None
+                },
             }
+        )
+        for person, result, px, rel in ok:
+            stamp = {**self.stamp, "input": str(scene.source), "person_id": person.person_id, "frame_people": record}
             write_person(self.out, scene.key_of(person.person_id), result, person.targets, stamp, px, rel)
 
-    def _work(self) -> None:
-        """The background worker: queued frames written in order until `finish` sends None."""
-        while True:
-            jobs = self._queue.get()
-            try:
-                if jobs is None:
-                    self._close_renderer()
-                    return
-                self._write_jobs(jobs)
-            finally:
-                self._queue.task_done()
-
-    def _close_renderer(self) -> None:
+    def finish(self, seconds: float) -> Summary:
+        """Free the overlay renderer, write summary.json (also after an interruption) and return the summary."""
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-    def flush(self) -> None:
-        """Wait until every queued frame is written (and recorded in the summary)."""
-        if self._queue is not None:
-            self._queue.join()
-
-    def finish(self, seconds: float) -> Summary:
-        """Finish the queued writes, free the renderer, write summary.json (also after an
-        interruption) and return the summary."""
-        if self._queue is not None:
-            self._queue.put(None)
-            self._worker.join()
-            self._queue = None
-        self._close_renderer()
         self.summary.seconds = seconds
         self.summary.write(self.out / "summary.json")
         return self.summary
-
-
-@dataclass
-class _Job:
-    """One frame to write: its scene, its accepted people (person, fit, px, rel), their meshes and its people record."""
-
-    scene: Scene
-    ok: list[tuple[PersonTargets, FitResult, float, float]]
-    meshes: list[np.ndarray]
-    record: str
 
 
 def _frame_people(record: str) -> dict:

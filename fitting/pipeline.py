@@ -92,7 +92,7 @@ def run(
     start = time.perf_counter()
     with open_run(path, out, cfg, images, overwrite, sequence_fps) as (items, passed):
         fitter = build_fitter(cfg)
-        writer = Writer(out, fitter.model, cfg, overwrite, background=True)  # files written while the next batch fits
+        writer = Writer(out, fitter.model, cfg, overwrite)
         for name, reason in passed.items():
             writer.skip(name, reason)
         detector = Detector(cfg.keypoints.holistic)

@@ -119,7 +119,6 @@ def fit_footage(footage: Footage, fitter: Fitter, writer: Writer, cfg: DictConfi
     new = bool(scenes)
     if new:
         _fit_and_write(footage, scenes, fits, writer, progress)
-        writer.flush()  # the motion files and overlay video below read the frames' files
     counts = [modes[t.id] for t in tracks]
     writer.summary.tracks[item.name] = {
         "tracks": len(tracks),
