@@ -1,4 +1,4 @@
-"""Rotation conversions used across the project (thin, batched, differentiable).
+"""Rotation conversions used across the project (thin, batched, differentiable), and smoothing over time.
 
 Built on `roma` (a dependency of `anny`), which handles the small-angle and
 near-pi cases of the axis-angle map with stable gradients.
@@ -34,3 +34,20 @@ def mirror_axis_angle(aa: torch.Tensor) -> torch.Tensor:
     Joint order is unchanged; swap left/right joints with `skeleton.BODY_MIRROR`.
     """
     return aa * aa.new_tensor([1.0, -1.0, -1.0])
+
+
+def gaussian_smooth(values: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(T, ...) values averaged over time with a Gaussian of `sigma` frames (the ends repeated)."""
+    radius = max(1, round(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    flat = values.reshape(len(values), -1).T[:, None]  # (D, 1, T)
+    padded = torch.cat([flat[..., :1].expand(-1, -1, radius), flat, flat[..., -1:].expand(-1, -1, radius)], -1)
+    out = torch.nn.functional.conv1d(padded, (kernel / kernel.sum())[None, None])
+    return out[:, 0].T.reshape(values.shape)
+
+
+def smooth_rotations(rotations: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(T, ..., 3, 3) rotation matrices averaged over time (`gaussian_smooth`), each mean projected
+    back to the nearest rotation."""
+    return roma.special_procrustes(gaussian_smooth(rotations, sigma))

@@ -76,6 +76,7 @@ FIT_RULES: dict[str, Rule] = {
     "video.start": Rule(choices=("initialiser", "lifter")),
     "video.lifter": Rule(type=str),
     "video.lift_smoothing": Rule(ge=0),
+    "video.output_smoothing": Rule(ge=0),
     "tracking.search_every": Rule(type=int, ge=1),
     "tracking.max_gap": Rule(type=int, ge=0),
     "tracking.min_length": Rule(type=int, ge=1),

@@ -25,6 +25,7 @@ from fitting.engine import Engine, IterationHook, RunResult
 from fitting.hypotheses import HYPOTHESES, Hypothesis, LearnedStart, Rows, StartContext
 from fitting.priors import PoseSpace
 from fitting.problem import Problem, build_problem
+from fitting.smoothing import smooth_motion
 from fitting.stages import Stage, schedule
 from fitting.targets import FrameTargets, Layout
 from fitting.terms import START_BODY_POSE, flatten
@@ -209,6 +210,9 @@ class Fitter:
         )
         start = self.engine.start_values(problem, v, blocks)
         run = self.engine.run(problem, v, self.video_schedule, hold=("shape",), hook=self._hook, start=start)
+        if self.cfg.video.output_smoothing > 0:
+            smoothed = smooth_motion(run.v, problem.link, problem.frozen, self.cfg.video.output_smoothing)
+            run = replace(run, v=smoothed)
         return self._results(run, problem, np.zeros(1, np.int64), self.video_schedule[-1])
 
     def lifter(self) -> TemporalLifter:

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import roma
 import torch
 from torch import nn
 
 from body.keypoint_sets import keypoint_names
-from body.rotations import matrix_to_axis_angle
+from body.rotations import gaussian_smooth, matrix_to_axis_angle, smooth_rotations
 from body.skeleton import NUM_BODY_JOINTS
 from configs.files import atomic_path
 from prior.initialiser.model import NUM_FEATURES, NUM_SHAPE, Initialiser, features, gather_points
@@ -178,23 +177,6 @@ def _per_frame(
     if v.numel() not in (2, 2 * frames):
         raise ValueError(f"expected one value, a pair or {frames} pairs, got shape {tuple(v.shape)}")
     return v.reshape(-1, 2).expand(frames, 2)
-
-
-def gaussian_smooth(values: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(T, ...) values averaged over time with a Gaussian of `sigma` frames (the ends repeated)."""
-    radius = max(1, round(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    flat = values.reshape(len(values), -1).T[:, None]  # (D, 1, T)
-    padded = torch.cat([flat[..., :1].expand(-1, -1, radius), flat, flat[..., -1:].expand(-1, -1, radius)], -1)
-    out = torch.nn.functional.conv1d(padded, (kernel / kernel.sum())[None, None])
-    return out[:, 0].T.reshape(values.shape)
-
-
-def smooth_rotations(rotations: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(T, ..., 3, 3) rotation matrices averaged over time (`gaussian_smooth`), each mean projected
-    back to the nearest rotation."""
-    return roma.special_procrustes(gaussian_smooth(rotations, sigma))
 
 
 @torch.no_grad()

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import configs
 from body.base import BodyModel
-from body.rotations import geodesic_angle
+from body.rotations import geodesic_angle, smooth_rotations
 from configs.files import write_text
 from configs.loader import Rule
 from prior.data.build import DEFAULT_VAL_SUBJECTS
@@ -39,7 +39,7 @@ from prior.evaluation.metrics import pa_mpjpe
 from prior.initialiser.model import load as load_initialiser
 from prior.initialiser.runs import resume, save_progress
 from prior.initialiser.temporal_data import SequenceBodies, WindowBatch, draw_windows
-from prior.initialiser.temporal_lifter import Output, TemporalLifter, receptive_field, save, smooth_rotations
+from prior.initialiser.temporal_lifter import Output, TemporalLifter, receptive_field, save
 from prior.vposer.checkpoint import export_run
 
 RULES: dict[str, Rule] = {
