@@ -143,7 +143,7 @@ class Fitter:
         base = self.problem([[f] for f in frames])
         learned = LearnedStart(self.initialiser, base, self.engine.rows_per_call(base))
         view = self.engine.torso_view(base)
-        ctx = StartContext(base, view, self.space, learned, isinstance(self.model, AnnyBody))
+        ctx = StartContext(base, view, self.space, learned, isinstance(self.model, AnnyBody), index)
         rows = Rows.expand(gens, ctx)
         # on the CPU, where the hook's rows are moved
         frame_of = torch.as_tensor(index, device="cpu")[torch.as_tensor(rows.frame, device="cpu")]

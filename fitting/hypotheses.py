@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,7 @@ class StartContext:
     space: PoseSpace
     learned: LearnedStart
     anny_shape: bool
+    index: Sequence[int] = ()  # the frames' places in the caller's list (`Fitter.fit_frames`); () = in order
 
 
 class Hypothesis:
@@ -188,7 +189,8 @@ class GivenStart(Hypothesis):
 
 class LiftedStart(Hypothesis):
     """Every frame from its own reading (e.g. the temporal lifter's over a video track): orientation
-    (M, 3), body pose (M, 21, 3) and (Anny) shape (S,), encoded and anchored as the initialiser's."""
+    (M, 3), body pose (M, 21, 3) of the M frames given to `fit_frames` and (Anny) shape (S,),
+    encoded and anchored as the initialiser's."""
 
     name = "lifted"
 
@@ -196,8 +198,10 @@ class LiftedStart(Hypothesis):
         self.global_orient, self.body_pose, self.shape = global_orient, body_pose, shape
 
     def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+        """The readings of the context's frames (`ctx.index`: fit_frames batches frames by layout)."""
         shape = self.shape.reshape(1, -1).expand(ctx.problem.rows, -1)
-        return _learned_start(ctx, self.global_orient, self.body_pose, shape)
+        pick = torch.as_tensor(ctx.index or range(ctx.problem.rows), device=self.body_pose.device)
+        return _learned_start(ctx, self.global_orient[pick], self.body_pose[pick], shape)
 
 
 @dataclass

@@ -202,10 +202,14 @@ def test_the_video_cache_has_a_person_axis_and_an_older_cache_is_not_misread(tmp
     assert _load_detections(cache, "all, search every 1") is None
 
 
+BODY25_AS_COCO17 = [0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11]  # COCO order from BODY_25
+
+
 def test_video_start_lifter_starts_and_anchors_every_frame_from_the_lifter(anny_body, tmp_path):
     """`video.start: lifter`: the lifter reads the whole track once (a gap included); each frame's
-    own fit starts from its reading, the window's refinement is anchored to it, and on Anny the
-    person's shape is the lifter's. A tiny random lifter: plumbing, not accuracy."""
+    own fit starts from its reading (also where frames with other keypoint sets are fitted in
+    batches of their own), the window's refinement is anchored to it, and on Anny the person's
+    shape is the lifter's. A tiny random lifter: plumbing, not accuracy."""
     torch.manual_seed(0)
     lifter = TemporalLifter(Initialiser(width=16, blocks=0), width=8, dilations=(1,))
     torch.nn.init.normal_(lifter.out.weight, std=0.1)  # not the initialiser's answer
@@ -214,6 +218,8 @@ def test_video_start_lifter_starts_and_anchors_every_frame_from_the_lifter(anny_
     fitter = Fitter(anny_body, load_pose_space("vposer", None, anny_body.device), cfg)
     points = _walker(anny_body, -0.5, 0.5, 5.0, 90, 8, seed=3)
     targets = [FrameTargets({"body25": (p, default_weights("body25"))}, (1100, 1100), (500, 300), SIZE) for p in points]
+    for i in (4, 5):  # also a second keypoint set: fit_frames fits these two in a batch of their own
+        targets[i].points["coco17"] = (points[i][BODY25_AS_COCO17], default_weights("coco17"))
     frames = [(i, targets[i]) for i in (0, 1, 2, 4, 5, 6, 7)]  # frame 3: nobody found
     lifted = fitter.lift([f for _, f in frames], [i for i, _ in frames])
     anchors = []
