@@ -30,9 +30,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.fit_data import jittered_openpose_frames  # noqa: E402
+
 DETECTIONS = ROOT / "tests" / "data" / "keypoints" / "openpose_basketball1.json"
 IMAGE = ROOT / "examples" / "basketball1.png"
 PARTS = {
@@ -45,20 +46,10 @@ PARTS = {
 
 def make_frames(folder: Path, frames: int, seed: int = 0) -> tuple[Path, Path]:
     """`frames` OpenPose JSON files (the same detections with jitter) and their images; returns both folders."""
-    rng = np.random.default_rng(seed)
-    source = json.loads(DETECTIONS.read_text())
     json_dir, image_dir = folder / "json", folder / "images"
-    json_dir.mkdir(parents=True)
-    image_dir.mkdir()
-    for i in range(frames):
-        data = json.loads(json.dumps(source))
-        for person in data["people"]:
-            points = np.asarray(person["pose_keypoints_2d"], float).reshape(-1, 3)
-            seen = points[:, 2] > 0
-            points[seen, :2] += rng.normal(0.0, 1.5, (int(seen.sum()), 2))
-            person["pose_keypoints_2d"] = points.ravel().round(3).tolist()
-        (json_dir / f"frame_{i:04d}_keypoints.json").write_text(json.dumps(data))
-        shutil.copy(IMAGE, image_dir / f"frame_{i:04d}.png")
+    image_dir.mkdir(parents=True)
+    for path in jittered_openpose_frames(DETECTIONS, json_dir, frames, point_px=1.5, seed=seed):
+        shutil.copy(IMAGE, image_dir / f"{path.name[: -len('_keypoints.json')]}.png")
     return json_dir, image_dir
 
 

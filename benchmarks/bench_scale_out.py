@@ -14,36 +14,25 @@ the 2-worker outputs (the same fits are expected: same threads, frames batch-ind
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from fitting.config import load_config
-from fitting.pipeline import run
-from fitting.scale_out import run_on_ray
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.fit_data import jittered_openpose_frames  # noqa: E402
+from fitting.config import load_config  # noqa: E402
+from fitting.pipeline import run  # noqa: E402
+from fitting.scale_out import run_on_ray  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "tests" / "data" / "keypoints" / "openpose_basketball1.json"
-
-
-def make_frames(folder: Path, count: int) -> None:
-    """`count` OpenPose frames: the source's people, each frame moved by a seeded few pixels."""
-    folder.mkdir(parents=True)
-    data = json.loads(SOURCE.read_text())
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        frame = json.loads(json.dumps(data))
-        for person in frame["people"]:
-            points = np.asarray(person["pose_keypoints_2d"], float).reshape(-1, 3)
-            points[points[:, 2] > 0, :2] += rng.normal(0, 3, 2)
-            person["pose_keypoints_2d"] = points.ravel().tolist()
-        (folder / f"frame{i:04d}_keypoints.json").write_text(json.dumps(frame))
 
 
 def worker_start(out: Path) -> float:
@@ -76,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     frames = args.out / "frames"
-    make_frames(frames, args.frames)
+    jittered_openpose_frames(SOURCE, frames, args.frames, person_px=3.0)
     settings = ["camera.image_size=[640,480]", f"threads={args.threads}", f"ray.threads_per_worker={args.threads}"]
     print(f"load before: {uptime()}  ({os.cpu_count()} CPUs)")
     rows = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
@@ -65,3 +66,25 @@ def params_joints(model: "BodyModel", params: "list[Mapping[str, np.ndarray]]") 
     batch = {k: torch.as_tensor(np.stack([p[k] for p in params])).to(model.device, model.dtype) for k in names}
     with torch.no_grad():
         return model(**batch).joints[:, :22].cpu().numpy()
+
+
+def jittered_openpose_frames(
+    source: Path, folder: Path, count: int, person_px: float = 0.0, point_px: float = 0.0, seed: int = 0
+) -> list[Path]:
+    """`count` copies of one OpenPose JSON file as `folder/frame_NNNN_keypoints.json`: every person
+    moved by a seeded Gaussian shift of `person_px` and each confident point by one of `point_px`."""
+    data = json.loads(source.read_text())
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i in range(count):
+        frame = json.loads(json.dumps(data))
+        for person in frame["people"]:
+            points = np.asarray(person["pose_keypoints_2d"], float).reshape(-1, 3)
+            seen = points[:, 2] > 0
+            points[seen, :2] += rng.normal(0.0, person_px, 2) + rng.normal(0.0, point_px, (int(seen.sum()), 2))
+            person["pose_keypoints_2d"] = points.ravel().round(3).tolist()
+        path = folder / f"frame_{i:04d}_keypoints.json"
+        path.write_text(json.dumps(frame))
+        written.append(path)
+    return written

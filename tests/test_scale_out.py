@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import ray
 
+from benchmarks.fit_data import jittered_openpose_frames
 from fitting.config import load_config
 from fitting.inputs import Item
 from fitting.pipeline import run
@@ -41,16 +42,7 @@ def frames(tmp_path) -> Path:
     """Four OpenPose frames of the two basketball players, each moved a few pixels, and two bad
     items: a truncated file (failed) and a frame without people (skipped)."""
     folder = tmp_path / "in"
-    folder.mkdir()
-    data = json.loads(BASKETBALL.read_text())
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        frame = json.loads(json.dumps(data))
-        for person in frame["people"]:
-            points = np.asarray(person["pose_keypoints_2d"], float).reshape(-1, 3)
-            points[points[:, 2] > 0, :2] += rng.normal(0, 3, 2)
-            person["pose_keypoints_2d"] = points.ravel().tolist()
-        (folder / f"frame{i}_keypoints.json").write_text(json.dumps(frame))
+    jittered_openpose_frames(BASKETBALL, folder, 4, person_px=3.0)
     text = BASKETBALL.read_text()
     (folder / "a_truncated_keypoints.json").write_text(text[: len(text) // 2])
     (folder / "z_nobody_keypoints.json").write_text(json.dumps({"version": 1.3, "people": []}))
@@ -75,7 +67,7 @@ def test_two_ray_workers_write_what_the_local_run_writes(tmp_path, frames, clust
     # through the command line: two workers of one thread on the cluster this process joined
     code = main([str(frames), "--out", str(tmp_path / "ray"), "--ray", "--quiet", *SETTINGS])
     assert code == 1  # the truncated file failed, as in the local run
-    assert sorted(local.fitted) == [f"frame{i}.person_{p}" for i in range(4) for p in (0, 1)]
+    assert sorted(local.fitted) == [f"frame_{i:04d}.person_{p}" for i in range(4) for p in (0, 1)]
 
     mine, theirs = _outputs(tmp_path / "ray"), _outputs(tmp_path / "local")
     assert list(mine) == list(theirs)
@@ -94,7 +86,7 @@ def test_two_ray_workers_write_what_the_local_run_writes(tmp_path, frames, clust
                     assert np.array_equal(a[key], b[key]), f"{name} {key}"
     assert _summary(tmp_path / "ray") == _summary(tmp_path / "local")
     assert _summary(tmp_path / "ray")["counts"] == {"fitted": 8, "already_done": 0, "skipped": 1, "failed": 1}
-    # the two units (a_truncated + frame0-1, frame2-3 + z_nobody) were fitted by two worker processes,
+    # the two units (a_truncated + frame_0000-0001, frame_0002-0003 + z_nobody) were fitted by two worker processes,
     # whose log lines, tracebacks included, reached this run's run.log
     workers = {r.process for r in caplog.records if r.name.startswith("fitting.outputs")}
     assert len(workers) == 2 and os.getpid() not in workers
@@ -104,9 +96,9 @@ def test_two_ray_workers_write_what_the_local_run_writes(tmp_path, frames, clust
 
     # resume: a frame whose .npz is gone (a killed run) is the only one fitted again, and a local
     # rerun counts the Ray run's frames as its own (ray.* settings do not change a fit)
-    (tmp_path / "ray" / "frame2.person_1.npz").unlink()
+    (tmp_path / "ray" / "frame_0002.person_1.npz").unlink()
     again = run_on_ray(frames, tmp_path / "ray", cfg, progress=False)
-    assert again.fitted == ["frame2.person_0", "frame2.person_1"]
+    assert again.fitted == ["frame_0002.person_0", "frame_0002.person_1"]
     assert len(again.already_done) == 6
     local_cfg = load_config(None, [*FAST_FIT, "camera.image_size=[640,480]"])
     assert len(run(frames, tmp_path / "ray", local_cfg, progress=False).already_done) == 8
