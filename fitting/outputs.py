@@ -502,11 +502,15 @@ class Writer:
             stamp = {**self.stamp, "input": str(scene.source), "person_id": person.person_id, "frame_people": record}
             write_person(self.out, scene.key_of(person.person_id), result, person.targets, stamp, px, rel)
 
-    def finish(self, seconds: float) -> Summary:
-        """Free the overlay renderer, write summary.json (also after an interruption) and return the summary."""
+    def close(self) -> None:
+        """Free the overlay renderer (a later overlay makes a new one)."""
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+    def finish(self, seconds: float) -> Summary:
+        """Free the overlay renderer, write summary.json (also after an interruption) and return the summary."""
+        self.close()
         self.summary.seconds = seconds
         self.summary.write(self.out / "summary.json")
         return self.summary

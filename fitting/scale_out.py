@@ -71,8 +71,11 @@ class FitWorker:
             raise RuntimeError(self.error)
         writer = Writer(self.out, self.fitter.model, self.cfg, self.overwrite)
         records = _Records()
-        with logging_to(records):
-            fit_items(items, self.detector, self.fitter, writer, self.cfg, progress=False)
+        try:
+            with logging_to(records):
+                fit_items(items, self.detector, self.fitter, writer, self.cfg, progress=False)
+        finally:
+            writer.close()  # the unit's overlay renderer (the driver writes the run's summary)
         return writer.summary, records.records
 
     def close(self) -> None:
