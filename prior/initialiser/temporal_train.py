@@ -37,13 +37,13 @@ from prior.data.fk import RestSkeleton, rest_joints
 from prior.data.sequences import SEQUENCES_FORMAT, Sequences, build_sequences
 from prior.evaluation.metrics import pa_mpjpe
 from prior.initialiser.model import load as load_initialiser
-from prior.initialiser.runs import resume, save_progress
+from prior.initialiser.runs import STEP_TRAINING_RULES, resume, save_progress
 from prior.initialiser.temporal_data import SequenceBodies, WindowBatch, draw_windows
 from prior.initialiser.temporal_lifter import Output, TemporalLifter, receptive_field, save
 from prior.vposer.checkpoint import export_run
 
 RULES: dict[str, Rule] = {
-    "export": Rule(type=str),
+    **STEP_TRAINING_RULES,
     "initialiser": Rule(type=str),
     "data.sequences": Rule(type=str),
     "data.mocap": Rule(type=str),
@@ -51,36 +51,15 @@ RULES: dict[str, Rule] = {
     "data.val_windows": Rule(ge=1),
     "views.fps.*": Rule(gt=0, le=240),
     "views.camera_height.*": Rule(ge=0),
-    "views.roll_deg": Rule(ge=0),
-    "views.fov_deg.*": Rule(gt=0, lt=180),
-    "views.box_fraction.*": Rule(gt=0),
-    "views.centre_spread": Rule(ge=0, le=1),
     "views.track": Rule(ge=0, le=1),
     "views.drift": Rule(ge=0),
-    "views.noise": Rule(ge=0),
     "views.jitter": Rule(ge=0),
-    "views.drop": Rule(ge=0, lt=1),
     "views.bursts": Rule(ge=0, le=1),
     "views.burst_frames": Rule(ge=1),
     "views.gap": Rule(ge=0, le=1),
-    "views.outlier": Rule(ge=0, le=1),
-    "views.swap_all": Rule(ge=0, le=1),
-    "views.swap_one": Rule(ge=0, le=1),
     "views.ends": Rule(ge=0, le=1),
-    "model.width": Rule(ge=1),
     "model.dilations.*": Rule(ge=1),
-    "model.dropout": Rule(ge=0, lt=1),
-    "loss.*": Rule(ge=0),
-    "train.seed": Rule(ge=0),
-    "train.batch_size": Rule(ge=2),
     "train.frames": Rule(ge=2),
-    "train.lr": Rule(gt=0),
-    "train.weight_decay": Rule(ge=0),
-    "train.steps": Rule(ge=1),
-    "train.max_minutes": Rule(type=float, gt=0, nullable=True),
-    "train.val_every": Rule(ge=1),
-    "train.cpu_threads": Rule(ge=1, nullable=True),
-    "train.device": Rule(pattern=r"cpu|cuda(:\d+)?"),
 }
 VAL_FPS = 30.0
 VAL_SEED = 12345

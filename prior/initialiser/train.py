@@ -38,40 +38,19 @@ from prior.data.fk import RestSkeleton, rest_joints
 from prior.evaluation.metrics import pa_mpjpe
 from prior.initialiser.data import PosedBodies, ViewBatch, draw_views
 from prior.initialiser.model import Initialiser, deepen, load, save, widen
-from prior.initialiser.runs import resume, save_progress
+from prior.initialiser.runs import STEP_TRAINING_RULES, resume, save_progress
 from prior.vposer.checkpoint import export_run
 
 RULES: dict[str, Rule] = {
-    "export": Rule(type=str),
+    **STEP_TRAINING_RULES,
     "init_from": Rule(type=str),
     "data.dataset": Rule(type=str),
     "data.max_train_poses": Rule(type=int, ge=1),
     "data.val_views": Rule(ge=1),
     "views.elevation_deg.*": Rule(ge=-90, le=90),
-    "views.fov_deg.*": Rule(gt=0, lt=180),
-    "views.box_fraction.*": Rule(gt=0),
-    "views.roll_deg": Rule(ge=0),
-    "views.centre_spread": Rule(ge=0, le=1),
-    "views.noise": Rule(ge=0),
-    "views.drop": Rule(ge=0, lt=1),
-    "views.outlier": Rule(ge=0, le=1),
-    "views.swap_all": Rule(ge=0, le=1),
-    "views.swap_one": Rule(ge=0, le=1),
-    "model.width": Rule(ge=1),
     "model.blocks": Rule(ge=0),
-    "model.dropout": Rule(ge=0, lt=1),
     "model.hypotheses": Rule(ge=1),
     "loss.others": Rule(ge=0, lt=1),
-    "loss.*": Rule(ge=0),
-    "train.seed": Rule(ge=0),
-    "train.batch_size": Rule(ge=2),
-    "train.lr": Rule(gt=0),
-    "train.weight_decay": Rule(ge=0),
-    "train.steps": Rule(ge=1),
-    "train.max_minutes": Rule(type=float, gt=0, nullable=True),
-    "train.val_every": Rule(ge=1),
-    "train.cpu_threads": Rule(ge=1, nullable=True),
-    "train.device": Rule(pattern=r"cpu|cuda(:\d+)?"),
 }
 
 
