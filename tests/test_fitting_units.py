@@ -245,3 +245,21 @@ def test_detections_are_screened_before_anything_uses_them():
     (person,), _ = people_targets(keypoints.Keypoints("body25", body, image_size=(640, 480)), None, load_config())
     reason = person.reason
     assert reason.startswith("keypoints are all zero") and "25 NaN/inf" in reason
+
+
+def test_obj_text_is_one_line_per_vertex_and_face_one_based(tmp_path):
+    import trimesh
+
+    from configs.files import write_obj
+
+    verts = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, -1.25, 1 / 3]], np.float32)
+    write_obj(tmp_path / "m.obj", verts, np.array([[0, 1, 2]]))
+    text = (tmp_path / "m.obj").read_text()
+    assert text.splitlines() == [
+        "v 0.000000 0.000000 0.000000",
+        "v 1.000000 0.000000 0.000000",
+        "v 0.000000 -1.250000 0.333333",
+        "f 1 2 3",
+    ]
+    mesh = trimesh.load(tmp_path / "m.obj", process=False)
+    assert np.allclose(mesh.vertices, verts, atol=1e-6) and (mesh.faces == [[0, 1, 2]]).all()
