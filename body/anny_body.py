@@ -144,6 +144,8 @@ class AnnyBody(BodyModel):
         support = self.points.vertex_support()
         self.sparse_points = self.points.restricted_to(support)
         self.sparse_model = _vertex_model(self.model, torch.tensor(support, device=device))
+        # Per vertex model, the last shape without grad and its rest model (`_rest_model`).
+        self._rest_cache: dict[int, tuple[torch.Tensor, dict[str, torch.Tensor]]] = {}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -183,10 +185,26 @@ class AnnyBody(BodyModel):
             model, points = self.bone_model, self.bone_points
         # Anny's forward (`RiggedModelWithLinearBlendShapes.forward`) step by step, with
         # its blend-shape coefficients from `_coefficients`.
-        rest = model.get_rest_model(self._coefficients(self.phenotypes(shape)))
+        rest = self._rest_model(model, shape)
         transforms, bone_poses = model.get_bone_transforms(deltas, rest["rest_bone_poses"])
         vertices = model.get_skinned_vertices(rest["rest_vertices"], transforms)
         return BodyOutput(vertices=vertices, joints=bone_poses[:, self.output_bones, :3, 3], points=points)
+
+    def _rest_model(self, model, shape: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`model`'s rest vertices, bone heads and bone poses for `shape` (B, 6). A shape that does
+        not require grad (a stage that holds it, a no-grad pass) reuses the vertex model's last
+        rest model where that was of equal shape values, size, device and dtype: the same numbers,
+        computed from the same values in a call of the same size."""
+        if shape.requires_grad:
+            return model.get_rest_model(self._coefficients(self.phenotypes(shape)))
+        last = self._rest_cache.get(id(model))
+        if last is None or not _same(last[0], shape):
+            with torch.no_grad():
+                last = self._rest_cache[id(model)] = (
+                    shape.clone(),
+                    model.get_rest_model(self._coefficients(self.phenotypes(shape))),
+                )
+        return last[1]
 
     def _coefficients(self, phenotypes: torch.Tensor) -> torch.Tensor:
         """Anny's blend-shape coefficients (B, C) of phenotypes (B, 6), the numbers its
@@ -259,6 +277,11 @@ class AnnyBody(BodyModel):
             points[f"{side}_eye_inner"] = nearest(at[f"{side}_eye"] + off(-sx * 0.015, 0.0, -0.004))
             points[f"mouth_{side}"] = nearest(at["nose"] + off(sx * 0.024, -0.045, -0.01))
         return PointTable(points, verts.shape[0], len(OUTPUT_BONES))
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal size, device, dtype and values."""
+    return a.shape == b.shape and a.device == b.device and a.dtype == b.dtype and torch.equal(a, b)
 
 
 def _hand21_bone(side: str, point: str) -> str:

@@ -250,3 +250,32 @@ def test_create_anny_refuses_smplx_arguments(kwargs, message):
 def test_create_unknown_model_names_the_choices():
     with pytest.raises(ValueError, match=r"'smpl'.*\('anny', 'smplx'\)"):
         body.create("smpl")
+
+
+def test_rest_model_of_a_shape_without_grad_is_reused_and_never_stale(anny_body):
+    """A shape that needs no gradient reuses the rest model of the last equal shape: the same
+    keypoints as computing it afresh, a changed shape (other values or rows) recomputed, and a
+    shape with grad still gets its gradient."""
+    torch.manual_seed(0)
+    pose = torch.randn(4, 21, 3) * 0.2
+    shape = torch.randn(4, 6) * 0.5
+
+    def points(s: torch.Tensor) -> torch.Tensor:
+        return anny_body(body_pose=pose[: len(s)], shape=s, full_mesh=False).keypoints("body25")
+
+    anny_body._rest_cache.clear()
+    fresh = points(shape)
+    assert torch.equal(points(shape.clone()), fresh)  # served from the cache
+    other = shape.clone()
+    other[2, 1] += 0.25
+    anny_body._rest_cache.clear()
+    expected = points(other)
+    points(shape)
+    assert torch.equal(points(other), expected) and not torch.equal(expected, fresh)
+    anny_body._rest_cache.clear()
+    alone = points(shape[:2])
+    points(shape)
+    assert torch.equal(points(shape[:2]), alone)
+    free = shape.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(points(free).square().sum(), free)
+    assert torch.equal(points(free).detach(), fresh) and grad.abs().sum() > 0
