@@ -1,5 +1,6 @@
-"""Batch-invariant evaluation (fitting.rowwise): how calls are cut and padded, and that the fitting
-objective gives a row the same bits in calls of any size on the path the fitter takes."""
+"""Batch-invariant evaluation (fitting.rowwise) on the path the fitter takes: the fitting objective
+gives a frame the same bits alone and at any position of batches of any size, and without the fixed
+chunks it does not."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from fitting import rowwise
 from fitting.config import load_config
 from fitting.engine import _Packer
 from fitting.fitter import Fitter
@@ -16,43 +16,12 @@ from fitting.priors import VPoserSpace
 from fitting.stages import schedule
 from fitting.synthetic import render_views
 
-
-def _calls(n: int, rows: int) -> tuple[list[int], torch.Tensor]:
-    """The sizes of in_chunks' calls for n indices, and the joined result of fn = identity."""
-    sizes = []
-
-    def fn(index: torch.Tensor) -> torch.Tensor:
-        sizes.append(len(index))
-        return index * 10
-
-    return sizes, rowwise.in_chunks(fn, n, rows)
+LAYOUTS = ((1, 0), (5, 4), (16, 15), (17, 16), (20, 19), (40, 31))  # (batch, the frame's position)
 
 
-def test_calls_are_padded_to_the_floor_where_products_round_alike_above_it(monkeypatch):
-    monkeypatch.setattr(rowwise, "uniform_rows", lambda device: 4)
-    for n, sizes in ((1, [4]), (3, [4]), (16, [16]), (300, [300]), (600, [512, 88])):
-        got, out = _calls(n, 16)
-        assert got == sizes and torch.equal(out, torch.arange(n) * 10)
-    assert _calls(5, 0)[0] == [5]
-
-
-def test_fixed_chunks_where_products_round_differently_at_large_counts(monkeypatch):
-    monkeypatch.setattr(rowwise, "uniform_rows", lambda device: None)
-    got, out = _calls(40, 16)
-    assert got == [16, 16, 16] and torch.equal(out, torch.arange(40) * 10)
-    monkeypatch.setattr(rowwise, "uniform_rows", lambda device: 32)  # a floor above the chunk: chunks
-    assert _calls(40, 16)[0] == [16, 16, 16]
-
-
-def test_uniform_rows_is_at_most_the_largest_probe():
-    floor = rowwise.uniform_rows(torch.device("cpu"))
-    assert floor is None or 1 <= floor <= rowwise.PROBE_LARGEST
-
-
-def test_objective_gives_a_row_the_same_bits_in_calls_of_any_size(anny_body):
-    """Value and gradient of row 0 of the anchored stage's objective (VPoser decoder, Anny's keypoints,
-    every term) through the optimiser's calls (optimizer.frames_per_call=16), alone and among 2-39
-    other frames: equal bits."""
+@pytest.fixture(scope="module")
+def anchored_objective(anny_body):
+    """The anchored stage's objective over 40 frames near their start, and its variables x (40, D)."""
     import prior
 
     cfg = load_config(None, [])
@@ -70,13 +39,32 @@ def test_objective_gives_a_row_the_same_bits_in_calls_of_any_size(anny_body):
     def objective(xi: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return sum(engine.row_terms(v, start, problem, rows, stage.weights, packer.unpack(xi)).values()).sum(1)
 
-    counted = _Counted(objective, engine.rows_per_call(problem))
-    results = [counted(x[:n], torch.arange(n)) for n in (1, 2, 3, 5, 16, 17, 40)]
-    for f, g in results[1:]:
-        assert torch.equal(f[0], results[0][0][0]) and torch.equal(g[0], results[0][1][0])
+    return objective, x, engine.rows_per_call(problem)
 
 
-@pytest.mark.parametrize("n", [1, 7])
-def test_in_chunks_joins_tuples_and_dicts(n):
-    out = rowwise.in_chunks(lambda i: (i, {"a": i * 2}), n, 16)
-    assert torch.equal(out[0], torch.arange(n)) and torch.equal(out[1]["a"], torch.arange(n) * 2)
+def _frame_zero_at(objective, x: torch.Tensor, per_call: int, batch: int, at: int):
+    """Value and gradient of frame 0 evaluated at position `at` of a batch of `batch` frames."""
+    order = torch.cat([torch.arange(1, at + 1), torch.zeros(1, dtype=torch.long), torch.arange(at + 1, batch)])
+    f, g = _Counted(objective, per_call)(x[order], order)
+    return f[at], g[at]
+
+
+def test_objective_gives_a_frame_the_same_bits_at_any_position_of_any_batch(anchored_objective):
+    """VPoser decoder, Anny's keypoints and every term of the anchored stage, through the optimiser's
+    calls (optimizer.frames_per_call=16)."""
+    objective, x, per_call = anchored_objective
+    f0, g0 = _frame_zero_at(objective, x, per_call, 1, 0)
+    for batch, at in LAYOUTS[1:]:
+        f, g = _frame_zero_at(objective, x, per_call, batch, at)
+        assert torch.equal(f, f0) and torch.equal(g, g0), (batch, at)
+
+
+def test_one_call_per_evaluation_is_not_batch_invariant(anchored_objective):
+    """Why the chunks are fixed: calls of the batch's own size round the same frame differently
+    (here alone vs. the last rows of 20, or 1-3 rows vs. more)."""
+    objective, x, _ = anchored_objective
+    f0, g0 = _frame_zero_at(objective, x, 0, 1, 0)
+    same = [
+        torch.equal(f0, f) and torch.equal(g0, g) for f, g in (_frame_zero_at(objective, x, 0, *b) for b in LAYOUTS)
+    ]
+    assert not all(same[1:])
