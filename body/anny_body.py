@@ -86,6 +86,10 @@ assert len(SMPLX_TO_SOMA) == len(SMPLX_JOINT_NAMES)
 FINGERTIP_BONES: tuple[str, ...] = tuple(f"{s}Hand{f}End" for s in ("Left", "Right") for f in _FINGER.values())
 OUTPUT_BONES = SMPLX_TO_SOMA + FINGERTIP_BONES
 
+# Rest models kept for shapes without grad (`AnnyBody._rest_model`): one per 16-frame call of a
+# batch of 256 frames.
+REST_CACHE_SIZE = 16
+
 # Zero `shape` maps to these phenotypes: an adult of average build.
 DEFAULT_PHENOTYPES = {"gender": 0.5, "age": 2.0 / 3.0, "muscle": 0.5, "weight": 0.5, "height": 0.5, "proportions": 0.5}
 
@@ -144,8 +148,8 @@ class AnnyBody(BodyModel):
         support = self.points.vertex_support()
         self.sparse_points = self.points.restricted_to(support)
         self.sparse_model = _vertex_model(self.model, torch.tensor(support, device=device))
-        # Per vertex model, the last shape without grad and its rest model (`_rest_model`).
-        self._rest_cache: dict[int, tuple[torch.Tensor, dict[str, torch.Tensor]]] = {}
+        # Rest models of shapes without grad, oldest first (`_rest_model`).
+        self._rest_cache: dict[tuple, dict[str, torch.Tensor]] = {}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -192,19 +196,18 @@ class AnnyBody(BodyModel):
 
     def _rest_model(self, model, shape: torch.Tensor) -> dict[str, torch.Tensor]:
         """`model`'s rest vertices, bone heads and bone poses for `shape` (B, 6). A shape that does
-        not require grad (a stage that holds it, a no-grad pass) reuses the vertex model's last
-        rest model where that was of equal shape values, size, device and dtype: the same numbers,
-        computed from the same values in a call of the same size."""
+        not require grad (a stage that holds it, a no-grad pass) is looked up by its exact bits, size,
+        device and dtype among the last REST_CACHE_SIZE computed: the same numbers, computed from the
+        same values in a call of the same size."""
         if shape.requires_grad:
             return model.get_rest_model(self._coefficients(self.phenotypes(shape)))
-        last = self._rest_cache.get(id(model))
-        if last is None or not _same(last[0], shape):
+        key = (id(model), shape.device, shape.dtype, tuple(shape.shape), shape.detach().cpu().numpy().tobytes())
+        if key not in self._rest_cache:
             with torch.no_grad():
-                last = self._rest_cache[id(model)] = (
-                    shape.clone(),
-                    model.get_rest_model(self._coefficients(self.phenotypes(shape))),
-                )
-        return last[1]
+                self._rest_cache[key] = model.get_rest_model(self._coefficients(self.phenotypes(shape)))
+            if len(self._rest_cache) > REST_CACHE_SIZE:
+                del self._rest_cache[next(iter(self._rest_cache))]
+        return self._rest_cache[key]
 
     def _coefficients(self, phenotypes: torch.Tensor) -> torch.Tensor:
         """Anny's blend-shape coefficients (B, C) of phenotypes (B, 6), the numbers its
@@ -277,11 +280,6 @@ class AnnyBody(BodyModel):
             points[f"{side}_eye_inner"] = nearest(at[f"{side}_eye"] + off(-sx * 0.015, 0.0, -0.004))
             points[f"mouth_{side}"] = nearest(at["nose"] + off(sx * 0.024, -0.045, -0.01))
         return PointTable(points, verts.shape[0], len(OUTPUT_BONES))
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal size, device, dtype and values."""
-    return a.shape == b.shape and a.device == b.device and a.dtype == b.dtype and torch.equal(a, b)
 
 
 def _hand21_bone(side: str, point: str) -> str:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import body
+from body.anny_body import REST_CACHE_SIZE
 from body.keypoint_sets import COCO17, MEDIAPIPE33
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import BODY_JOINT_NAMES, BODY_PARENTS
@@ -253,9 +254,9 @@ def test_create_unknown_model_names_the_choices():
 
 
 def test_rest_model_of_a_shape_without_grad_is_reused_and_never_stale(anny_body):
-    """A shape that needs no gradient reuses the rest model of the last equal shape: the same
-    keypoints as computing it afresh, a changed shape (other values or rows) recomputed, and a
-    shape with grad still gets its gradient."""
+    """A shape that needs no gradient reuses the rest model of an equal shape (the last
+    REST_CACHE_SIZE kept): the same keypoints as computing it afresh, a changed shape (other values
+    or rows) recomputed, old entries dropped, and a shape with grad still gets its gradient."""
     torch.manual_seed(0)
     pose = torch.randn(4, 21, 3) * 0.2
     shape = torch.randn(4, 6) * 0.5
@@ -275,7 +276,10 @@ def test_rest_model_of_a_shape_without_grad_is_reused_and_never_stale(anny_body)
     anny_body._rest_cache.clear()
     alone = points(shape[:2])
     points(shape)
-    assert torch.equal(points(shape[:2]), alone)
+    assert torch.equal(points(shape[:2]), alone) and len(anny_body._rest_cache) == 2
+    for i in range(REST_CACHE_SIZE + 3):
+        points(shape + i)
+    assert len(anny_body._rest_cache) == REST_CACHE_SIZE
     free = shape.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(points(free).square().sum(), free)
     assert torch.equal(points(free).detach(), fresh) and grad.abs().sum() > 0
