@@ -12,7 +12,8 @@ import configs
 from configs import ConfigError, Rule, save_config
 from fitting.export import FORMATS, UNITS
 from fitting.hypotheses import HYPOTHESES
-from fitting.stages import VARIABLES, check_stages
+from fitting.stages import check_stages
+from fitting.variables import NAMES
 
 __all__ = ["ConfigError", "FIT_RULES", "load_config", "save_config"]
 
@@ -87,7 +88,7 @@ FIT_RULES: dict[str, Rule] = {
 }
 FIT_RULES.update(
     {
-        "stages.*.free.*": Rule(choices=VARIABLES),
+        "stages.*.free.*": Rule(choices=NAMES),
         "stages.*.max_iter": Rule(type=int, ge=1, nullable=True),
         "stages.*.weights.*": Rule(type=float, ge=0),
     }

@@ -29,8 +29,9 @@ from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.rowwise import Out, in_chunks
 from fitting.stages import Stage
-from fitting.targets import FACE, HAND
+from fitting.targets import BODY, HAND
 from fitting.terms import START_BODY_POSE, START_SKELETON, TERMS, Evaluation, Term, body_skeleton, pose_body
+from fitting.variables import BY_NAME, POSE, VARIABLES, Variable
 
 log = logging.getLogger(__name__)
 
@@ -116,27 +117,22 @@ class Engine:
         translation is not given are placed over their torso."""
         b, t, n = problem.rows, problem.frames, problem.rows * problem.frames
         kw = dict(device=self.model.device, dtype=self.model.dtype)
-        v = {
-            "pose": self.space.initial(n, self.model.device, self.model.dtype).reshape(b, t, -1),
-            "shape": torch.zeros(b, self.model.num_shape, **kw),
-        }
-        if self._uses(problem, HAND):
-            v["left_hand_pose"] = torch.zeros(b, t, 45, **kw)
-            v["right_hand_pose"] = torch.zeros(b, t, 45, **kw)
-        if self._uses(problem, FACE):
-            v["jaw_pose"] = torch.zeros(b, t, 3, **kw)
-            v["expression"] = torch.zeros(b, t, self.model.num_expression, **kw)
         view = self.torso_view(problem) if view is None else view
-        v["global_orient"] = initial_orientation(view.roll, view.yaw).reshape(b, t, 3)
-        v["transl"] = torch.zeros(b, t, 3, **kw)
+        given = {
+            POSE: self.space.initial(n, self.model.device, self.model.dtype).reshape(b, t, -1),
+            "global_orient": initial_orientation(view.roll, view.yaw).reshape(b, t, 3),
+        }
+        v = {}
+        for s in self.variables(problem):
+            v[s.name] = given[s.name] if s.name in given else torch.zeros(s.dims(b, t, self.model, self.space), **kw)
         placed = torch.zeros(b, dtype=torch.bool, device=self.model.device)
         for rows, values in blocks:
             rows = rows.to(self.model.device)
             for k, x in values.items():
                 if k in v:
-                    per_row = v[k][rows]  # shape (M, S); the rest (M, T, ...), one value for all T frames
-                    x = x.reshape(per_row.shape) if k == "shape" else x.reshape(len(rows), 1, *per_row.shape[2:])
-                    v[k][rows] = x.to(**kw).expand_as(per_row)
+                    old = v[k][rows]  # per row (M, S); per frame (M, T, ...), one value for all T frames
+                    x = x.reshape(old.shape) if BY_NAME[k].per_row else x.reshape(len(rows), 1, *old.shape[2:])
+                    v[k][rows] = x.to(**kw).expand_as(old)
             if "transl" in values:
                 placed[rows] = True
 
@@ -191,6 +187,11 @@ class Engine:
         """The evaluation of some rows' variables `v` (B, T, ...), their own start."""
         sub = {k: x[rows] for k, x in v.items()}
         return self.evaluation(sub, sub, problem.take(rows))
+
+    def variables(self, problem: Problem) -> list[Variable]:
+        """The variables fitted on `problem`: the body's, and those of the parts (hands, face) that both
+        the model and the problem's detections have."""
+        return [s for s in VARIABLES if s.part == BODY or self._uses(problem, s.part)]
 
     def _uses(self, problem: Problem, part: int) -> bool:
         has = self.model.has_hands if part == HAND else self.model.has_face
@@ -300,7 +301,7 @@ def _hold_frozen(
 ) -> None:
     """Frozen frames (B, T) of the free per-frame variables back to their start values, in place."""
     for k in free:
-        if k != "shape":
+        if not BY_NAME[k].per_row:
             mask = frozen.reshape(*frozen.shape, *([1] * (v[k].dim() - frozen.dim())))
             v[k] = torch.where(mask, start[k], v[k])
 

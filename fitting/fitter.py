@@ -28,7 +28,8 @@ from fitting.problem import Problem, build_problem
 from fitting.smoothing import smooth_motion
 from fitting.stages import Stage, schedule
 from fitting.targets import FrameTargets, Layout
-from fitting.terms import START_BODY_POSE, flatten
+from fitting.terms import START_BODY_POSE
+from fitting.variables import BY_NAME, SHAPE
 from prior.initialiser.model import BODY_SETS, Initialiser
 from prior.initialiser.model import load as load_initialiser
 from prior.initialiser.temporal_lifter import Lift, TemporalLifter, lift
@@ -155,8 +156,8 @@ class Fitter:
         problem = base.take(frame)
         v = self.engine.start(problem, rows.blocks, view.take(frame))
         if shape is not None:
-            v["shape"] = shape.to(v["shape"]).expand_as(v["shape"]).clone()
-        hold = ("shape",) if shape is not None else ()
+            v[SHAPE] = shape.to(v[SHAPE]).expand_as(v[SHAPE]).clone()
+        hold = (SHAPE,) if shape is not None else ()
         hook = hook if self._hook is not None else None
         cut = self._prune_at()
         start = self.engine.start_values(problem, v, rows.blocks)
@@ -198,10 +199,10 @@ class Fitter:
         problem = self.problem([frames], [frame_index])
         problem.frozen[0] = torch.as_tensor(frozen, device=self.device)
         v = self.engine.start(problem)
-        v["shape"] = shape.to(v["shape"]).reshape(1, -1).clone()
+        v[SHAPE] = shape.to(v[SHAPE]).reshape(1, -1).clone()
         for i, start in enumerate(starts):
             for k, x in (start or {}).items():
-                if k in v and k != "shape":
+                if k in v and not BY_NAME[k].per_row:
                     v[k][0, i] = x.to(v[k])
         blocks = (
             []
@@ -209,7 +210,7 @@ class Fitter:
             else [(torch.zeros(1, dtype=torch.long, device=self.device), {START_BODY_POSE: anchor[None]})]
         )
         start = self.engine.start_values(problem, v, blocks)
-        run = self.engine.run(problem, v, self.video_schedule, hold=("shape",), hook=self._hook, start=start)
+        run = self.engine.run(problem, v, self.video_schedule, hold=(SHAPE,), hook=self._hook, start=start)
         if self.cfg.video.output_smoothing > 0:
             smoothed = smooth_motion(run.v, problem.link, problem.frozen, self.cfg.video.output_smoothing)
             run = replace(run, v=smoothed)
@@ -267,7 +268,7 @@ class Fitter:
             }
         params = to_params(flat, body_pose, self.space.is_latent)
         terms = {k: x.reshape(-1).cpu().numpy() for k, x in terms.items()}
-        start_orient = flatten(start)["global_orient"].cpu().numpy()
+        start_orient = start["global_orient"].flatten(0, 1).cpu().numpy()
         results = []
         for i in range(n):
             r, j = divmod(i, problem.frames)

@@ -1,7 +1,7 @@
 """Start hypotheses: several starts per frame, fitted as extra rows of one batch; the lowest final loss wins.
 
 A generator looks at the frames (one row each) and returns which frames it
-starts and the variables it sets for them (any of `fitting.stages.VARIABLES`,
+starts and the variables it sets for them (any of `fitting.variables.VARIABLES`,
 per frame; and `START_BODY_POSE`, the body pose the start stands for, where the pose
 space's variable only approximates it: the terms that hold a fit near its start read
 that pose's skeleton); what it leaves out comes from the default start (the prior's mean

@@ -8,10 +8,7 @@ from typing import Sequence
 from omegaconf import DictConfig
 
 from fitting.terms import TERMS
-
-# Optimisation variables: the pose-space variable, orientation, translation, shape (one per
-# row), and where the model and the keypoints have them hands, jaw and expression.
-VARIABLES = ("pose", "global_orient", "transl", "shape", "left_hand_pose", "right_hand_pose", "jaw_pose", "expression")
+from fitting.variables import NAMES
 
 STAGE_KEYS = ("free", "max_iter", "weights")
 
@@ -51,8 +48,8 @@ def check_stages(cfg: DictConfig) -> list[str]:
             continue
         if unknown := [k for k in s if k not in STAGE_KEYS]:
             errors.append(f"stages.{name}: unknown keys {unknown}; a stage has {', '.join(STAGE_KEYS)}")
-        if bad := [v for v in s.free if v not in VARIABLES]:
-            errors.append(f"stages.{name}.free: unknown variables {bad}; choose from {', '.join(VARIABLES)}")
+        if bad := [v for v in s.free if v not in NAMES]:
+            errors.append(f"stages.{name}.free: unknown variables {bad}; choose from {', '.join(NAMES)}")
         if bad := [t for t in s.weights if t not in TERMS]:
             errors.append(f"stages.{name}.weights: unknown loss terms {bad}; known terms: {', '.join(TERMS.names())}")
     return errors

@@ -26,11 +26,11 @@ from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.registry import Registry
 from fitting.targets import BODY, FACE, HAND
+from fitting.variables import decoded, flatten, of_part
 
 NUM_SKELETON_JOINTS = len(BODY_JOINT_NAMES)  # pelvis + 21, the joints the temporal terms smooth
 START_SKELETON = "start_skeleton"  # key of the start body's skeleton among the start values
 START_BODY_POSE = "start_body_pose"  # a start's own body pose (M, 21, 3) among a hypothesis' values
-HAND_POSES = ("left_hand_pose", "right_hand_pose")
 
 
 @dataclass
@@ -95,14 +95,6 @@ class Evaluation:
         )
 
 
-def flatten(v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """(B, T, ...) variables -> (B*T, ...) with the row's shape (B, S) repeated per frame."""
-    b, t = v["transl"].shape[:2]
-    out = {k: x.reshape(b * t, *x.shape[2:]) for k, x in v.items() if k != "shape"}
-    out["shape"] = v["shape"].repeat_interleave(t, 0)
-    return out
-
-
 def body_skeleton(body: BodyOutput, global_orient: torch.Tensor) -> torch.Tensor:
     """(N, 22, 3) the pelvis and 21 body joints about the pelvis, in the body's own frame (its global
     orientation undone): the 3D pose, whatever the view."""
@@ -112,9 +104,7 @@ def body_skeleton(body: BodyOutput, global_orient: torch.Tensor) -> torch.Tensor
 
 def pose_body(model: BodyModel, flat: dict[str, torch.Tensor], body_pose: torch.Tensor, full_mesh: bool) -> BodyOutput:
     """Pose `model` with flat variables (B*T, ...) and their decoded body pose."""
-    kwargs = {k: flat[k] for k in ("global_orient", "transl", "shape", "jaw_pose", "expression") if k in flat}
-    kwargs.update({k: flat[k].reshape(-1, 15, 3) for k in HAND_POSES if k in flat})
-    return model(body_pose=body_pose, full_mesh=full_mesh, **kwargs)
+    return model(full_mesh=full_mesh, **decoded(flat, body_pose))
 
 
 class Term:
@@ -233,7 +223,7 @@ class _SquaredNorm(Term):
 
 @register
 class HandPrior(_SquaredNorm):
-    name, reads = "hand_prior", HAND_POSES
+    name, reads = "hand_prior", of_part(HAND)
 
 
 @register
