@@ -23,15 +23,15 @@ from body.base import BodyModel
 from body.keypoint_sets import keypoint_names
 from body.skeleton import NUM_BODY_JOINTS
 from fitting.camera import TorsoView, init_translation, initial_orientation, torso_view
-from fitting.hypotheses import StartValues
 from fitting.optimize import LbfgsOptions, minimize
 from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.rowwise import Out, in_chunks
 from fitting.stages import Stage
+from fitting.starts import Anchor, Start
 from fitting.targets import BODY, HAND
-from fitting.terms import START_BODY_POSE, START_SKELETON, TERMS, Evaluation, Term, body_skeleton, pose_body
-from fitting.variables import BY_NAME, POSE, VARIABLES, Variable
+from fitting.terms import TERMS, Evaluation, Term, body_skeleton, pose_body
+from fitting.variables import BY_NAME, POSE, VARIABLES, Variable, flatten
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ IterationHook = Callable[[str, int, torch.Tensor, dict[str, torch.Tensor]], None
 @dataclass
 class RunResult:
     v: dict[str, torch.Tensor]  # final variables (B, T, ...); shape (B, S)
-    start: dict[str, torch.Tensor]  # the variables the schedule started from, and START_SKELETON (start_values)
+    start: Anchor  # what the schedule started from
     losses: np.ndarray  # (B, T, stages) each frame's loss after each stage
     iterations: np.ndarray  # (B, stages) L-BFGS iterations of each row
 
@@ -50,7 +50,7 @@ class RunResult:
         """The result of some rows."""
         pick = torch.as_tensor(rows, device=next(iter(self.v.values())).device)
         take = lambda d: {k: x[pick] for k, x in d.items()}  # noqa: E731
-        return RunResult(take(self.v), take(self.start), self.losses[rows], self.iterations[rows])
+        return RunResult(take(self.v), self.start.take(pick), self.losses[rows], self.iterations[rows])
 
     def then(self, later: "RunResult") -> "RunResult":
         """This run (of the same rows) continued by `later`, its stages appended."""
@@ -108,11 +108,11 @@ class Engine:
     def start(
         self,
         problem: Problem,
-        blocks: Sequence[tuple[torch.Tensor, StartValues]] = (),
+        blocks: Sequence[tuple[torch.Tensor, Start]] = (),
         view: TorsoView | None = None,
     ) -> dict[str, torch.Tensor]:
         """Start variables (B, T, ...): the prior's mean pose, average shape, turned as the 2D torso
-        suggests (`view` of the B*T frames when already known); `blocks` (rows, values) override
+        suggests (`view` of the B*T frames when already known); `blocks` (rows, start) override
         variables of some rows (values (M, ...) per row, the same for all its frames). Rows whose
         translation is not given are placed over their torso."""
         b, t, n = problem.rows, problem.frames, problem.rows * problem.frames
@@ -126,18 +126,19 @@ class Engine:
         for s in self.variables(problem):
             v[s.name] = given[s.name] if s.name in given else torch.zeros(s.dims(b, t, self.model, self.space), **kw)
         placed = torch.zeros(b, dtype=torch.bool, device=self.model.device)
-        for rows, values in blocks:
+        for rows, given_start in blocks:
             rows = rows.to(self.model.device)
-            for k, x in values.items():
+            for k, x in given_start.values.items():
                 if k in v:
                     old = v[k][rows]  # per row (M, S); per frame (M, T, ...), one value for all T frames
                     x = x.reshape(old.shape) if BY_NAME[k].per_row else x.reshape(len(rows), 1, *old.shape[2:])
                     v[k][rows] = x.to(**kw).expand_as(old)
-            if "transl" in values:
+            if "transl" in given_start.values:
                 placed[rows] = True
 
         def points(rows: torch.Tensor) -> torch.Tensor:  # the body's points about its pelvis (R, T, K, 3)
-            body = self._rows(v, problem, rows).body
+            flat = flatten({k: x[rows] for k, x in v.items()})
+            body = pose_body(self.model, flat, self.space.body_pose(flat[POSE]), full_mesh=False)
             return torch.cat([body.keypoints(s) for s in problem.layout.sets], 1).reshape(len(rows), t, -1, 3)
 
         with torch.no_grad():  # for the rows still at zero translation
@@ -153,40 +154,31 @@ class Engine:
         v["transl"] = torch.where(placed[:, None, None], v["transl"], transl.reshape(b, t, 3))
         return v
 
-    def start_values(
-        self, problem: Problem, v: dict[str, torch.Tensor], blocks: Sequence[tuple[torch.Tensor, StartValues]] = ()
-    ) -> dict[str, torch.Tensor]:
-        """What terms keeping a fit near its start read: the start variables `v` (B, T, ...) and
-        `START_SKELETON`, the skeleton of the body each row starts as. A block (rows, values) that
-        gives `START_BODY_POSE` (M, 21, 3), or (M, T, 21, 3) per frame, has its rows' skeleton posed
-        with it: the pose the start
-        stands for (the initialiser's reading), which the pose space's variable only approximates
-        (VPoser's encoder lands 1-3 cm of joint distance from the initialiser's poses)."""
+    def anchor(
+        self, problem: Problem, v: dict[str, torch.Tensor], blocks: Sequence[tuple[torch.Tensor, Start]] = ()
+    ) -> Anchor:
+        """What terms keeping a fit near its start read: the start variables `v` (B, T, ...) and the
+        skeleton of the body each row starts as, posed with the `body_pose` of a block's (rows, start)
+        where it gives one."""
         b, t = problem.rows, problem.frames
         start = {k: x.detach().clone() for k, x in v.items()}
         given = torch.zeros(b, dtype=torch.bool, device=self.model.device)
         poses = torch.zeros(b, t, NUM_BODY_JOINTS, 3, device=self.model.device, dtype=self.model.dtype)
-        for rows, values in blocks:
-            if START_BODY_POSE in values:
+        for rows, given_start in blocks:
+            if given_start.body_pose is not None:
                 rows = rows.to(self.model.device)
-                poses[rows] = values[START_BODY_POSE].to(poses).reshape(len(rows), -1, NUM_BODY_JOINTS, 3)
+                poses[rows] = given_start.body_pose.to(poses).reshape(len(rows), -1, NUM_BODY_JOINTS, 3)
                 given[rows] = True
 
         def skeleton(rows: torch.Tensor) -> torch.Tensor:
-            e = self._rows(start, problem, rows)
+            flat = flatten({k: x[rows] for k, x in start.items()})
             own = given[rows].repeat_interleave(t)[:, None, None]
-            body_pose = torch.where(own, poses[rows].flatten(0, 1), e.body_pose)
-            body = pose_body(self.model, e.flat, body_pose, full_mesh=False)
-            return body_skeleton(body, e.flat["global_orient"]).reshape(len(rows), t, -1, 3)
+            body_pose = torch.where(own, poses[rows].flatten(0, 1), self.space.body_pose(flat[POSE]))
+            body = pose_body(self.model, flat, body_pose, full_mesh=False)
+            return body_skeleton(body, flat["global_orient"]).reshape(len(rows), t, -1, 3)
 
         with torch.no_grad():
-            start[START_SKELETON] = self.rowwise(problem, skeleton)
-        return start
-
-    def _rows(self, v: dict[str, torch.Tensor], problem: Problem, rows: torch.Tensor) -> Evaluation:
-        """The evaluation of some rows' variables `v` (B, T, ...), their own start."""
-        sub = {k: x[rows] for k, x in v.items()}
-        return self.evaluation(sub, sub, problem.take(rows))
+            return Anchor(start, self.rowwise(problem, skeleton))
 
     def variables(self, problem: Problem) -> list[Variable]:
         """The variables fitted on `problem`: the body's, and those of the parts (hands, face) that both
@@ -198,7 +190,7 @@ class Engine:
         return has and bool((problem.conf[..., problem.layout.part == part] > 0).any())
 
     # ----- objective ---------------------------------------------------------
-    def evaluation(self, v: dict[str, torch.Tensor], start: dict[str, torch.Tensor], problem: Problem) -> Evaluation:
+    def evaluation(self, v: dict[str, torch.Tensor], start: Anchor, problem: Problem) -> Evaluation:
         """What the terms read for variables `v` (the body is posed on first use, once)."""
         return Evaluation(v, start, problem, self.model, self.space, self.rho)
 
@@ -218,7 +210,7 @@ class Engine:
     def row_terms(
         self,
         v: dict[str, torch.Tensor],
-        start: dict[str, torch.Tensor],
+        start: Anchor,
         problem: Problem,
         rows: torch.Tensor,
         weights: dict[str, float],
@@ -227,10 +219,10 @@ class Engine:
         """Weighted terms (R, T) of some rows of the problem; `moved` replaces some variables of those
         rows (an optimiser's trial values), frozen frames keeping their start values."""
         sub = {k: x[rows] for k, x in v.items()}
-        start_rows = {k: x[rows] for k, x in start.items()}
+        start_rows = start.take(rows)
         if moved:
             sub.update(moved)
-            _hold_frozen(sub, start_rows, problem.frozen[rows], list(moved))
+            _hold_frozen(sub, start_rows.variables, problem.frozen[rows], list(moved))
         return self.terms(self.evaluation(sub, start_rows, problem.take(rows)), weights)
 
     # ----- optimisation ------------------------------------------------------
@@ -241,14 +233,13 @@ class Engine:
         stages: Sequence[Stage],
         hold: Sequence[str] = (),
         hook: IterationHook | None = None,
-        start: dict[str, torch.Tensor] | None = None,
+        start: Anchor | None = None,
     ) -> RunResult:
         """Run `stages` from `v` (B, T, ...); variables in `hold` and frames in `problem.frozen` stay.
-        `hook` sees every L-BFGS iteration's weighted terms. `start`: the values that terms keeping a
-        variable near its start read, with `START_SKELETON` (default `start_values(problem, v)`; a
-        schedule continued after pruning passes its run's `start`)."""
+        `hook` sees every L-BFGS iteration's weighted terms. `start`: what terms keeping a fit near its
+        start read (default `anchor(problem, v)`; a schedule continued after pruning passes its run's)."""
         v = {k: x.detach().clone() for k, x in v.items()}
-        start = self.start_values(problem, v) if start is None else {k: x.clone() for k, x in start.items()}
+        start = self.anchor(problem, v) if start is None else start
         losses = np.zeros((problem.rows, problem.frames, len(stages)), np.float32)
         iters = np.zeros((problem.rows, len(stages)), np.int64)
         for si, stage in enumerate(stages):
@@ -265,7 +256,7 @@ class Engine:
         self,
         problem: Problem,
         v: dict[str, torch.Tensor],
-        start: dict[str, torch.Tensor],
+        start: Anchor,
         stage: Stage,
         free: list[str],
         hook: IterationHook | None,
@@ -292,7 +283,7 @@ class Engine:
         result = minimize(objective, packer.pack(v), options, callback=callback)
         self.evaluations += result.evaluations
         v.update(packer.unpack(result.x))
-        _hold_frozen(v, start, problem.frozen, free)
+        _hold_frozen(v, start.variables, problem.frozen, free)
         return result.iterations.cpu().numpy()
 
 

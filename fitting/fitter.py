@@ -27,8 +27,8 @@ from fitting.priors import PoseSpace
 from fitting.problem import Problem, build_problem
 from fitting.smoothing import smooth_motion
 from fitting.stages import Stage, schedule
+from fitting.starts import Start
 from fitting.targets import FrameTargets, Layout
-from fitting.terms import START_BODY_POSE
 from fitting.variables import BY_NAME, SHAPE
 from prior.initialiser.model import BODY_SETS, Initialiser
 from prior.initialiser.model import load as load_initialiser
@@ -160,7 +160,7 @@ class Fitter:
         hold = (SHAPE,) if shape is not None else ()
         hook = hook if self._hook is not None else None
         cut = self._prune_at()
-        start = self.engine.start_values(problem, v, rows.blocks)
+        start = self.engine.anchor(problem, v, rows.blocks)
         run = self.engine.run(problem, v, self.schedule[:cut], hold, hook, start)
         if cut < len(self.schedule):  # each frame goes on with its lowest starts only
             keep = rows.prune(run.losses[:, 0, -1], self.cfg.init.keep)
@@ -205,11 +205,9 @@ class Fitter:
                 if k in v and not BY_NAME[k].per_row:
                     v[k][0, i] = x.to(v[k])
         blocks = (
-            []
-            if anchor is None
-            else [(torch.zeros(1, dtype=torch.long, device=self.device), {START_BODY_POSE: anchor[None]})]
+            [] if anchor is None else [(torch.zeros(1, dtype=torch.long, device=self.device), Start({}, anchor[None]))]
         )
-        start = self.engine.start_values(problem, v, blocks)
+        start = self.engine.anchor(problem, v, blocks)
         run = self.engine.run(problem, v, self.video_schedule, hold=(SHAPE,), hook=self._hook, start=start)
         if self.cfg.video.output_smoothing > 0:
             smoothed = smooth_motion(run.v, problem.link, problem.frozen, self.cfg.video.output_smoothing)
@@ -251,7 +249,7 @@ class Fitter:
         """Per-frame results of the chosen `rows` (their non-frozen frames): parameters, final terms, projections."""
         pick = torch.as_tensor(rows, device=self.device)
         v = {k: x[pick] for k, x in run.v.items()}
-        start = {k: x[pick] for k, x in run.start.items()}
+        start = run.start.take(pick)
         problem = problem.take(pick)
         n = problem.rows * problem.frames
         with torch.no_grad():
@@ -268,7 +266,7 @@ class Fitter:
             }
         params = to_params(flat, body_pose, self.space.is_latent)
         terms = {k: x.reshape(-1).cpu().numpy() for k, x in terms.items()}
-        start_orient = start["global_orient"].flatten(0, 1).cpu().numpy()
+        start_orient = start.variables["global_orient"].flatten(0, 1).cpu().numpy()
         results = []
         for i in range(n):
             r, j = divmod(i, problem.frames)

@@ -10,6 +10,7 @@ from fitting.config import ConfigError, load_config
 from fitting.fitter import Fitter
 from fitting.hypotheses import HYPOTHESES, Hypothesis, Rows, StartContext
 from fitting.priors import PoseSpace
+from fitting.starts import Start
 from fitting.synthetic import render_views
 from fitting.terms import Evaluation, Term, register
 
@@ -59,8 +60,8 @@ class _Given(Hypothesis):
     def __init__(self, name: str, values: dict[str, torch.Tensor]) -> None:
         self.name, self.values = name, values
 
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return torch.arange(ctx.problem.rows), self.values
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, Start]:
+        return torch.arange(ctx.problem.rows), Start(self.values)
 
 
 def test_of_three_start_hypotheses_the_known_best_wins(fit_body):
@@ -240,9 +241,10 @@ def test_learned_starts_take_the_initialisers_pose_and_turn_and_anny_its_shape(f
     base = fitter.problem([[f] for f in views.frames])
     ctx = StartContext(base, fitter.engine.torso_view(base), PoseSpace(), LearnedStart(fitter.initialiser, base), True)
     for rank in (2, 5):  # each generator starts from its own hypothesis, winning or not
-        _, values = HYPOTHESES.create(f"initialiser_{rank}")(ctx)
-        assert torch.allclose(values["global_orient"], pred.others_orient[:, rank - 2])
-        assert torch.allclose(values["pose"], PoseSpace().encode(pred.others_pose[:, rank - 2]))
+        _, start = HYPOTHESES.create(f"initialiser_{rank}")(ctx)
+        assert torch.allclose(start.values["global_orient"], pred.others_orient[:, rank - 2])
+        assert torch.allclose(start.values["pose"], PoseSpace().encode(pred.others_pose[:, rank - 2]))
+        assert torch.equal(start.body_pose, pred.others_pose[:, rank - 2])
     free = fitter.fit_frames(views.frames)
     for i, r in enumerate(free):
         assert r.hypothesis_names == names and np.isfinite(r.hypothesis_losses).all()
@@ -291,7 +293,7 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
     from body.anny_body import AnnyBody
     from fitting.hypotheses import LearnedStart
     from fitting.priors import load_pose_space
-    from fitting.terms import START_SKELETON, body_skeleton
+    from fitting.terms import body_skeleton
 
     views = _views(fit_body, n=3, seed=4)
     space = load_pose_space("vposer")
@@ -302,8 +304,8 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
     rows = Rows.expand([HYPOTHESES.create("initialiser"), HYPOTHESES.create("torso")], ctx)
     problem = base.take(torch.as_tensor(rows.frame))
     v = fitter.engine.start(problem, rows.blocks)
-    held = fitter.engine.start_values(problem, v, rows.blocks)[START_SKELETON][:, 0]
-    decoded = fitter.engine.start_values(problem, v)[START_SKELETON][:, 0]
+    held = fitter.engine.anchor(problem, v, rows.blocks).skeleton[:, 0]
+    decoded = fitter.engine.anchor(problem, v).skeleton[:, 0]
     pred = learned.prediction
     with torch.no_grad():
         own = body_skeleton(
