@@ -10,8 +10,10 @@
     fit.params["body_pose"]  # (21, 3) axis-angle; also global_orient, transl, shape, hands, latent
 
 The parts: `targets` (what a frame is fitted to), `problem` (targets as tensors),
-`terms` (loss terms by name), `stages` (stages as data, from configs/fit.yaml),
-`hypotheses` (start generators), `engine` (the stage driver over the batched
+`variables` (the table of optimisation variables), `terms` (loss terms by name),
+`stages` (stages as data, from configs/fit.yaml), `hypotheses` (start generators),
+`starts` (their `Start` records and a run's `Anchor`), `starting` (start values),
+`objective` (a stage's weighted terms), `driver` (the stage driver over the batched
 L-BFGS of `optimize`), `codec` (variables <-> saved parameters), `fitter` (the
 entry points). `fitting.pipeline.run` (and run_fit.py) adds inputs, batching,
 video, outputs and resume.

@@ -2,7 +2,7 @@
 
 `Fitter.fit_frames` fits images in one batch: every start hypothesis of every
 frame is a row (`fitting.hypotheses`), the schedule `cfg.schedule` runs over
-all rows (`fitting.engine`), and each frame keeps its lowest-loss start.
+all rows (`fitting.driver`), and each frame keeps its lowest-loss start.
 `Fitter.fit_sequence` refines consecutive frames as one row with the temporal
 terms of `cfg.video.schedule`, holding frames already settled.
 """
@@ -21,12 +21,15 @@ from body.base import BodyModel
 from body.keypoint_sets import keypoint_names
 from fitting.camera import project
 from fitting.codec import to_params, to_variables
-from fitting.engine import Engine, IterationHook, RunResult
+from fitting.driver import Driver, IterationHook, RunResult
 from fitting.hypotheses import HYPOTHESES, Hypothesis, LearnedStart, Rows, StartContext
+from fitting.objective import Objective, RowCalls
+from fitting.optimize import LbfgsOptions
 from fitting.priors import PoseSpace
 from fitting.problem import Problem, build_problem
 from fitting.smoothing import smooth_motion
 from fitting.stages import Stage, schedule
+from fitting.starting import Starter
 from fitting.starts import Start
 from fitting.targets import FrameTargets, Layout
 from fitting.variables import BY_NAME, SHAPE
@@ -76,7 +79,14 @@ class Fitter:
         self.model = model
         self.space = space.to(model.device, model.dtype)
         self.cfg = cfg
-        self.engine = Engine(model, self.space, cfg)
+        o = cfg.optimizer
+        self.calls = RowCalls(int(o.frames_per_call), model.device)
+        self.starter = Starter(model, self.space, float(cfg.init.side_view_cos), self.calls)
+        self.objective = Objective(model, self.space, float(cfg.data.rho))
+        lbfgs = LbfgsOptions(
+            history_size=o.history_size, rel_tolerance=o.rel_tolerance, max_line_search=o.max_line_search
+        )
+        self.driver = Driver(self.objective, self.calls, lbfgs)
         self.schedule = schedule(cfg, cfg.schedule)
         self.video_schedule = schedule(cfg, cfg.video.schedule)
         self.hypotheses = [HYPOTHESES.create(name) for name in cfg.init.hypotheses]
@@ -102,7 +112,7 @@ class Fitter:
     @property
     def evaluations(self) -> int:
         """Batched objective calls so far (for benchmarks)."""
-        return self.engine.evaluations
+        return self.driver.evaluations
 
     def on_iteration(self, hook: IterationHook | None) -> None:
         """Call `hook(stage, iteration, rows, terms)` after every L-BFGS iteration (None: stop). In
@@ -142,8 +152,8 @@ class Fitter:
     ) -> list[FitResult]:
         """`fit_frames` of frames with the same keypoint sets (`index`: their places in its list)."""
         base = self.problem([[f] for f in frames])
-        learned = LearnedStart(self.initialiser, base, self.engine.rows_per_call(base))
-        view = self.engine.torso_view(base)
+        learned = LearnedStart(self.initialiser, base, self.calls.rows_per_call(base))
+        view = self.starter.torso_view(base)
         ctx = StartContext(base, view, self.space, learned, isinstance(self.model, AnnyBody), index)
         rows = Rows.expand(gens, ctx)
         # on the CPU, where the hook's rows are moved
@@ -154,19 +164,17 @@ class Fitter:
 
         frame = torch.as_tensor(rows.frame, device=self.device)
         problem = base.take(frame)
-        v = self.engine.start(problem, rows.blocks, view.take(frame))
-        if shape is not None:
-            v[SHAPE] = shape.to(v[SHAPE]).expand_as(v[SHAPE]).clone()
+        v = self.starter.start(problem, rows.blocks, view.take(frame), shape)
         hold = (SHAPE,) if shape is not None else ()
         hook = hook if self._hook is not None else None
         cut = self._prune_at()
-        start = self.engine.anchor(problem, v, rows.blocks)
-        run = self.engine.run(problem, v, self.schedule[:cut], hold, hook, start)
+        start = self.starter.anchor(problem, v, rows.blocks)
+        run = self.driver.run(problem, v, start, self.schedule[:cut], hold, hook)
         if cut < len(self.schedule):  # each frame goes on with its lowest starts only
             keep = rows.prune(run.losses[:, 0, -1], self.cfg.init.keep)
             rows, frame_of, run = rows.take(keep), frame_of[torch.as_tensor(keep, device="cpu")], run.take(keep)
             problem = problem.take(torch.as_tensor(keep, device=self.device))
-            run = run.then(self.engine.run(problem, run.v, self.schedule[cut:], hold, hook, run.start))
+            run = run.then(self.driver.run(problem, run.v, run.start, self.schedule[cut:], hold, hook))
         best, losses = rows.choose(run.losses[:, 0, -1], len(frames), len(gens))
         results = self._results(run, problem, best, self.schedule[-1])
         names = tuple(g.name for g in gens)
@@ -198,8 +206,7 @@ class Fitter:
         """
         problem = self.problem([frames], [frame_index])
         problem.frozen[0] = torch.as_tensor(frozen, device=self.device)
-        v = self.engine.start(problem)
-        v[SHAPE] = shape.to(v[SHAPE]).reshape(1, -1).clone()
+        v = self.starter.start(problem, shape=shape)
         for i, start in enumerate(starts):
             for k, x in (start or {}).items():
                 if k in v and not BY_NAME[k].per_row:
@@ -207,8 +214,8 @@ class Fitter:
         blocks = (
             [] if anchor is None else [(torch.zeros(1, dtype=torch.long, device=self.device), Start({}, anchor[None]))]
         )
-        start = self.engine.anchor(problem, v, blocks)
-        run = self.engine.run(problem, v, self.video_schedule, hold=(SHAPE,), hook=self._hook, start=start)
+        start = self.starter.anchor(problem, v, blocks)
+        run = self.driver.run(problem, v, start, self.video_schedule, (SHAPE,), self._hook)
         if self.cfg.video.output_smoothing > 0:
             smoothed = smooth_motion(run.v, problem.link, problem.frozen, self.cfg.video.output_smoothing)
             run = replace(run, v=smoothed)
@@ -253,8 +260,8 @@ class Fitter:
         problem = problem.take(pick)
         n = problem.rows * problem.frames
         with torch.no_grad():
-            e = self.engine.evaluation(v, start, problem)
-            terms = self.engine.terms(e, last.weights)
+            e = self.objective.evaluation(v, start, problem)
+            terms = self.objective.terms(e, last.weights)
             flat, body_pose, out = e.flat, e.body_pose, e.body
             focal, center = problem.focal.reshape(n, 2), problem.center.reshape(n, 2)
             proj = {

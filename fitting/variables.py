@@ -1,12 +1,12 @@
 """The fitter's optimisation variables as one table: what each is, how big, and how it is decoded.
 
-Stages name the variables they free, the engine builds and holds them, the terms pose the body
-with them and the codec saves them, all from `VARIABLES`. A variable is per frame (B, T, size)
-or per row (B, size: one value for all the row's frames, the shape); it is fitted where the
-model and the detections have its part (hands, face) or always (the body's). The pose-space
-variable is decoded by the pose space into the axis-angle body pose (saved as `body_pose`, and
-as `latent` too where the space is latent); axis-angle joint rotations are (N, joints, 3) for
-the body model and in saved files; the rest pass as they are.
+Stages name the variables they free, the starter builds them, the objective holds their frozen
+frames, the terms pose the body with them and the codec saves them, all from `VARIABLES`. A
+variable is per frame (B, T, size) or per row (B, size: one value for all the row's frames, the
+shape); it is fitted where the model and the detections have its part (hands, face) or always
+(the body's). The pose-space variable is decoded by the pose space into the axis-angle body pose
+(saved as `body_pose`, and as `latent` too where the space is latent); axis-angle joint
+rotations are (N, joints, 3) for the body model and in saved files; the rest pass as they are.
 """
 
 from __future__ import annotations

@@ -239,7 +239,7 @@ def test_learned_starts_take_the_initialisers_pose_and_turn_and_anny_its_shape(f
     orients = (pred.global_orient, pred.others_orient[:, 0], twin_orient)
     assert not torch.allclose(poses[0], poses[1], atol=0.05)
     base = fitter.problem([[f] for f in views.frames])
-    ctx = StartContext(base, fitter.engine.torso_view(base), PoseSpace(), LearnedStart(fitter.initialiser, base), True)
+    ctx = StartContext(base, fitter.starter.torso_view(base), PoseSpace(), LearnedStart(fitter.initialiser, base), True)
     for rank in (2, 5):  # each generator starts from its own hypothesis, winning or not
         _, start = HYPOTHESES.create(f"initialiser_{rank}")(ctx)
         assert torch.allclose(start.values["global_orient"], pred.others_orient[:, rank - 2])
@@ -300,12 +300,12 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
     fitter = Fitter(fit_body, space, load_config(None, []))
     base = fitter.problem([[f] for f in views.frames])
     learned = LearnedStart(fitter.initialiser, base)
-    ctx = StartContext(base, fitter.engine.torso_view(base), space, learned, isinstance(fit_body, AnnyBody))
+    ctx = StartContext(base, fitter.starter.torso_view(base), space, learned, isinstance(fit_body, AnnyBody))
     rows = Rows.expand([HYPOTHESES.create("initialiser"), HYPOTHESES.create("torso")], ctx)
     problem = base.take(torch.as_tensor(rows.frame))
-    v = fitter.engine.start(problem, rows.blocks)
-    held = fitter.engine.anchor(problem, v, rows.blocks).skeleton[:, 0]
-    decoded = fitter.engine.anchor(problem, v).skeleton[:, 0]
+    v = fitter.starter.start(problem, rows.blocks)
+    held = fitter.starter.anchor(problem, v, rows.blocks).skeleton[:, 0]
+    decoded = fitter.starter.anchor(problem, v).skeleton[:, 0]
     pred = learned.prediction
     with torch.no_grad():
         own = body_skeleton(
