@@ -1,10 +1,10 @@
 """The fitter's public entry points: independent frames, and sequences of frames (video windows).
 
 `Fitter.fit_frames` fits images in one batch: every start hypothesis of every
-frame is a row (`fitting.hypotheses`), the schedule `cfg.schedule` runs over
+frame is a row (`fitting.hypotheses`), the schedule `options.schedule` runs over
 all rows (`fitting.driver`), and each frame keeps its lowest-loss start.
 `Fitter.fit_sequence` refines consecutive frames as one row with the temporal
-terms of `cfg.video.schedule`, holding frames already settled.
+terms of `options.video.schedule`, holding frames already settled.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from body.anny_body import AnnyBody
 from body.base import BodyModel
@@ -24,11 +23,11 @@ from fitting.codec import to_params, to_variables
 from fitting.driver import Driver, IterationHook, RunResult
 from fitting.hypotheses import HYPOTHESES, Hypothesis, LearnedStart, Rows, StartContext
 from fitting.objective import Objective, RowCalls
-from fitting.optimize import LbfgsOptions
+from fitting.options import FitOptions
 from fitting.priors import PoseSpace
 from fitting.problem import Problem, build_problem
 from fitting.smoothing import smooth_motion
-from fitting.stages import Stage, schedule
+from fitting.stages import Stage
 from fitting.starting import Starter
 from fitting.starts import Start
 from fitting.targets import FrameTargets, Layout
@@ -73,23 +72,19 @@ class FitResult:
 
 
 class Fitter:
-    """Fits a body model to 2D keypoints with a pose space and the stages of `cfg` (configs/fit.yaml)."""
+    """Fits a body model to 2D keypoints with a pose space and `options` (`FitOptions.of` a fit config)."""
 
-    def __init__(self, model: BodyModel, space: PoseSpace, cfg: DictConfig) -> None:
+    def __init__(self, model: BodyModel, space: PoseSpace, options: FitOptions) -> None:
         self.model = model
         self.space = space.to(model.device, model.dtype)
-        self.cfg = cfg
-        o = cfg.optimizer
-        self.calls = RowCalls(int(o.frames_per_call), model.device)
-        self.starter = Starter(model, self.space, float(cfg.init.side_view_cos), self.calls)
-        self.objective = Objective(model, self.space, float(cfg.data.rho))
-        lbfgs = LbfgsOptions(
-            history_size=o.history_size, rel_tolerance=o.rel_tolerance, max_line_search=o.max_line_search
-        )
-        self.driver = Driver(self.objective, self.calls, lbfgs)
-        self.schedule = schedule(cfg, cfg.schedule)
-        self.video_schedule = schedule(cfg, cfg.video.schedule)
-        self.hypotheses = [HYPOTHESES.create(name) for name in cfg.init.hypotheses]
+        self.options = options
+        self.calls = RowCalls(options.optimizer.frames_per_call, model.device)
+        self.starter = Starter(model, self.space, options.init.side_view_cos, self.calls)
+        self.objective = Objective(model, self.space, options.data.rho)
+        self.driver = Driver(self.objective, self.calls, options.optimizer.lbfgs())
+        self.schedule = list(options.schedule)
+        self.video_schedule = list(options.video.schedule)
+        self.hypotheses = [HYPOTHESES.create(name) for name in options.init.hypotheses]
         self.supported = set(model.keypoint_sets())
         self._initialiser: Initialiser | None = None
         self._lifter: TemporalLifter | None = None
@@ -98,7 +93,7 @@ class Fitter:
     def initialiser(self) -> "Initialiser":
         """The learned start (`init.initialiser`, default the shipped one), loaded on first use."""
         if self._initialiser is None:
-            self._initialiser = load_initialiser(self.cfg.init.initialiser, self.device).to(self.dtype)
+            self._initialiser = load_initialiser(self.options.init.initialiser, self.device).to(self.dtype)
         return self._initialiser
 
     @property
@@ -123,7 +118,7 @@ class Fitter:
     def problem(self, rows: list[list[FrameTargets | None]], frame_index: list[list[int]] | None = None) -> Problem:
         layout = Layout.of([f for r in rows for f in r if f is not None], self.supported, self.device)
         return build_problem(
-            rows, layout, self.model, self.cfg.data.reference_size, frame_index, self.cfg.video.max_gap
+            rows, layout, self.model, self.options.data.reference_size, frame_index, self.options.video.max_gap
         )
 
     def fit_frames(
@@ -132,7 +127,7 @@ class Fitter:
         """Fit independent frames in one batch.
 
         shape (S,): hold every frame at this shape. hypotheses: start generators
-        (default: `cfg.init.hypotheses`); each frame keeps the start whose fit ends lowest.
+        (default: `init.hypotheses`); each frame keeps the start whose fit ends lowest.
         Frames are batched with the frames that have the same keypoint sets: a batch's
         layout (the points every row carries) then does not depend on the other frames,
         and with `optimizer.frames_per_call` neither does any frame's arithmetic.
@@ -171,7 +166,7 @@ class Fitter:
         start = self.starter.anchor(problem, v, rows.blocks)
         run = self.driver.run(problem, v, start, self.schedule[:cut], hold, hook)
         if cut < len(self.schedule):  # each frame goes on with its lowest starts only
-            keep = rows.prune(run.losses[:, 0, -1], self.cfg.init.keep)
+            keep = rows.prune(run.losses[:, 0, -1], self.options.init.keep)
             rows, frame_of, run = rows.take(keep), frame_of[torch.as_tensor(keep, device="cpu")], run.take(keep)
             problem = problem.take(torch.as_tensor(keep, device=self.device))
             run = run.then(self.driver.run(problem, run.v, run.start, self.schedule[cut:], hold, hook))
@@ -184,9 +179,9 @@ class Fitter:
 
     def _prune_at(self) -> int:
         """How many stages of the schedule every start runs before pruning (`init.keep`, `init.prune_after`)."""
-        if self.cfg.init.keep is None:
+        if self.options.init.keep is None:
             return len(self.schedule)
-        return [s.name for s in self.schedule].index(self.cfg.init.prune_after) + 1
+        return [s.name for s in self.schedule].index(self.options.init.prune_after) + 1
 
     def fit_sequence(
         self,
@@ -197,7 +192,7 @@ class Fitter:
         shape: torch.Tensor,
         anchor: torch.Tensor | None = None,
     ) -> list[FitResult]:
-        """Refine consecutive frames jointly (`cfg.video.schedule`, temporal terms) at one `shape` (S,).
+        """Refine consecutive frames jointly (`video.schedule`, temporal terms) at one `shape` (S,).
 
         starts: each frame's variables (as `variables` gives them), None for the default start;
         frames marked `frozen` are held at their start. anchor (T, 21, 3): the body poses whose
@@ -216,15 +211,16 @@ class Fitter:
         )
         start = self.starter.anchor(problem, v, blocks)
         run = self.driver.run(problem, v, start, self.video_schedule, (SHAPE,), self._hook)
-        if self.cfg.video.output_smoothing > 0:
-            smoothed = smooth_motion(run.v, problem.link, problem.frozen, self.cfg.video.output_smoothing)
+        sigma = self.options.video.output_smoothing
+        if sigma > 0:
+            smoothed = smooth_motion(run.v, problem.link, problem.frozen, sigma)
             run = replace(run, v=smoothed)
         return self._results(run, problem, np.zeros(1, np.int64), self.video_schedule[-1])
 
     def lifter(self) -> TemporalLifter:
         """The temporal lifter (`video.lifter`, default the shipped one), loaded on first use; it runs on the CPU."""
         if self._lifter is None:
-            self._lifter = load_lifter(self.cfg.video.lifter)
+            self._lifter = load_lifter(self.options.video.lifter)
         return self._lifter
 
     def lift(self, frames: list[FrameTargets], frame_index: list[int]) -> Lift:
@@ -244,7 +240,8 @@ class Fitter:
             focal[j], center[j] = torch.tensor(f.focal, device=cpu), torch.tensor(f.center, device=cpu)
             if name in f.points:
                 points[j] = torch.as_tensor(f.points[name][0], device=cpu)
-        out = lift(self.lifter(), points[..., :2], points[..., 2], name, focal, center, self.cfg.video.lift_smoothing)
+        sigma = self.options.video.lift_smoothing
+        out = lift(self.lifter(), points[..., :2], points[..., 2], name, focal, center, sigma)
         kw = dict(device=self.device, dtype=self.dtype)
         return Lift(**{k: (x if k == "shape" else x[rows]).to(**kw) for k, x in vars(out).items()})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping
 
 from omegaconf import DictConfig
 
@@ -23,14 +23,10 @@ class Stage:
     weights: dict[str, float]  # term name -> weight (enters the loss squared)
 
 
-def schedule(cfg: DictConfig, names: Sequence[str]) -> list[Stage]:
-    """The stages `names` of `cfg.stages`; a stage without `max_iter` takes `optimizer.max_iter`."""
-    out = []
-    for name in names:
-        s = cfg.stages[name]
-        max_iter = cfg.optimizer.max_iter if s.max_iter is None else s.max_iter
-        out.append(Stage(name, tuple(s.free), int(max_iter), {k: float(w) for k, w in s.weights.items()}))
-    return out
+def parse_stage(name: str, s: Mapping[str, Any], default_max_iter: int) -> Stage:
+    """Stage `name` from its config entry (`stages.NAME`); without `max_iter` it takes `default_max_iter`."""
+    max_iter = default_max_iter if s["max_iter"] is None else s["max_iter"]
+    return Stage(name, tuple(s["free"]), int(max_iter), {k: float(w) for k, w in s["weights"].items()})
 
 
 def check_stages(cfg: DictConfig) -> list[str]:

@@ -25,7 +25,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from body.anny_body import AnnyBody
 from fitting.fitter import FitResult, Fitter
@@ -40,10 +39,10 @@ Saved = Callable[[int], dict[str, np.ndarray] | None]
 class TrackFit(ABC):
     """Frames of one track, fitted in steps."""
 
-    def __init__(self, frames: list[tuple[int, FrameTargets]], fitter: Fitter, cfg: DictConfig, saved: Saved) -> None:
+    def __init__(self, frames: list[tuple[int, FrameTargets]], fitter: Fitter, saved: Saved) -> None:
         self.frames = frames  # (frame index, targets), by frame index
         self.fitter = fitter
-        self.cfg = cfg
+        self.video = fitter.options.video
         self.known: dict[int, dict[str, torch.Tensor]] = {}  # position in `frames` -> variables of a fitted frame
         for p, (index, _) in enumerate(frames):
             params = saved(index)
@@ -82,8 +81,8 @@ class StillsFit(TrackFit):
 class SequenceFit(TrackFit):
     """One shape, then overlapping windows refined with the temporal terms (module docstring)."""
 
-    def __init__(self, frames: list[tuple[int, FrameTargets]], fitter: Fitter, cfg: DictConfig, saved: Saved) -> None:
-        super().__init__(frames, fitter, cfg, saved)
+    def __init__(self, frames: list[tuple[int, FrameTargets]], fitter: Fitter, saved: Saved) -> None:
+        super().__init__(frames, fitter, saved)
         self.shape: torch.Tensor | None = None
         self.lifted: Lift | None = None  # `video.start: lifter`: the lifter's reading of the whole track
 
@@ -94,7 +93,7 @@ class SequenceFit(TrackFit):
             return self.known[min(self.known)]["shape"].reshape(-1)
         if self.lifted is not None and isinstance(self.fitter.model, AnnyBody):
             return self.lifted.shape
-        n = min(self.cfg.video.shape_frames, len(self.frames))
+        n = min(self.video.shape_frames, len(self.frames))
         picks = np.unique(np.linspace(0, len(self.frames) - 1, n).round().astype(int))
         results = [r for r in self.fitter.fit_frames([self.frames[p][1] for p in picks]) if r.is_finite()]
         if not results:
@@ -104,11 +103,11 @@ class SequenceFit(TrackFit):
 
     def step(self) -> dict[int, FitResult]:
         """The next window: its new frames' results."""
-        if self.cfg.video.start == "lifter" and self.lifted is None:
+        if self.video.start == "lifter" and self.lifted is None:
             self.lifted = self.fitter.lift([f for _, f in self.frames], [i for i, _ in self.frames])
         if self.shape is None:
             self.shape = self._shape()
-        size, stride = self.cfg.video.window, self.cfg.video.window - self.cfg.video.overlap
+        size, stride = self.video.window, self.video.window - self.video.overlap
         positions = list(range(self.start, min(self.start + size, len(self.frames))))
         new = [p for p in positions if p not in self.known]
         out: dict[int, FitResult] = {}

@@ -114,7 +114,7 @@ def fit_footage(footage: Footage, fitter: Fitter, writer: Writer, cfg: DictConfi
             done.add(f.index)
         else:
             scenes[f.index] = Scene(key, f.source, people[f.index], [], per_person=several)
-    fits = {t.id: _track_fit(t, people, modes[t.id], done, footage, fitter, writer, cfg, several) for t in tracks}
+    fits = {t.id: _track_fit(t, people, modes[t.id], done, footage, fitter, writer, several) for t in tracks}
     fits = {k: v for k, v in fits.items() if v is not None}
     new = bool(scenes)
     if new:
@@ -177,7 +177,6 @@ def _track_fit(
     footage: Footage,
     fitter: Fitter,
     writer: Writer,
-    cfg: DictConfig,
     several: bool,
 ) -> TrackFit | None:
     """The track's fit over its frames with targets (a finished frame's fit read back, or left
@@ -198,7 +197,7 @@ def _track_fit(
         return writer.saved_params(key(index)) if index in done else None
 
     kind = SequenceFit if mode == "sequence" else StillsFit
-    return kind(frames, fitter, cfg, saved)
+    return kind(frames, fitter, saved)
 
 
 def _fit_and_write(

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from fitting.config import ConfigError, load_config
+from fitting.config import ConfigError, load_config, load_options
 from fitting.fitter import Fitter
 from fitting.hypotheses import HYPOTHESES, Hypothesis, Rows, StartContext
+from fitting.options import FitOptions
 from fitting.priors import PoseSpace
 from fitting.starts import Start
 from fitting.synthetic import render_views
@@ -46,9 +47,9 @@ def _views(model, n: int = 2, seed: int = 0):
 
 def test_a_loss_term_defined_in_a_test_joins_a_stage_through_config_alone(fit_body):
     views = _views(fit_body)
-    plain = Fitter(fit_body, PoseSpace(), load_config(None, SHORT)).fit_frames(views.frames)
+    plain = Fitter(fit_body, PoseSpace(), load_options(None, SHORT)).fit_frames(views.frames)
     cfg = load_config(None, [*SHORT, "stages.body5.weights.test_pelvis_to_the_right=300"])
-    pulled = Fitter(fit_body, PoseSpace(), cfg).fit_frames(views.frames)
+    pulled = Fitter(fit_body, PoseSpace(), FitOptions.of(cfg)).fit_frames(views.frames)
     for a, b in zip(plain, pulled):
         assert "test_pelvis_to_the_right" in b.terms and "test_pelvis_to_the_right" not in a.terms
         assert b.params["transl"][0] > a.params["transl"][0] + 0.05  # moved toward x = +1 m
@@ -71,7 +72,7 @@ def test_of_three_start_hypotheses_the_known_best_wins(fit_body):
     far = dict(truth, transl=truth["transl"] + torch.tensor([0.8, 0.0, 3.0]))
     turned = dict(truth, global_orient=truth["global_orient"] + torch.tensor([0.0, 2.5, 0.0]))
     cfg = load_config(None, ["prior.kind=none", "schedule=[body5]", "optimizer.max_iter=3"])
-    fitter = Fitter(fit_body, PoseSpace(), cfg)
+    fitter = Fitter(fit_body, PoseSpace(), FitOptions.of(cfg))
     results = fitter.fit_frames(
         views.frames, hypotheses=[_Given("far", far), _Given("truth", truth), _Given("turned", turned)]
     )
@@ -112,9 +113,9 @@ def test_pruned_starts_stop_and_the_kept_ones_fit_as_without_pruning(fit_body):
         "optimizer.max_iter=3",
     ]
     # body4 moves the pose: the continued stage must still read the start's skeleton, not body4's
-    first = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "schedule=[body4]"]))
-    whole = Fitter(fit_body, PoseSpace(), load_config(None, settings))
-    pruned = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "init.keep=1", "init.prune_after=body4"]))
+    first = Fitter(fit_body, PoseSpace(), load_options(None, [*settings, "schedule=[body4]"]))
+    whole = Fitter(fit_body, PoseSpace(), load_options(None, settings))
+    pruned = Fitter(fit_body, PoseSpace(), load_options(None, [*settings, "init.keep=1", "init.prune_after=body4"]))
     seen: list[tuple[str, list[int]]] = []
     pruned.on_iteration(lambda stage, it, frames, terms: seen.append((stage, frames.tolist())))
     after_first = [r.hypothesis_losses for r in first.fit_frames(views.frames, hypotheses=starts)]
@@ -175,7 +176,7 @@ def test_the_start_skeleton_term_holds_the_start_where_the_points_pull_away(fit_
 
     def fit(weight: float):
         cfg = load_config(None, [*base, f"stages.body5.weights.start_skeleton={weight}"])
-        fitter = Fitter(fit_body, PoseSpace(), cfg)
+        fitter = Fitter(fit_body, PoseSpace(), FitOptions.of(cfg))
         (result,) = fitter.fit_frames(views.frames, hypotheses=[_Given("lowered", lowered)])
         return result
 
@@ -216,7 +217,7 @@ def test_side_views_start_both_ways_and_frontal_views_once(anny_body):
         azimuth_deg=(90, 90),
     )
     cfg = load_config(None, ["prior.kind=none", "schedule=[camera]", "init.hypotheses=[torso,side_view_twin]"])
-    results = Fitter(anny_body, PoseSpace(), cfg).fit_frames([views.frames[0], side.frames[0]])
+    results = Fitter(anny_body, PoseSpace(), FitOptions.of(cfg)).fit_frames([views.frames[0], side.frames[0]])
     assert np.isnan(results[0].hypothesis_losses[1]) and np.isfinite(results[1].hypothesis_losses).all()
     # the twin starts turned the other way about the vertical (the two yaws differ in sign)
     assert results[1].hypothesis_names == ("torso", "side_view_twin")
@@ -232,7 +233,7 @@ def test_learned_starts_take_the_initialisers_pose_and_turn_and_anny_its_shape(f
     views = _views(fit_body, n=3, seed=4)
     names = ("initialiser", "initialiser_2", "initialiser_twin")
     cfg = load_config(None, ["prior.kind=none", "schedule=[camera]", f"init.hypotheses=[{','.join(names)}]"])
-    fitter = Fitter(fit_body, PoseSpace(), cfg)
+    fitter = Fitter(fit_body, PoseSpace(), FitOptions.of(cfg))
     pred = LearnedStart(fitter.initialiser, fitter.problem([[f] for f in views.frames])).prediction
     twin_orient, twin_pose = depth_twin(pred.global_orient, pred.body_pose)
     poses = (pred.body_pose, pred.others_pose[:, 0], twin_pose)
@@ -256,7 +257,7 @@ def test_learned_starts_take_the_initialisers_pose_and_turn_and_anny_its_shape(f
 
 def test_the_iteration_hook_sees_each_stages_terms(fit_body):
     calls: list[tuple[str, int, int, tuple[str, ...]]] = []
-    fitter = Fitter(fit_body, PoseSpace(), load_config(None, SHORT))
+    fitter = Fitter(fit_body, PoseSpace(), load_options(None, SHORT))
     fitter.on_iteration(lambda stage, it, rows, terms: calls.append((stage, it, len(rows), tuple(sorted(terms)))))
     (result,) = fitter.fit_frames(_views(fit_body, n=1).frames)
     stages = [c[0] for c in calls]
@@ -297,7 +298,7 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
 
     views = _views(fit_body, n=3, seed=4)
     space = load_pose_space("vposer")
-    fitter = Fitter(fit_body, space, load_config(None, []))
+    fitter = Fitter(fit_body, space, load_options(None, []))
     base = fitter.problem([[f] for f in views.frames])
     learned = LearnedStart(fitter.initialiser, base)
     ctx = StartContext(base, fitter.starter.torso_view(base), space, learned, isinstance(fit_body, AnnyBody))
@@ -317,5 +318,5 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
     torch.testing.assert_close(held[3:], decoded[3:], atol=0, rtol=0)
     # a fit reads it: turning and moving the body (the camera stage) leaves the term at that distance
     cfg = load_config(None, ["schedule=[camera]", "stages.camera.weights.start_skeleton=1"])
-    terms = [r.terms["start_skeleton"] for r in Fitter(fit_body, space, cfg).fit_frames(views.frames)]
+    terms = [r.terms["start_skeleton"] for r in Fitter(fit_body, space, FitOptions.of(cfg)).fit_frames(views.frames)]
     np.testing.assert_allclose(terms, (decoded[:3] - own).square().sum((-1, -2)).numpy(), rtol=1e-3)
