@@ -15,13 +15,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from body.anny_body import AnnyBody
 from body.base import BodyModel
 from body.keypoint_sets import keypoint_names
 from fitting.camera import project
 from fitting.codec import to_params, to_variables
 from fitting.driver import Driver, IterationHook, RunResult
-from fitting.hypotheses import HYPOTHESES, Hypothesis, LearnedStart, Rows, StartContext
+from fitting.hypotheses import HYPOTHESES, Hypothesis, LearnedStart, Rows, StartContext, takes_learned_shape
 from fitting.objective import Objective, RowCalls
 from fitting.options import FitOptions
 from fitting.priors import PoseSpace
@@ -149,7 +148,7 @@ class Fitter:
         base = self.problem([[f] for f in frames])
         learned = LearnedStart(self.initialiser, base, self.calls.rows_per_call(base))
         view = self.starter.torso_view(base)
-        ctx = StartContext(base, view, self.space, learned, isinstance(self.model, AnnyBody), index)
+        ctx = StartContext(base, view, self.space, learned, takes_learned_shape(self.model), index)
         rows = Rows.expand(gens, ctx)
         # on the CPU, where the hook's rows are moved
         frame_of = torch.as_tensor(index, device="cpu")[torch.as_tensor(rows.frame, device="cpu")]

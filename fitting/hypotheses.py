@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 import numpy as np
 import torch
 
+from body.base import ANNY_PHENOTYPES, BodyModel
 from body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from fitting.camera import TorsoView, initial_orientation
 from fitting.priors import PoseSpace
@@ -39,6 +40,15 @@ from prior.initialiser.model import Prediction
 
 if TYPE_CHECKING:
     from prior.initialiser.model import Initialiser
+
+
+LEARNED_SHAPE_SPACE = ANNY_PHENOTYPES  # the shapes the initialiser and the temporal lifter predict
+
+
+def takes_learned_shape(model: BodyModel) -> bool:
+    """Whether `model`'s shape is the one the initialiser and the temporal lifter predict (Anny's
+    phenotypes); other models start from their average shape."""
+    return model.shape_space == LEARNED_SHAPE_SPACE
 
 
 class LearnedStart:
@@ -66,13 +76,14 @@ class LearnedStart:
 @dataclass
 class StartContext:
     """What generators see: the frames as a problem of one row each, how their torsos look, the
-    pose space, whether the body model takes the initialiser's (Anny) shape, and its predictions."""
+    pose space, whether the body model takes the initialiser's shape (`takes_learned_shape`), and its
+    predictions."""
 
     problem: Problem
     view: TorsoView
     space: PoseSpace
     learned: LearnedStart
-    anny_shape: bool
+    learned_shape: bool
     index: Sequence[int] = ()  # the frames' places in the caller's list (`Fitter.fit_frames`); () = in order
 
 
@@ -151,7 +162,7 @@ def _learned_start(
     per_call = ctx.learned.rows_per_call
     pose = in_chunks(lambda rows: ctx.space.encode(body_pose[rows]), len(body_pose), per_call, body_pose.device)
     values = {"global_orient": orient, "pose": pose}
-    if ctx.anny_shape:
+    if ctx.learned_shape:
         values["shape"] = shape
     return torch.arange(ctx.problem.rows, device=body_pose.device), Start(values, body_pose)
 

@@ -13,7 +13,7 @@ has not settled yet, so a caller interleaving several tracks knows which frames 
   next window overlaps it. With `video.start: lifter` the temporal lifter reads the whole
   track first (`Fitter.lift`); its reading of each frame is that frame's start and its anchor
   (the skeleton `start_skeleton` holds it near: in its own fit, and in the window's where
-  `video.schedule` weights it), and on Anny its shape is the person's.
+  `video.schedule` weights it), and on a model that takes its shape (Anny) its shape is the person's.
 - `StillsFit`: a short track's frames as independent stills (own shape, no temporal terms).
 """
 
@@ -26,9 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from body.anny_body import AnnyBody
 from fitting.fitter import FitResult, Fitter
-from fitting.hypotheses import GivenStart, LiftedStart
+from fitting.hypotheses import GivenStart, LiftedStart, takes_learned_shape
 from fitting.targets import FrameTargets
 from prior.initialiser.temporal_lifter import Lift
 
@@ -87,11 +86,11 @@ class SequenceFit(TrackFit):
         self.lifted: Lift | None = None  # `video.start: lifter`: the lifter's reading of the whole track
 
     def _shape(self) -> torch.Tensor:
-        """From a finished frame, else the lifter's (Anny), else the mean of the converged fits of
+        """From a finished frame, else the lifter's (`takes_learned_shape`), else the mean of the converged fits of
         frames spread over the track."""
         if self.known:
             return self.known[min(self.known)]["shape"].reshape(-1)
-        if self.lifted is not None and isinstance(self.fitter.model, AnnyBody):
+        if self.lifted is not None and takes_learned_shape(self.fitter.model):
             return self.lifted.shape
         n = min(self.video.shape_frames, len(self.frames))
         picks = np.unique(np.linspace(0, len(self.frames) - 1, n).round().astype(int))

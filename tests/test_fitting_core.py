@@ -227,8 +227,7 @@ def test_learned_starts_take_the_initialisers_pose_and_turn_and_anny_its_shape(f
     """The camera stage frees only orientation and translation: the body pose (and, on Anny, the shape)
     stay at the initialiser's prediction, its second hypothesis or its depth twin; SMPL-X keeps its mean
     shape."""
-    from body.anny_body import AnnyBody
-    from fitting.hypotheses import LearnedStart, depth_twin
+    from fitting.hypotheses import LearnedStart, depth_twin, takes_learned_shape
 
     views = _views(fit_body, n=3, seed=4)
     names = ("initialiser", "initialiser_2", "initialiser_twin")
@@ -251,7 +250,7 @@ def test_learned_starts_take_the_initialisers_pose_and_turn_and_anny_its_shape(f
         assert r.hypothesis_names == names and np.isfinite(r.hypothesis_losses).all()
         assert np.allclose(r.params["body_pose"], poses[r.hypothesis][i].numpy(), atol=1e-4)
         assert np.allclose(r.start_orient, orients[r.hypothesis][i].numpy(), atol=1e-5)
-        shape = pred.shape[i].numpy() if isinstance(fit_body, AnnyBody) else np.zeros(fit_body.num_shape)
+        shape = pred.shape[i].numpy() if takes_learned_shape(fit_body) else np.zeros(fit_body.num_shape)
         assert np.allclose(r.params["shape"], shape, atol=1e-5)
 
 
@@ -291,8 +290,7 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
     """VPoser's encoder only approximates the initialiser's predicted pose: the start skeleton the anchored
     stages hold a fit near is the prediction's own; a start without a pose of its own (torso) keeps its
     variable's."""
-    from body.anny_body import AnnyBody
-    from fitting.hypotheses import LearnedStart
+    from fitting.hypotheses import LearnedStart, takes_learned_shape
     from fitting.priors import load_pose_space
     from fitting.terms import body_skeleton
 
@@ -301,7 +299,7 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
     fitter = Fitter(fit_body, space, load_options(None, []))
     base = fitter.problem([[f] for f in views.frames])
     learned = LearnedStart(fitter.initialiser, base)
-    ctx = StartContext(base, fitter.starter.torso_view(base), space, learned, isinstance(fit_body, AnnyBody))
+    ctx = StartContext(base, fitter.starter.torso_view(base), space, learned, takes_learned_shape(fit_body))
     rows = Rows.expand([HYPOTHESES.create("initialiser"), HYPOTHESES.create("torso")], ctx)
     problem = base.take(torch.as_tensor(rows.frame))
     v = fitter.starter.start(problem, rows.blocks)
