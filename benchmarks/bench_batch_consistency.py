@@ -32,9 +32,9 @@ from fitting.camera import intrinsics  # noqa: E402
 from fitting.config import load_options  # noqa: E402
 from fitting.fitter import FitResult, Fitter  # noqa: E402
 from fitting.outputs import frame_reprojection  # noqa: E402
-from fitting.priors import VPoserSpace  # noqa: E402
 from fitting.synthetic import render_views  # noqa: E402
 from fitting.targets import FrameTargets  # noqa: E402
+from prior.pose_spaces import VPoserSpace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -37,7 +37,8 @@ from fitting.fitter import Fitter  # noqa: E402
 from fitting.hypotheses import LearnedStart  # noqa: E402
 from fitting.metrics import mpjpe, pa_mpjpe  # noqa: E402
 from fitting.options import FitOptions  # noqa: E402
-from fitting.priors import GmmSpace, PoseSpace, load_pose_space  # noqa: E402
+from fitting.priors import load_pose_space  # noqa: E402
+from prior.pose_spaces import GmmSpace, PoseSpace  # noqa: E402
 from prior.vposer.gmm import fit_gmm  # noqa: E402
 
 # SMPLify-X's schedule: the one the torso start needs (the mean pose is far from most poses).

@@ -10,10 +10,10 @@ from fitting.config import ConfigError, load_config, load_options
 from fitting.fitter import Fitter
 from fitting.hypotheses import HYPOTHESES, Hypothesis, Rows, StartContext
 from fitting.options import FitOptions
-from fitting.priors import PoseSpace
 from fitting.starts import Start
 from fitting.synthetic import render_views
 from fitting.terms import Evaluation, Term, register
+from prior.pose_spaces import PoseSpace
 
 # The camera stage and SMPLify-X's last stage, a few iterations each: these tests check the mechanics.
 SHORT = ["prior.kind=none", "schedule=[camera,body5]", "stages.camera.max_iter=8", "optimizer.max_iter=8"]

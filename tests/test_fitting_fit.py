@@ -16,9 +16,9 @@ from fitting.fitter import Fitter
 from fitting.metrics import mpjpe, pa_mpjpe
 from fitting.options import FitOptions
 from fitting.outputs import frame_reprojection
-from fitting.priors import VPoserSpace
 from fitting.synthetic import render_views
 from fitting.targets import FrameTargets
+from prior.pose_spaces import VPoserSpace
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "basketball1.png"
 
@@ -136,7 +136,7 @@ def test_smplx_files_fit_with_face_and_hands(smplx_body):
         azimuth_deg=(-20, 20),
     )
     cfg = load_config(None, ["optimizer.max_iter=5", "stages.camera.max_iter=5", "prior.kind=none"])
-    from fitting.priors import PoseSpace
+    from prior.pose_spaces import PoseSpace
 
     results = Fitter(model, PoseSpace(), FitOptions.of(cfg)).fit_frames(views.frames)
     for r in results:

@@ -217,7 +217,7 @@ def test_shipped_initialiser_beats_the_mean_pose_start_on_held_out_views(anny_bo
     from fitting.fitter import Fitter
     from fitting.hypotheses import LearnedStart
     from fitting.metrics import pa_mpjpe
-    from fitting.priors import PoseSpace
+    from prior.pose_spaces import PoseSpace
 
     assert DEFAULT_CHECKPOINT.is_file()
     pose = held_out_body_poses(64, seed=5)
