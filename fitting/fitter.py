@@ -23,7 +23,6 @@ from fitting.driver import Driver, IterationHook, RunResult
 from fitting.hypotheses import HYPOTHESES, Hypothesis, LearnedStart, Rows, StartContext, takes_learned_shape
 from fitting.objective import Objective, RowCalls
 from fitting.options import FitOptions
-from fitting.priors import PoseSpace
 from fitting.problem import Problem, build_problem
 from fitting.smoothing import smooth_motion
 from fitting.stages import Stage
@@ -35,6 +34,7 @@ from prior.initialiser.model import BODY_SETS, Initialiser
 from prior.initialiser.model import load as load_initialiser
 from prior.initialiser.temporal_lifter import Lift, TemporalLifter, lift
 from prior.initialiser.temporal_lifter import load as load_lifter
+from prior.pose_spaces import PoseSpace
 
 
 @dataclass

@@ -30,13 +30,13 @@ import torch
 from body.base import ANNY_PHENOTYPES, BodyModel
 from body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from fitting.camera import TorsoView, initial_orientation
-from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.registry import Registry
 from fitting.rowwise import in_chunks
 from fitting.starts import Start
 from fitting.targets import BODY, part_of
 from prior.initialiser.model import Prediction
+from prior.pose_spaces import PoseSpace
 
 if TYPE_CHECKING:
     from prior.initialiser.model import Initialiser

@@ -8,12 +8,12 @@ from typing import Callable
 import torch
 
 from body.base import BodyModel
-from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.rowwise import Out, in_chunks
 from fitting.starts import Anchor
 from fitting.terms import TERMS, Evaluation, Term
 from fitting.variables import BY_NAME
+from prior.pose_spaces import PoseSpace
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from body.keypoint_sets import keypoint_names
 from body.skeleton import NUM_BODY_JOINTS
 from fitting.camera import TorsoView, init_translation, initial_orientation, torso_view
 from fitting.objective import RowCalls
-from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.starts import Anchor, Start
 from fitting.targets import BODY, HAND
 from fitting.terms import body_skeleton, pose_body
 from fitting.variables import BY_NAME, POSE, SHAPE, VARIABLES, Variable, flatten
+from prior.pose_spaces import PoseSpace
 
 
 class Starter:

@@ -22,12 +22,12 @@ from body.rotations import axis_angle_to_matrix
 from body.skeleton import BODY_JOINT_NAMES
 from fitting import losses
 from fitting.camera import project
-from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.registry import Registry
 from fitting.starts import Anchor
 from fitting.targets import BODY, FACE, HAND
 from fitting.variables import decoded, flatten, of_part
+from prior.pose_spaces import PoseSpace
 
 NUM_SKELETON_JOINTS = len(BODY_JOINT_NAMES)  # pelvis + 21, the joints the temporal terms smooth
 

@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 
 from body.base import BodyModel
-from fitting.priors import PoseSpace
 from fitting.targets import BODY, FACE, HAND
+from prior.pose_spaces import PoseSpace
 
 POSE = "pose"  # the pose-space variable
 SHAPE = "shape"  # the body's shape, one per row
