@@ -230,7 +230,8 @@ def fit_images(
         pending.clear()
 
     for item in items:
-        if writer.is_done(item.name, item.path):
+        if (saved := writer.saved_frame(item.name, item.path)) is not None:
+            writer.record_saved(saved)
             bar.already_done()
             continue
         try:

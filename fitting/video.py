@@ -110,7 +110,8 @@ def fit_footage(footage: Footage, fitter: Fitter, writer: Writer, cfg: DictConfi
         key = frame_name(item, f.index)
         if f.index not in people:
             writer.skip(key, "no person detected" if f.kp.num_people == 0 else "no person with confident points")
-        elif writer.is_done(key, f.source):
+        elif (saved := writer.saved_frame(key, f.source)) is not None:
+            writer.record_saved(saved)
             done.add(f.index)
         else:
             scenes[f.index] = Scene(key, f.source, people[f.index], [], per_person=several)
