@@ -29,12 +29,12 @@ import keypoints  # noqa: E402
 import prior  # noqa: E402
 from benchmarks.fit_data import fitted_joints  # noqa: E402
 from fitting.camera import intrinsics  # noqa: E402
-from fitting.config import load_config  # noqa: E402
+from fitting.config import load_options  # noqa: E402
 from fitting.fitter import FitResult, Fitter  # noqa: E402
 from fitting.outputs import frame_reprojection  # noqa: E402
-from fitting.priors import VPoserSpace  # noqa: E402
 from fitting.synthetic import render_views  # noqa: E402
 from fitting.targets import FrameTargets  # noqa: E402
+from prior.pose_spaces import VPoserSpace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     model = body.create("anny", dtype=dtype)
-    fitter = Fitter(model, VPoserSpace(prior.load().to(dtype)), load_config(None, args.overrides))
+    fitter = Fitter(model, VPoserSpace(prior.load().to(dtype)), load_options(None, args.overrides))
     kp = keypoints.detect(args.image).choose("largest")
     focal, center = intrinsics(kp.image_size)
     photo = FrameTargets(keypoints.targets(kp), focal, center, kp.image_size)

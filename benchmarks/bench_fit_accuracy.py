@@ -32,11 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import body  # noqa: E402
 from benchmarks.fit_data import fitted_joints, held_out_views, prior_dataset  # noqa: E402
-from fitting.config import load_config  # noqa: E402
+from fitting.config import load_config, load_options  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
 from fitting.hypotheses import LearnedStart  # noqa: E402
 from fitting.metrics import mpjpe, pa_mpjpe  # noqa: E402
-from fitting.priors import GmmSpace, PoseSpace, load_pose_space  # noqa: E402
+from fitting.options import FitOptions  # noqa: E402
+from fitting.priors import load_pose_space  # noqa: E402
+from prior.pose_spaces import GmmSpace, PoseSpace  # noqa: E402
 from prior.vposer.gmm import fit_gmm  # noqa: E402
 
 # SMPLify-X's schedule: the one the torso start needs (the mean pose is far from most poses).
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     views = held_out_views(model, folder, args.poses, rng)
     print(f"{len(views.frames)} held-out poses from {folder}; {len(train_poses)} training poses", flush=True)
     rows = []
-    fitter = Fitter(model, PoseSpace(), cfg)
+    fitter = Fitter(model, PoseSpace(), FitOptions.of(cfg))
     t = time.perf_counter()
     base = fitter.problem([[f] for f in views.frames])
     pred = LearnedStart(fitter.initialiser, base).prediction
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             settings = [f"init.hypotheses=[{','.join(names)}]"] + (
                 [f"schedule=[{stages.replace('+', ',')}]"] if stages else []
             )
-            fitter = Fitter(model, space, load_config(None, [*args.overrides, *settings]))
+            fitter = Fitter(model, space, load_options(None, [*args.overrides, *settings]))
             t = time.perf_counter()
             results = fitter.fit_frames(views.frames)
             seconds = time.perf_counter() - t

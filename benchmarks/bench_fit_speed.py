@@ -35,6 +35,7 @@ import body  # noqa: E402
 from benchmarks.fit_data import held_out_poses, prior_dataset  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
+from fitting.options import FitOptions  # noqa: E402
 from fitting.priors import load_pose_space  # noqa: E402
 from fitting.synthetic import render_views  # noqa: E402
 from fitting.targets import FrameTargets  # noqa: E402
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         overrides.append(f"optimizer.frames_per_call={per_call}")
     cfg = load_config(None, overrides)
     model = body.create("anny", device=device)
-    fitter = Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, device), cfg)
+    fitter = Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, device), FitOptions.of(cfg))
     rng = np.random.default_rng(args.seed)
     frames = benchmark_frames(model, prior_dataset(args.dataset), max(*batches, args.single, 2), rng)
     print(

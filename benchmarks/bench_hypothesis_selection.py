@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import body  # noqa: E402
 import prior  # noqa: E402
 from benchmarks.fit_data import fitted_joints, held_out_views, prior_dataset  # noqa: E402
-from fitting.config import load_config  # noqa: E402
+from fitting.config import load_config, load_options  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
 from fitting.metrics import pa_mpjpe  # noqa: E402
+from fitting.options import FitOptions  # noqa: E402
 from fitting.priors import load_pose_space  # noqa: E402
 from prior.vposer.latent_mixture import load_beside  # noqa: E402
 
@@ -50,11 +51,11 @@ def main(argv: list[str] | None = None) -> None:
     model = body.create("anny")
     views = held_out_views(model, prior_dataset(args.dataset), args.poses, rng)
     space = load_pose_space(cfg.prior.kind, cfg.prior.path)
-    k = Fitter(model, space, cfg).initialiser().hypotheses
+    k = Fitter(model, space, FitOptions.of(cfg)).initialiser().hypotheses
     joints, losses, poses = [], [], []
     for name in ["initialiser"] + [f"initialiser_{r}" for r in range(2, k + 1)]:
         t = time.perf_counter()
-        results = Fitter(model, space, load_config(None, [*args.overrides, f"init.hypotheses=[{name}]"])).fit_frames(
+        results = Fitter(model, space, load_options(None, [*args.overrides, f"init.hypotheses=[{name}]"])).fit_frames(
             views.frames
         )
         joints.append(fitted_joints(model, results))

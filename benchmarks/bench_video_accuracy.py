@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.fit_data import fitted_joints  # noqa: E402
 from body.rotations import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
 from body.shapes import random_shapes  # noqa: E402
-from fitting.config import load_config  # noqa: E402
+from fitting.config import load_config, load_options  # noqa: E402
 from fitting.fitter import FitResult, Fitter  # noqa: E402
 from fitting.hypotheses import LearnedStart  # noqa: E402
 from fitting.metrics import mpjpe, pa_mpjpe  # noqa: E402
@@ -101,7 +101,7 @@ def lifter_alone(fitter: Fitter, views: Views) -> np.ndarray:
 
 
 def sequence_fit(fitter: Fitter, views: Views) -> np.ndarray:
-    fit = SequenceFit(list(enumerate(views.frames)), fitter, fitter.cfg, lambda _: None)
+    fit = SequenceFit(list(enumerate(views.frames)), fitter, lambda _: None)
     out: dict[int, FitResult] = {}
     while fit.next_frame != math.inf:
         out.update(fit.step())
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     lifter = [f"video.lifter={args.lifter}"] if args.lifter else []
     base = build_fitter(load_config(overrides=["body.model=anny", *lifter, *args.overrides]))
     fitters = {
-        start: Fitter(base.model, base.space, load_config(overrides=["body.model=anny", *lifter, *args.overrides,
+        start: Fitter(base.model, base.space, load_options(overrides=["body.model=anny", *lifter, *args.overrides,
                                                                      f"video.start={start}"]))
         for start in ("initialiser", "lifter")
     }  # fmt: skip

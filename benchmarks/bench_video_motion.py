@@ -51,7 +51,7 @@ def walker(model, speed: float, frames: int, seed: int) -> Views:
 
 def track(fitter, views: Views) -> list[FitResult]:
     """The walk fitted as one video track."""
-    fit = SequenceFit(list(enumerate(views.frames)), fitter, fitter.cfg, lambda _: None)
+    fit = SequenceFit(list(enumerate(views.frames)), fitter, lambda _: None)
     out: dict[int, FitResult] = {}
     while fit.next_frame != float("inf"):
         out.update(fit.step())

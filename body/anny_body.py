@@ -34,7 +34,7 @@ import tempfile
 
 import torch
 
-from body.base import BodyModel
+from body.base import ANNY_PHENOTYPES, BodyModel
 from body.keypoint_sets import COCO23, HAND21_POINTS
 from body.output import BodyOutput
 from body.points import BoneBinding, PointDef, PointTable
@@ -101,6 +101,7 @@ class AnnyBody(BodyModel):
     landmarks; `jaw_pose` drives its Jaw bone."""
 
     num_shape = 6
+    shape_space = ANNY_PHENOTYPES
     has_hands = True
     has_face = False
     num_expression = 0

@@ -29,6 +29,10 @@ _POSE_LAYOUT: tuple[tuple[str | None, int], ...] = (
 )
 assert sum(n for _, n in _POSE_LAYOUT) == len(SMPLX_JOINT_NAMES)
 
+# What a model's `shape` means (`BodyModel.shape_space`); models of one space take each other's shapes.
+ANNY_PHENOTYPES = "anny_phenotypes"  # Anny's 6 phenotypes, as logits about its default adult
+SMPLX_BETAS = "smplx_betas"  # SMPL-X's PCA shape coefficients
+
 
 class BodyModel(torch.nn.Module, metaclass=abc.ABCMeta):
     """A body model driven by SMPL-X-convention parameters: y up, subject's left +x, facing +z,
@@ -36,6 +40,7 @@ class BodyModel(torch.nn.Module, metaclass=abc.ABCMeta):
 
     Contract attributes, set by every back end:
       num_shape       length of `shape` (SMPL-X betas, or Anny's phenotypes)
+      shape_space     what `shape` means: ANNY_PHENOTYPES or SMPLX_BETAS
       shape_names     a name per `shape` entry
       has_hands       takes `left_hand_pose` / `right_hand_pose`
       has_face        has face landmarks (the "face68" keypoint set) to fit a face to
@@ -47,6 +52,7 @@ class BodyModel(torch.nn.Module, metaclass=abc.ABCMeta):
     """
 
     num_shape: int
+    shape_space: str
     shape_names: list[str]
     has_hands: bool
     has_face: bool

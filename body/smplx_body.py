@@ -20,7 +20,7 @@ import torch
 from smplx.lbs import lbs
 from smplx.vertex_ids import vertex_ids
 
-from body.base import BodyModel
+from body.base import SMPLX_BETAS, BodyModel
 from body.keypoint_sets import COCO23, FACE68, HAND21_POINTS
 from body.output import BodyOutput
 from body.points import PointDef, PointTable
@@ -34,6 +34,7 @@ _SHAPE_SPACES = {20: 10, 400: 300}  # shapedirs components -> how many are betas
 class SmplxBody(BodyModel):
     """SMPL-X with `shape` = betas (B, num_betas) and `expression` (B, num_expression)."""
 
+    shape_space = SMPLX_BETAS
     has_hands = True
     has_face = True
 

@@ -12,9 +12,11 @@ import configs
 from configs import ConfigError, Rule, save_config
 from fitting.export import FORMATS, UNITS
 from fitting.hypotheses import HYPOTHESES
-from fitting.stages import VARIABLES, check_stages
+from fitting.options import FitOptions
+from fitting.stages import check_stages
+from fitting.variables import NAMES
 
-__all__ = ["ConfigError", "FIT_RULES", "load_config", "save_config"]
+__all__ = ["ConfigError", "FIT_RULES", "load_config", "load_options", "save_config"]
 
 
 def _number(v: Any) -> bool:
@@ -87,7 +89,7 @@ FIT_RULES: dict[str, Rule] = {
 }
 FIT_RULES.update(
     {
-        "stages.*.free.*": Rule(choices=VARIABLES),
+        "stages.*.free.*": Rule(choices=NAMES),
         "stages.*.max_iter": Rule(type=int, ge=1, nullable=True),
         "stages.*.weights.*": Rule(type=float, ge=0),
     }
@@ -111,3 +113,8 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     if errors:
         raise ConfigError("; ".join(errors))
     return cfg
+
+
+def load_options(path: str | Path | None = None, overrides: Sequence[str] = ()) -> FitOptions:
+    """The fitter's options of `load_config(path, overrides)`."""
+    return FitOptions.of(load_config(path, overrides))

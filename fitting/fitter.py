@@ -1,10 +1,10 @@
 """The fitter's public entry points: independent frames, and sequences of frames (video windows).
 
 `Fitter.fit_frames` fits images in one batch: every start hypothesis of every
-frame is a row (`fitting.hypotheses`), the schedule `cfg.schedule` runs over
-all rows (`fitting.engine`), and each frame keeps its lowest-loss start.
+frame is a row (`fitting.hypotheses`), the schedule `options.schedule` runs over
+all rows (`fitting.driver`), and each frame keeps its lowest-loss start.
 `Fitter.fit_sequence` refines consecutive frames as one row with the temporal
-terms of `cfg.video.schedule`, holding frames already settled.
+terms of `options.video.schedule`, holding frames already settled.
 """
 
 from __future__ import annotations
@@ -14,25 +14,27 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
-from body.anny_body import AnnyBody
 from body.base import BodyModel
 from body.keypoint_sets import keypoint_names
 from fitting.camera import project
 from fitting.codec import to_params, to_variables
-from fitting.engine import Engine, IterationHook, RunResult
-from fitting.hypotheses import HYPOTHESES, Hypothesis, LearnedStart, Rows, StartContext
-from fitting.priors import PoseSpace
+from fitting.driver import Driver, IterationHook, RunResult
+from fitting.hypotheses import HYPOTHESES, Hypothesis, LearnedStart, Rows, StartContext, takes_learned_shape
+from fitting.objective import Objective, RowCalls
+from fitting.options import FitOptions
 from fitting.problem import Problem, build_problem
 from fitting.smoothing import smooth_motion
-from fitting.stages import Stage, schedule
+from fitting.stages import Stage
+from fitting.starting import Starter
+from fitting.starts import Start
 from fitting.targets import FrameTargets, Layout
-from fitting.terms import START_BODY_POSE, flatten
+from fitting.variables import BY_NAME, SHAPE
 from prior.initialiser.model import BODY_SETS, Initialiser
 from prior.initialiser.model import load as load_initialiser
 from prior.initialiser.temporal_lifter import Lift, TemporalLifter, lift
 from prior.initialiser.temporal_lifter import load as load_lifter
+from prior.pose_spaces import PoseSpace
 
 
 @dataclass
@@ -69,16 +71,19 @@ class FitResult:
 
 
 class Fitter:
-    """Fits a body model to 2D keypoints with a pose space and the stages of `cfg` (configs/fit.yaml)."""
+    """Fits a body model to 2D keypoints with a pose space and `options` (`FitOptions.of` a fit config)."""
 
-    def __init__(self, model: BodyModel, space: PoseSpace, cfg: DictConfig) -> None:
+    def __init__(self, model: BodyModel, space: PoseSpace, options: FitOptions) -> None:
         self.model = model
         self.space = space.to(model.device, model.dtype)
-        self.cfg = cfg
-        self.engine = Engine(model, self.space, cfg)
-        self.schedule = schedule(cfg, cfg.schedule)
-        self.video_schedule = schedule(cfg, cfg.video.schedule)
-        self.hypotheses = [HYPOTHESES.create(name) for name in cfg.init.hypotheses]
+        self.options = options
+        self.calls = RowCalls(options.optimizer.frames_per_call, model.device)
+        self.starter = Starter(model, self.space, options.init.side_view_cos, self.calls)
+        self.objective = Objective(model, self.space, options.data.rho)
+        self.driver = Driver(self.objective, self.calls, options.optimizer.lbfgs())
+        self.schedule = list(options.schedule)
+        self.video_schedule = list(options.video.schedule)
+        self.hypotheses = [HYPOTHESES.create(name) for name in options.init.hypotheses]
         self.supported = set(model.keypoint_sets())
         self._initialiser: Initialiser | None = None
         self._lifter: TemporalLifter | None = None
@@ -87,7 +92,7 @@ class Fitter:
     def initialiser(self) -> "Initialiser":
         """The learned start (`init.initialiser`, default the shipped one), loaded on first use."""
         if self._initialiser is None:
-            self._initialiser = load_initialiser(self.cfg.init.initialiser, self.device).to(self.dtype)
+            self._initialiser = load_initialiser(self.options.init.initialiser, self.device).to(self.dtype)
         return self._initialiser
 
     @property
@@ -101,7 +106,7 @@ class Fitter:
     @property
     def evaluations(self) -> int:
         """Batched objective calls so far (for benchmarks)."""
-        return self.engine.evaluations
+        return self.driver.evaluations
 
     def on_iteration(self, hook: IterationHook | None) -> None:
         """Call `hook(stage, iteration, rows, terms)` after every L-BFGS iteration (None: stop). In
@@ -112,7 +117,7 @@ class Fitter:
     def problem(self, rows: list[list[FrameTargets | None]], frame_index: list[list[int]] | None = None) -> Problem:
         layout = Layout.of([f for r in rows for f in r if f is not None], self.supported, self.device)
         return build_problem(
-            rows, layout, self.model, self.cfg.data.reference_size, frame_index, self.cfg.video.max_gap
+            rows, layout, self.model, self.options.data.reference_size, frame_index, self.options.video.max_gap
         )
 
     def fit_frames(
@@ -121,7 +126,7 @@ class Fitter:
         """Fit independent frames in one batch.
 
         shape (S,): hold every frame at this shape. hypotheses: start generators
-        (default: `cfg.init.hypotheses`); each frame keeps the start whose fit ends lowest.
+        (default: `init.hypotheses`); each frame keeps the start whose fit ends lowest.
         Frames are batched with the frames that have the same keypoint sets: a batch's
         layout (the points every row carries) then does not depend on the other frames,
         and with `optimizer.frames_per_call` neither does any frame's arithmetic.
@@ -141,9 +146,9 @@ class Fitter:
     ) -> list[FitResult]:
         """`fit_frames` of frames with the same keypoint sets (`index`: their places in its list)."""
         base = self.problem([[f] for f in frames])
-        learned = LearnedStart(self.initialiser, base, self.engine.rows_per_call(base))
-        view = self.engine.torso_view(base)
-        ctx = StartContext(base, view, self.space, learned, isinstance(self.model, AnnyBody), index)
+        learned = LearnedStart(self.initialiser, base, self.calls.rows_per_call(base))
+        view = self.starter.torso_view(base)
+        ctx = StartContext(base, view, self.space, learned, takes_learned_shape(self.model), index)
         rows = Rows.expand(gens, ctx)
         # on the CPU, where the hook's rows are moved
         frame_of = torch.as_tensor(index, device="cpu")[torch.as_tensor(rows.frame, device="cpu")]
@@ -153,19 +158,17 @@ class Fitter:
 
         frame = torch.as_tensor(rows.frame, device=self.device)
         problem = base.take(frame)
-        v = self.engine.start(problem, rows.blocks, view.take(frame))
-        if shape is not None:
-            v["shape"] = shape.to(v["shape"]).expand_as(v["shape"]).clone()
-        hold = ("shape",) if shape is not None else ()
+        v = self.starter.start(problem, rows.blocks, view.take(frame), shape)
+        hold = (SHAPE,) if shape is not None else ()
         hook = hook if self._hook is not None else None
         cut = self._prune_at()
-        start = self.engine.start_values(problem, v, rows.blocks)
-        run = self.engine.run(problem, v, self.schedule[:cut], hold, hook, start)
+        start = self.starter.anchor(problem, v, rows.blocks)
+        run = self.driver.run(problem, v, start, self.schedule[:cut], hold, hook)
         if cut < len(self.schedule):  # each frame goes on with its lowest starts only
-            keep = rows.prune(run.losses[:, 0, -1], self.cfg.init.keep)
+            keep = rows.prune(run.losses[:, 0, -1], self.options.init.keep)
             rows, frame_of, run = rows.take(keep), frame_of[torch.as_tensor(keep, device="cpu")], run.take(keep)
             problem = problem.take(torch.as_tensor(keep, device=self.device))
-            run = run.then(self.engine.run(problem, run.v, self.schedule[cut:], hold, hook, run.start))
+            run = run.then(self.driver.run(problem, run.v, run.start, self.schedule[cut:], hold, hook))
         best, losses = rows.choose(run.losses[:, 0, -1], len(frames), len(gens))
         results = self._results(run, problem, best, self.schedule[-1])
         names = tuple(g.name for g in gens)
@@ -175,9 +178,9 @@ class Fitter:
 
     def _prune_at(self) -> int:
         """How many stages of the schedule every start runs before pruning (`init.keep`, `init.prune_after`)."""
-        if self.cfg.init.keep is None:
+        if self.options.init.keep is None:
             return len(self.schedule)
-        return [s.name for s in self.schedule].index(self.cfg.init.prune_after) + 1
+        return [s.name for s in self.schedule].index(self.options.init.prune_after) + 1
 
     def fit_sequence(
         self,
@@ -188,7 +191,7 @@ class Fitter:
         shape: torch.Tensor,
         anchor: torch.Tensor | None = None,
     ) -> list[FitResult]:
-        """Refine consecutive frames jointly (`cfg.video.schedule`, temporal terms) at one `shape` (S,).
+        """Refine consecutive frames jointly (`video.schedule`, temporal terms) at one `shape` (S,).
 
         starts: each frame's variables (as `variables` gives them), None for the default start;
         frames marked `frozen` are held at their start. anchor (T, 21, 3): the body poses whose
@@ -197,28 +200,26 @@ class Fitter:
         """
         problem = self.problem([frames], [frame_index])
         problem.frozen[0] = torch.as_tensor(frozen, device=self.device)
-        v = self.engine.start(problem)
-        v["shape"] = shape.to(v["shape"]).reshape(1, -1).clone()
+        v = self.starter.start(problem, shape=shape)
         for i, start in enumerate(starts):
             for k, x in (start or {}).items():
-                if k in v and k != "shape":
+                if k in v and not BY_NAME[k].per_row:
                     v[k][0, i] = x.to(v[k])
         blocks = (
-            []
-            if anchor is None
-            else [(torch.zeros(1, dtype=torch.long, device=self.device), {START_BODY_POSE: anchor[None]})]
+            [] if anchor is None else [(torch.zeros(1, dtype=torch.long, device=self.device), Start({}, anchor[None]))]
         )
-        start = self.engine.start_values(problem, v, blocks)
-        run = self.engine.run(problem, v, self.video_schedule, hold=("shape",), hook=self._hook, start=start)
-        if self.cfg.video.output_smoothing > 0:
-            smoothed = smooth_motion(run.v, problem.link, problem.frozen, self.cfg.video.output_smoothing)
+        start = self.starter.anchor(problem, v, blocks)
+        run = self.driver.run(problem, v, start, self.video_schedule, (SHAPE,), self._hook)
+        sigma = self.options.video.output_smoothing
+        if sigma > 0:
+            smoothed = smooth_motion(run.v, problem.link, problem.frozen, sigma)
             run = replace(run, v=smoothed)
         return self._results(run, problem, np.zeros(1, np.int64), self.video_schedule[-1])
 
     def lifter(self) -> TemporalLifter:
         """The temporal lifter (`video.lifter`, default the shipped one), loaded on first use; it runs on the CPU."""
         if self._lifter is None:
-            self._lifter = load_lifter(self.cfg.video.lifter)
+            self._lifter = load_lifter(self.options.video.lifter)
         return self._lifter
 
     def lift(self, frames: list[FrameTargets], frame_index: list[int]) -> Lift:
@@ -238,7 +239,8 @@ class Fitter:
             focal[j], center[j] = torch.tensor(f.focal, device=cpu), torch.tensor(f.center, device=cpu)
             if name in f.points:
                 points[j] = torch.as_tensor(f.points[name][0], device=cpu)
-        out = lift(self.lifter(), points[..., :2], points[..., 2], name, focal, center, self.cfg.video.lift_smoothing)
+        sigma = self.options.video.lift_smoothing
+        out = lift(self.lifter(), points[..., :2], points[..., 2], name, focal, center, sigma)
         kw = dict(device=self.device, dtype=self.dtype)
         return Lift(**{k: (x if k == "shape" else x[rows]).to(**kw) for k, x in vars(out).items()})
 
@@ -250,12 +252,12 @@ class Fitter:
         """Per-frame results of the chosen `rows` (their non-frozen frames): parameters, final terms, projections."""
         pick = torch.as_tensor(rows, device=self.device)
         v = {k: x[pick] for k, x in run.v.items()}
-        start = {k: x[pick] for k, x in run.start.items()}
+        start = run.start.take(pick)
         problem = problem.take(pick)
         n = problem.rows * problem.frames
         with torch.no_grad():
-            e = self.engine.evaluation(v, start, problem)
-            terms = self.engine.terms(e, last.weights)
+            e = self.objective.evaluation(v, start, problem)
+            terms = self.objective.terms(e, last.weights)
             flat, body_pose, out = e.flat, e.body_pose, e.body
             focal, center = problem.focal.reshape(n, 2), problem.center.reshape(n, 2)
             proj = {
@@ -267,7 +269,7 @@ class Fitter:
             }
         params = to_params(flat, body_pose, self.space.is_latent)
         terms = {k: x.reshape(-1).cpu().numpy() for k, x in terms.items()}
-        start_orient = flatten(start)["global_orient"].cpu().numpy()
+        start_orient = start.variables["global_orient"].flatten(0, 1).cpu().numpy()
         results = []
         for i in range(n):
             r, j = divmod(i, problem.frames)

@@ -1,9 +1,9 @@
 """Start hypotheses: several starts per frame, fitted as extra rows of one batch; the lowest final loss wins.
 
 A generator looks at the frames (one row each) and returns which frames it
-starts and the variables it sets for them (any of `fitting.stages.VARIABLES`,
-per frame; and `START_BODY_POSE`, the body pose the start stands for, where the pose
-space's variable only approximates it: the terms that hold a fit near its start read
+starts and their `Start` (`fitting.starts`): the variables it sets for them (any of
+`fitting.variables.VARIABLES`, per frame), and the body pose the start stands for, where the
+pose space's variable only approximates it (the terms that hold a fit near its start read
 that pose's skeleton); what it leaves out comes from the default start (the prior's mean
 pose, average shape, the orientation the 2D torso suggests, and the translation
 that puts that body over the torso). Generators are named in
@@ -27,20 +27,28 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 import numpy as np
 import torch
 
+from body.base import ANNY_PHENOTYPES, BodyModel
 from body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from fitting.camera import TorsoView, initial_orientation
-from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.registry import Registry
 from fitting.rowwise import in_chunks
+from fitting.starts import Start
 from fitting.targets import BODY, part_of
-from fitting.terms import START_BODY_POSE
 from prior.initialiser.model import Prediction
+from prior.pose_spaces import PoseSpace
 
 if TYPE_CHECKING:
     from prior.initialiser.model import Initialiser
 
-StartValues = dict[str, torch.Tensor]  # variable (or START_BODY_POSE) -> (M, ...) values for M frames
+
+LEARNED_SHAPE_SPACE = ANNY_PHENOTYPES  # the shapes the initialiser and the temporal lifter predict
+
+
+def takes_learned_shape(model: BodyModel) -> bool:
+    """Whether `model`'s shape is the one the initialiser and the temporal lifter predict (Anny's
+    phenotypes); other models start from their average shape."""
+    return model.shape_space == LEARNED_SHAPE_SPACE
 
 
 class LearnedStart:
@@ -68,22 +76,23 @@ class LearnedStart:
 @dataclass
 class StartContext:
     """What generators see: the frames as a problem of one row each, how their torsos look, the
-    pose space, whether the body model takes the initialiser's (Anny) shape, and its predictions."""
+    pose space, whether the body model takes the initialiser's shape (`takes_learned_shape`), and its
+    predictions."""
 
     problem: Problem
     view: TorsoView
     space: PoseSpace
     learned: LearnedStart
-    anny_shape: bool
+    learned_shape: bool
     index: Sequence[int] = ()  # the frames' places in the caller's list (`Fitter.fit_frames`); () = in order
 
 
 class Hypothesis:
-    """A start generator: `__call__` gives (frames (M,), their start values)."""
+    """A start generator: `__call__` gives (frames (M,), their start)."""
 
     name: ClassVar[str]
 
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, Start]:
         raise NotImplementedError
 
 
@@ -97,9 +106,9 @@ class TorsoStart(Hypothesis):
 
     name = "torso"
 
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, Start]:
         frames = torch.arange(ctx.problem.rows, device=ctx.view.yaw.device)
-        return frames, {"global_orient": initial_orientation(ctx.view.roll, ctx.view.yaw)}
+        return frames, Start({"global_orient": initial_orientation(ctx.view.roll, ctx.view.yaw)})
 
 
 @register
@@ -108,9 +117,9 @@ class SideViewTwin(Hypothesis):
 
     name = "side_view_twin"
 
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, Start]:
         frames = ctx.view.ambiguous.nonzero().flatten()
-        return frames, {"global_orient": initial_orientation(ctx.view.roll[frames], -ctx.view.yaw[frames])}
+        return frames, Start({"global_orient": initial_orientation(ctx.view.roll[frames], -ctx.view.yaw[frames])})
 
 
 class InitialiserHypothesis(Hypothesis):
@@ -119,7 +128,7 @@ class InitialiserHypothesis(Hypothesis):
 
     rank: ClassVar[int]
 
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, Start]:
         pred = ctx.learned.prediction
         orient, pose = pred.every()
         if self.rank > orient.shape[1]:
@@ -141,7 +150,7 @@ class InitialiserTwin(Hypothesis):
 
     name = "initialiser_twin"
 
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, Start]:
         pred = ctx.learned.prediction
         orient, pose = depth_twin(pred.global_orient, pred.body_pose)
         return _learned_start(ctx, orient, pose, pred.shape)
@@ -149,13 +158,13 @@ class InitialiserTwin(Hypothesis):
 
 def _learned_start(
     ctx: StartContext, orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor
-) -> tuple[torch.Tensor, StartValues]:
+) -> tuple[torch.Tensor, Start]:
     per_call = ctx.learned.rows_per_call
     pose = in_chunks(lambda rows: ctx.space.encode(body_pose[rows]), len(body_pose), per_call, body_pose.device)
-    values = {"global_orient": orient, "pose": pose, START_BODY_POSE: body_pose}
-    if ctx.anny_shape:
+    values = {"global_orient": orient, "pose": pose}
+    if ctx.learned_shape:
         values["shape"] = shape
-    return torch.arange(ctx.problem.rows, device=body_pose.device), values
+    return torch.arange(ctx.problem.rows, device=body_pose.device), Start(values, body_pose)
 
 
 def depth_twin(global_orient: torch.Tensor, body_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,10 +190,10 @@ class GivenStart(Hypothesis):
     def __init__(self, values: dict[str, torch.Tensor]) -> None:
         self.values = values  # variable -> one frame's value
 
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, Start]:
         n = ctx.problem.rows
         frames = torch.arange(n, device=ctx.problem.xy.device)
-        return frames, {k: x.reshape(1, -1).expand(n, -1) for k, x in self.values.items()}
+        return frames, Start({k: x.reshape(1, -1).expand(n, -1) for k, x in self.values.items()})
 
 
 class LiftedStart(Hypothesis):
@@ -197,7 +206,7 @@ class LiftedStart(Hypothesis):
     def __init__(self, global_orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor) -> None:
         self.global_orient, self.body_pose, self.shape = global_orient, body_pose, shape
 
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, StartValues]:
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, Start]:
         """The readings of the context's frames (`ctx.index`: fit_frames batches frames by layout)."""
         shape = self.shape.reshape(1, -1).expand(ctx.problem.rows, -1)
         pick = torch.as_tensor(ctx.index or range(ctx.problem.rows), device=self.body_pose.device)
@@ -206,20 +215,20 @@ class LiftedStart(Hypothesis):
 
 @dataclass
 class Rows:
-    """The rows of a multi-start batch: each row's frame and hypothesis, and the start values per block."""
+    """The rows of a multi-start batch: each row's frame and hypothesis, and the starts per block."""
 
     frame: np.ndarray  # (R,)
     hypothesis: np.ndarray  # (R,) index into the generators
-    blocks: list[tuple[torch.Tensor, StartValues]]  # (row indices, values) per generator
+    blocks: list[tuple[torch.Tensor, Start]]  # (row indices, their start) per generator
 
     @staticmethod
     def expand(generators: list[Hypothesis], ctx: StartContext) -> "Rows":
         """One row per (frame, hypothesis) the generators give, in generator order."""
         frames, hyps, blocks, start = [], [], [], 0
         for k, gen in enumerate(generators):
-            f, values = gen(ctx)
+            f, given = gen(ctx)
             f = f.to("cpu").long()
-            blocks.append((torch.arange(start, start + len(f), device=ctx.problem.xy.device), values))
+            blocks.append((torch.arange(start, start + len(f), device=ctx.problem.xy.device), given))
             frames.append(f.numpy())
             hyps.append(np.full(len(f), k))
             start += len(f)

@@ -26,6 +26,7 @@ from fitting.config import save_config
 from fitting.export import export_run
 from fitting.fitter import Fitter
 from fitting.inputs import Item, collect, load_item
+from fitting.options import FitOptions
 from fitting.outputs import OutputError, Scene, Summary, Writer, check_settings, error_text, folder_lock
 from fitting.priors import load_pose_space
 from fitting.progress import FrameBar
@@ -73,7 +74,7 @@ def build_fitter(cfg: DictConfig) -> Fitter:
         torch.set_num_threads(int(cfg.threads))
     device = body.usable_device(cfg.device)
     model = body.create(cfg.body.model, model_path=cfg.body.model_path, gender=cfg.body.gender, device=device)
-    return Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, device), cfg)
+    return Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, device), FitOptions.of(cfg))
 
 
 def run(
@@ -229,7 +230,8 @@ def fit_images(
         pending.clear()
 
     for item in items:
-        if writer.is_done(item.name, item.path):
+        if (saved := writer.saved_frame(item.name, item.path)) is not None:
+            writer.record_saved(saved)
             bar.already_done()
             continue
         try:

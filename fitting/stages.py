@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping
 
 from omegaconf import DictConfig
 
 from fitting.terms import TERMS
-
-# Optimisation variables: the pose-space variable, orientation, translation, shape (one per
-# row), and where the model and the keypoints have them hands, jaw and expression.
-VARIABLES = ("pose", "global_orient", "transl", "shape", "left_hand_pose", "right_hand_pose", "jaw_pose", "expression")
+from fitting.variables import NAMES
 
 STAGE_KEYS = ("free", "max_iter", "weights")
 
@@ -26,14 +23,10 @@ class Stage:
     weights: dict[str, float]  # term name -> weight (enters the loss squared)
 
 
-def schedule(cfg: DictConfig, names: Sequence[str]) -> list[Stage]:
-    """The stages `names` of `cfg.stages`; a stage without `max_iter` takes `optimizer.max_iter`."""
-    out = []
-    for name in names:
-        s = cfg.stages[name]
-        max_iter = cfg.optimizer.max_iter if s.max_iter is None else s.max_iter
-        out.append(Stage(name, tuple(s.free), int(max_iter), {k: float(w) for k, w in s.weights.items()}))
-    return out
+def parse_stage(name: str, s: Mapping[str, Any], default_max_iter: int) -> Stage:
+    """Stage `name` from its config entry (`stages.NAME`); without `max_iter` it takes `default_max_iter`."""
+    max_iter = default_max_iter if s["max_iter"] is None else s["max_iter"]
+    return Stage(name, tuple(s["free"]), int(max_iter), {k: float(w) for k, w in s["weights"].items()})
 
 
 def check_stages(cfg: DictConfig) -> list[str]:
@@ -51,8 +44,8 @@ def check_stages(cfg: DictConfig) -> list[str]:
             continue
         if unknown := [k for k in s if k not in STAGE_KEYS]:
             errors.append(f"stages.{name}: unknown keys {unknown}; a stage has {', '.join(STAGE_KEYS)}")
-        if bad := [v for v in s.free if v not in VARIABLES]:
-            errors.append(f"stages.{name}.free: unknown variables {bad}; choose from {', '.join(VARIABLES)}")
+        if bad := [v for v in s.free if v not in NAMES]:
+            errors.append(f"stages.{name}.free: unknown variables {bad}; choose from {', '.join(NAMES)}")
         if bad := [t for t in s.weights if t not in TERMS]:
             errors.append(f"stages.{name}.weights: unknown loss terms {bad}; known terms: {', '.join(TERMS.names())}")
     return errors

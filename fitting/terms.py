@@ -22,28 +22,27 @@ from body.rotations import axis_angle_to_matrix
 from body.skeleton import BODY_JOINT_NAMES
 from fitting import losses
 from fitting.camera import project
-from fitting.priors import PoseSpace
 from fitting.problem import Problem
 from fitting.registry import Registry
+from fitting.starts import Anchor
 from fitting.targets import BODY, FACE, HAND
+from fitting.variables import decoded, flatten, of_part
+from prior.pose_spaces import PoseSpace
 
 NUM_SKELETON_JOINTS = len(BODY_JOINT_NAMES)  # pelvis + 21, the joints the temporal terms smooth
-START_SKELETON = "start_skeleton"  # key of the start body's skeleton among the start values
-START_BODY_POSE = "start_body_pose"  # a start's own body pose (M, 21, 3) among a hypothesis' values
-HAND_POSES = ("left_hand_pose", "right_hand_pose")
 
 
 @dataclass
 class Evaluation:
     """What the terms of one objective call read; the body is posed on first use, once.
 
-    v: variables (B, T, ...) per frame, `shape` (B, S) per row; start: the same at the
-    start of the schedule (terms that keep a variable near its start read it), and
-    `START_SKELETON` (B, T, 22, 3), the skeleton the start stands for (`Engine.start_values`).
+    v: variables (B, T, ...) per frame, (B, S) per row (`fitting.variables`); start: the
+    variables at the start of the schedule and the skeleton the start stands for (terms
+    that keep a fit near its start read it).
     """
 
     v: dict[str, torch.Tensor]
-    start: dict[str, torch.Tensor]
+    start: Anchor
     problem: Problem
     model: BodyModel
     space: PoseSpace
@@ -95,14 +94,6 @@ class Evaluation:
         )
 
 
-def flatten(v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """(B, T, ...) variables -> (B*T, ...) with the row's shape (B, S) repeated per frame."""
-    b, t = v["transl"].shape[:2]
-    out = {k: x.reshape(b * t, *x.shape[2:]) for k, x in v.items() if k != "shape"}
-    out["shape"] = v["shape"].repeat_interleave(t, 0)
-    return out
-
-
 def body_skeleton(body: BodyOutput, global_orient: torch.Tensor) -> torch.Tensor:
     """(N, 22, 3) the pelvis and 21 body joints about the pelvis, in the body's own frame (its global
     orientation undone): the 3D pose, whatever the view."""
@@ -112,9 +103,7 @@ def body_skeleton(body: BodyOutput, global_orient: torch.Tensor) -> torch.Tensor
 
 def pose_body(model: BodyModel, flat: dict[str, torch.Tensor], body_pose: torch.Tensor, full_mesh: bool) -> BodyOutput:
     """Pose `model` with flat variables (B*T, ...) and their decoded body pose."""
-    kwargs = {k: flat[k] for k in ("global_orient", "transl", "shape", "jaw_pose", "expression") if k in flat}
-    kwargs.update({k: flat[k].reshape(-1, 15, 3) for k in HAND_POSES if k in flat})
-    return model(body_pose=body_pose, full_mesh=full_mesh, **kwargs)
+    return model(full_mesh=full_mesh, **decoded(flat, body_pose))
 
 
 class Term:
@@ -176,13 +165,13 @@ class Depth(Term):
     name, reads = "depth", ("transl",)
 
     def __call__(self, e: Evaluation) -> torch.Tensor:
-        return (e.v["transl"][..., 2] - e.start["transl"][..., 2]) ** 2
+        return (e.v["transl"][..., 2] - e.start.variables["transl"][..., 2]) ** 2
 
 
 @register
 class StartSkeleton(Term):
     """Squared distance (m^2, summed over the 22 body joints) of the body's skeleton from its start's
-    (`START_SKELETON`; a learned start's is the skeleton of the pose the initialiser predicted, not of
+    (`Anchor.skeleton`; a learned start's is the skeleton of the pose the initialiser predicted, not of
     its encoding in the pose space): the initialiser's 3D reading of the 2D points becomes a prior
     conditioned on them, which keeps what one view cannot see (depth) near what it predicted. The skeleton's bone
     lengths come from the shape, so with the shape free it also holds the shape near the start's."""
@@ -190,7 +179,7 @@ class StartSkeleton(Term):
     name, reads = "start_skeleton", ("pose",)
 
     def __call__(self, e: Evaluation) -> torch.Tensor:
-        start = e.start[START_SKELETON].reshape(e.skeleton.shape)
+        start = e.start.skeleton.reshape(e.skeleton.shape)
         return e.per_frame((e.skeleton - start).square().sum((-1, -2)))
 
 
@@ -233,7 +222,7 @@ class _SquaredNorm(Term):
 
 @register
 class HandPrior(_SquaredNorm):
-    name, reads = "hand_prior", HAND_POSES
+    name, reads = "hand_prior", of_part(HAND)
 
 
 @register

@@ -13,7 +13,7 @@ has not settled yet, so a caller interleaving several tracks knows which frames 
   next window overlaps it. With `video.start: lifter` the temporal lifter reads the whole
   track first (`Fitter.lift`); its reading of each frame is that frame's start and its anchor
   (the skeleton `start_skeleton` holds it near: in its own fit, and in the window's where
-  `video.schedule` weights it), and on Anny its shape is the person's.
+  `video.schedule` weights it), and on a model that takes its shape (Anny) its shape is the person's.
 - `StillsFit`: a short track's frames as independent stills (own shape, no temporal terms).
 """
 
@@ -25,11 +25,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
-from body.anny_body import AnnyBody
 from fitting.fitter import FitResult, Fitter
-from fitting.hypotheses import GivenStart, LiftedStart
+from fitting.hypotheses import GivenStart, LiftedStart, takes_learned_shape
 from fitting.targets import FrameTargets
 from prior.initialiser.temporal_lifter import Lift
 
@@ -40,10 +38,10 @@ Saved = Callable[[int], dict[str, np.ndarray] | None]
 class TrackFit(ABC):
     """Frames of one track, fitted in steps."""
 
-    def __init__(self, frames: list[tuple[int, FrameTargets]], fitter: Fitter, cfg: DictConfig, saved: Saved) -> None:
+    def __init__(self, frames: list[tuple[int, FrameTargets]], fitter: Fitter, saved: Saved) -> None:
         self.frames = frames  # (frame index, targets), by frame index
         self.fitter = fitter
-        self.cfg = cfg
+        self.video = fitter.options.video
         self.known: dict[int, dict[str, torch.Tensor]] = {}  # position in `frames` -> variables of a fitted frame
         for p, (index, _) in enumerate(frames):
             params = saved(index)
@@ -82,19 +80,19 @@ class StillsFit(TrackFit):
 class SequenceFit(TrackFit):
     """One shape, then overlapping windows refined with the temporal terms (module docstring)."""
 
-    def __init__(self, frames: list[tuple[int, FrameTargets]], fitter: Fitter, cfg: DictConfig, saved: Saved) -> None:
-        super().__init__(frames, fitter, cfg, saved)
+    def __init__(self, frames: list[tuple[int, FrameTargets]], fitter: Fitter, saved: Saved) -> None:
+        super().__init__(frames, fitter, saved)
         self.shape: torch.Tensor | None = None
         self.lifted: Lift | None = None  # `video.start: lifter`: the lifter's reading of the whole track
 
     def _shape(self) -> torch.Tensor:
-        """From a finished frame, else the lifter's (Anny), else the mean of the converged fits of
+        """From a finished frame, else the lifter's (`takes_learned_shape`), else the mean of the converged fits of
         frames spread over the track."""
         if self.known:
             return self.known[min(self.known)]["shape"].reshape(-1)
-        if self.lifted is not None and isinstance(self.fitter.model, AnnyBody):
+        if self.lifted is not None and takes_learned_shape(self.fitter.model):
             return self.lifted.shape
-        n = min(self.cfg.video.shape_frames, len(self.frames))
+        n = min(self.video.shape_frames, len(self.frames))
         picks = np.unique(np.linspace(0, len(self.frames) - 1, n).round().astype(int))
         results = [r for r in self.fitter.fit_frames([self.frames[p][1] for p in picks]) if r.is_finite()]
         if not results:
@@ -104,11 +102,11 @@ class SequenceFit(TrackFit):
 
     def step(self) -> dict[int, FitResult]:
         """The next window: its new frames' results."""
-        if self.cfg.video.start == "lifter" and self.lifted is None:
+        if self.video.start == "lifter" and self.lifted is None:
             self.lifted = self.fitter.lift([f for _, f in self.frames], [i for i, _ in self.frames])
         if self.shape is None:
             self.shape = self._shape()
-        size, stride = self.cfg.video.window, self.cfg.video.window - self.cfg.video.overlap
+        size, stride = self.video.window, self.video.window - self.video.overlap
         positions = list(range(self.start, min(self.start + size, len(self.frames))))
         new = [p for p in positions if p not in self.known]
         out: dict[int, FitResult] = {}

@@ -110,11 +110,12 @@ def fit_footage(footage: Footage, fitter: Fitter, writer: Writer, cfg: DictConfi
         key = frame_name(item, f.index)
         if f.index not in people:
             writer.skip(key, "no person detected" if f.kp.num_people == 0 else "no person with confident points")
-        elif writer.is_done(key, f.source):
+        elif (saved := writer.saved_frame(key, f.source)) is not None:
+            writer.record_saved(saved)
             done.add(f.index)
         else:
             scenes[f.index] = Scene(key, f.source, people[f.index], [], per_person=several)
-    fits = {t.id: _track_fit(t, people, modes[t.id], done, footage, fitter, writer, cfg, several) for t in tracks}
+    fits = {t.id: _track_fit(t, people, modes[t.id], done, footage, fitter, writer, several) for t in tracks}
     fits = {k: v for k, v in fits.items() if v is not None}
     new = bool(scenes)
     if new:
@@ -177,7 +178,6 @@ def _track_fit(
     footage: Footage,
     fitter: Fitter,
     writer: Writer,
-    cfg: DictConfig,
     several: bool,
 ) -> TrackFit | None:
     """The track's fit over its frames with targets (a finished frame's fit read back, or left
@@ -198,7 +198,7 @@ def _track_fit(
         return writer.saved_params(key(index)) if index in done else None
 
     kind = SequenceFit if mode == "sequence" else StillsFit
-    return kind(frames, fitter, cfg, saved)
+    return kind(frames, fitter, saved)
 
 
 def _fit_and_write(

@@ -39,6 +39,7 @@ smaller than its window (see person_finder).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from typing import Callable
@@ -239,8 +240,7 @@ class MediaPipeDetector:
                     raise
                 logging.getLogger(__name__).warning("%s: using HOG", e)
                 self._finder = make_finder("hog")
-        names = {"MoveNetFinder": "movenet", "HogFinder": "hog", "UnionFinder": "movenet+hog"}
-        self.finder = names[type(self._finder).__name__] if self._finder is not None else None
+        self.finder = None if self._finder is None else self._finder.name
 
     def _new_model(self) -> object:
         with native_stderr_silenced():
@@ -305,10 +305,13 @@ class MediaPipeDetector:
         stacked = {k: np.stack([p[k] for p in people]) for k in people[0]}
         return Keypoints("mediapipe33", **stacked, **fields)
 
-    def _problem(self, person: Person, boxes: np.ndarray | None, min_score: float = MIN_SCORE) -> str | None:
+    def _problem(
+        self, person: Person, boxes: np.ndarray | None, size: tuple[int, int], min_score: float = MIN_SCORE
+    ) -> str | None:
+        """Why the gates reject a skeleton found in an image of `size` (width, height); None: kept."""
         if not self.gates:
             return None
-        return skeleton_problem(person["body"], boxes, self._size, min_score)
+        return skeleton_problem(person["body"], boxes, size, min_score)
 
     def _whole_image(self, bgr: np.ndarray) -> Person | None:
         h, w = bgr.shape[:2]
@@ -334,19 +337,19 @@ class MediaPipeDetector:
         self, bgr: np.ndarray, rejected: list[str], given: np.ndarray | None = None
     ) -> tuple[list[Person], list[str]]:
         """Every person's skeleton, and per person the model that gave it; `given`: the only boxes to look in."""
-        self._size = (bgr.shape[1], bgr.shape[0])
+        size = (bgr.shape[1], bgr.shape[0])
         if given is not None:
             boxes = np.concatenate([np.asarray(given, np.float32).reshape(-1, 4), np.ones((len(given), 1))], 1)
             movenet = np.zeros((len(boxes), 17, 3), np.float32)
         elif self._finder is not None:
-            boxes, movenet = self._finder(bgr), self._finder.last_keypoints
+            boxes, movenet = self._finder(bgr)
         else:
             boxes, movenet = np.zeros((0, 5), np.float32), np.zeros((0, 17, 3), np.float32)
         people: list[Person] = []
         redo: list[int] = []  # the box whose whole-image skeleton failed a gate: detect there first
         if given is None and not (self.top_down and len(boxes)):
             first = self._whole_image(bgr)
-            why = None if first is None else self._problem(first, boxes)
+            why = None if first is None else self._problem(first, boxes, size)
             if why:
                 rejected.append(f"whole image {_where(first)}: {why}")
                 if len(boxes):
@@ -358,14 +361,13 @@ class MediaPipeDetector:
             if len(people) >= self.max_people:
                 break
             box = boxes[k]
-            taken = np.array([_box(p) for p in people]).reshape(-1, 4)
-            if (box_iou(box[None, :4], taken) > 0.4).any():
+            if _overlaps(box, people, 0.4):
                 continue  # already found by an earlier pass
             person = self._in_box(bgr, box)
             unfound[k] = person is None
-            if person is None or (box_iou(_box(person)[None], taken) > 0.5).any():
+            if person is None or _overlaps(_box(person), people, 0.5):
                 continue
-            why = self._problem(person, boxes)
+            why = self._problem(person, boxes, size)
             unfound[k] = why is not None
             if why:
                 rejected.append(f"crop {_where(box)}: {why}")
@@ -375,7 +377,7 @@ class MediaPipeDetector:
             self._add_whole_image(bgr, boxes[unfound], boxes, people, rejected)
         people = self._without_duplicates(people, rejected)
         found = len(people)
-        self._add_movenet(boxes, movenet, unfound, people, rejected)
+        self._add_movenet(boxes, movenet, unfound, size, people, rejected)
         return people, ["blazepose"] * found + ["movenet"] * (len(people) - found)
 
     def _without_duplicates(self, people: list[Person], rejected: list[str]) -> list[Person]:
@@ -392,7 +394,13 @@ class MediaPipeDetector:
         return [people[i] for i in sorted(kept)]
 
     def _add_movenet(
-        self, boxes: np.ndarray, movenet: np.ndarray, unfound: np.ndarray, people: list[Person], rejected: list[str]
+        self,
+        boxes: np.ndarray,
+        movenet: np.ndarray,
+        unfound: np.ndarray,
+        size: tuple[int, int],
+        people: list[Person],
+        rejected: list[str],
     ) -> None:
         """MoveNet's own COCO-17 points, as mediapipe33, for each `unfound` MoveNet box
         (BlazePose found nobody in its crop, or only a rejected skeleton) that no
@@ -402,15 +410,14 @@ class MediaPipeDetector:
                 break
             if not points[:, 2].any():
                 continue  # a HOG box: no points
-            taken = np.array([_box(p) for p in people]).reshape(-1, 4)
-            if (box_iou(box[None, :4], taken) > 0.4).any():
+            if _overlaps(box, people, 0.4):
                 continue  # found already
             person = self._blank()
             sure = np.where(points[:, 2:] >= _MOVENET_MIN_SCORE, points, 0)
             person["body"] = convert_points(sure, set_names("coco17"), set_names("mediapipe33"))
             if self.gates and any(same_person(person["body"], p["body"], _MOVENET_MIN_SCORE) for p in people):
                 continue
-            why = self._problem(person, boxes, _MOVENET_MIN_SCORE)
+            why = self._problem(person, boxes, size, _MOVENET_MIN_SCORE)
             if why:
                 rejected.append(f"movenet {_where(box)}: {why}")
             else:
@@ -436,10 +443,9 @@ class MediaPipeDetector:
         found = _box(person)
         centre = (found[:2] + found[2:]) / 2
         in_empty = ((empty[:, :2] <= centre) & (centre <= empty[:, 2:4])).all(1).any()
-        taken = np.array([_box(p) for p in people]).reshape(-1, 4)
-        if not in_empty or (box_iou(found[None], taken) > 0.5).any():
+        if not in_empty or _overlaps(found, people, 0.5):
             return
-        why = self._problem(person, boxes)
+        why = self._problem(person, boxes, (bgr.shape[1], bgr.shape[0]))
         if why:
             rejected.append(f"whole image {_where(person)}: {why}")
         else:
@@ -490,6 +496,12 @@ def _box(person: Person) -> np.ndarray:
     return np.concatenate([body[:, :2].min(0), body[:, :2].max(0)])
 
 
+def _overlaps(box: np.ndarray, people: list[Person], iou: float) -> bool:
+    """Whether `box` (x0, y0, x1, y1[, score]) overlaps a skeleton of `people` by more than `iou`."""
+    taken = np.array([_box(p) for p in people]).reshape(-1, 4)
+    return bool((box_iou(box[None, :4], taken) > iou).any())
+
+
 def _area(person: Person) -> float:
     x0, y0, x1, y1 = _box(person)
     return float((x1 - x0) * (y1 - y0))
@@ -512,6 +524,13 @@ def _where(item: Person | np.ndarray) -> str:
 _SHARED: dict[tuple[bool, bool, str], MediaPipeDetector] = {}
 
 
+@atexit.register
+def _close_shared() -> None:
+    """Close the detectors `detect` kept (at the interpreter's exit)."""
+    while _SHARED:
+        _SHARED.popitem()[1].close()
+
+
 def detect(
     image: np.ndarray | str | os.PathLike,
     *,
@@ -527,7 +546,7 @@ def detect(
     body_set "mediapipe33"; with holistic=True also hands (21 each) and face
     (iBUG 68). P = 0 when nobody is found. Without `detector`, a detector per
     (holistic, find_people, landmarks) is created on first use and kept for
-    later calls. landmarks: "heavy" (Full when not installed) or "full".
+    later calls (closed at exit). landmarks: "heavy" (Full when not installed) or "full".
     """
     if detector is None:
         key = (holistic, find_people, landmarks)

@@ -1,12 +1,12 @@
 """Find people before pose detection, and crop and upscale around them so that
 people small in the frame are found.
 
-Two finders give (N, 5) boxes x0, y0, x1, y1, score in image pixels: MoveNet
-MultiPose Lightning (whole bodies, up to 6 people, no face needed; installed at
-set-up, see keypoints.models) and OpenCV's HOG people detector (the fallback).
-`make_finder("auto")` picks MoveNet when it is installed. After a call, a
-finder's `last_keypoints` (N, 17, 3) holds MoveNet's COCO-17 points (x, y in
-image pixels, score) per returned box; all 0 for a box from HOG."""
+Two finders, called on an image, give (N, 5) boxes x0, y0, x1, y1, score in image
+pixels, and per box MoveNet's COCO-17 points (N, 17, 3) (x, y in image pixels,
+score; all 0 for a box from HOG): MoveNet MultiPose Lightning (whole bodies, up
+to 6 people, no face needed; installed at set-up, see keypoints.models) and
+OpenCV's HOG people detector (the fallback). `make_finder("auto")` picks MoveNet
+when it is installed; a finder's `name` says which it is."""
 
 from __future__ import annotations
 
@@ -47,11 +47,12 @@ class Crop:
 class HogFinder:
     """Person boxes (x0, y0, x1, y1, score) from OpenCV's HOG people detector."""
 
+    name = "hog"
+
     def __init__(self, min_score: float = _MIN_SCORE) -> None:
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.min_score = min_score
-        self.last_keypoints = np.zeros((0, 17, 3), np.float32)
 
     def fits(self, width: int, height: int) -> bool:
         """Whether an image of this size holds one detection window."""
@@ -73,17 +74,14 @@ class HogFinder:
         boxes = np.column_stack([rects[:, :2], rects[:, :2] + rects[:, 2:], np.ravel(scores)])
         return boxes[boxes[:, 4] >= self.min_score]
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """(N, 5) float32 boxes in image pixels, most confident first."""
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 5) float32 boxes in image pixels, most confident first, and their (no) points (N, 17, 3)."""
         scale = min(1.0, _MAX_SIDE / max(image.shape[:2]))
         boxes = self._search(image, scale)
         if len(boxes) == 0 and 2 * max(image.shape[:2]) <= _MAX_SIDE:
             boxes = self._search(image, 2.0)
-        self.last_keypoints = np.zeros((len(boxes), 17, 3), np.float32)
-        return boxes[np.argsort(-boxes[:, 4])].astype(np.float32)
+        return boxes[np.argsort(-boxes[:, 4])].astype(np.float32), np.zeros((len(boxes), 17, 3), np.float32)
 
-
-PersonFinder = HogFinder  # the name used before MoveNet
 
 # MoveNet MultiPose takes any size that is a multiple of 32; 256 px on the
 # longer side is its trained resolution (26-50 ms per image on 2 cores).
@@ -98,9 +96,10 @@ _TILE_SHARE = 0.6
 
 
 class MoveNetFinder:
-    """Person boxes from MoveNet MultiPose Lightning (Apache-2.0), letterboxed to
-    256x256 px. `last_keypoints` keeps the COCO-17 points (x, y, score in image
-    pixels) of the boxes returned by the latest call."""
+    """Person boxes and their COCO-17 points from MoveNet MultiPose Lightning
+    (Apache-2.0), letterboxed to 256x256 px."""
+
+    name = "movenet"
 
     def __init__(
         self, min_score: float = _MOVENET_MIN_SCORE, num_threads: int | None = None, tiles: bool = True
@@ -119,13 +118,12 @@ class MoveNetFinder:
         self._output = self._net.get_output_details()[0]["index"]
         self.min_score = min_score
         self.tiles = tiles
-        self.last_keypoints = np.zeros((0, 17, 3), np.float32)
 
     def fits(self, width: int, height: int) -> bool:
         return width >= 1 and height >= 1
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """(N, 5) float32 boxes in image pixels, most confident first: the whole
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 5) float32 boxes in image pixels, most confident first, and their points (N, 17, 3): the whole
         image, plus (with `tiles`) TILES x TILES overlapping tiles for people too
         small at 256 px; a tile's box cut by the tile's inner edge is dropped, and
         of boxes overlapping by IoU > 0.5 the more confident is kept."""
@@ -150,8 +148,7 @@ class MoveNetFinder:
                 if all(iou[i, j] <= 0.5 for j in keep):
                     keep.append(i)
             boxes, kps = boxes[keep], kps[keep]
-        self.last_keypoints = kps
-        return boxes
+        return boxes, kps
 
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (N, 5) and COCO-17 points (N, 17, 3) in `image`'s pixels, letterboxed to 256 px."""
@@ -186,16 +183,17 @@ class UnionFinder:
     256 px misses people under ~1/15 of the image's longer side, e.g. a 250 px
     person pasted on a 1280x720 canvas; HOG's 128 px window finds them)."""
 
+    name = "movenet+hog"
+
     def __init__(self, first: MoveNetFinder, extra: HogFinder) -> None:
         self.first, self.extra = first, extra
-        self.last_keypoints = np.zeros((0, 17, 3), np.float32)
 
     def fits(self, width: int, height: int) -> bool:
         return self.first.fits(width, height)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        boxes = self.first(image)
-        more = self.extra(image)
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, points = self.first(image)
+        more, _ = self.extra(image)
         if len(boxes) and len(more):
             a, b = more[:, None, :4], boxes[None, :, :4]
             iw = (np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])).clip(0)
@@ -204,8 +202,7 @@ class UnionFinder:
             covered = (iw * ih / np.maximum(own, 1e-6)).max(1)  # share of a HOG box inside a MoveNet box
             more = more[covered < 0.5]
         none = np.zeros((len(more), 17, 3), np.float32)
-        self.last_keypoints = np.concatenate([self.first.last_keypoints, none])
-        return np.concatenate([boxes, more]).astype(np.float32)
+        return np.concatenate([boxes, more]).astype(np.float32), np.concatenate([points, none])
 
 
 def make_finder(kind: str = "auto") -> HogFinder | MoveNetFinder | UnionFinder:

@@ -9,6 +9,7 @@ import torch
 
 import body
 from body.anny_body import REST_CACHE_SIZE
+from body.base import ANNY_PHENOTYPES
 from body.keypoint_sets import COCO17, MEDIAPIPE33
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import BODY_JOINT_NAMES, BODY_PARENTS
@@ -175,6 +176,7 @@ def test_contract_attributes_on_anny(anny_body):
     assert isinstance(anny_body, body.BodyModel)
     assert anny_body.num_shape == len(anny_body.shape_names) == 6 and "gender" in anny_body.shape_names
     assert anny_body.has_hands and not anny_body.has_face and anny_body.num_expression == 0
+    assert anny_body.shape_space == ANNY_PHENOTYPES
     out = anny_body()
     assert anny_body.faces.dtype == torch.long and anny_body.faces.shape[1] == 3
     assert int(anny_body.faces.max()) == out.vertices.shape[1] - 1

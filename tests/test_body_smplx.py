@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import body
+from body.base import SMPLX_BETAS
 from body.smplx_files import ModelFileError, load_model_arrays
 from tests.smplx_fixture import synthetic_smplx_arrays, write_npz, write_pkl_like_official
 
@@ -116,7 +117,7 @@ def test_contract_attributes_on_smplx(model_dir):
     m = body.create("smplx", model_path=model_dir, gender=None)
     assert isinstance(m, body.BodyModel) and m.path.name == "SMPLX_NEUTRAL.npz"
     assert m.num_shape == len(m.shape_names) == 10 and m.num_expression == 10
-    assert m.has_hands and m.has_face
+    assert m.has_hands and m.has_face and m.shape_space == SMPLX_BETAS
     assert m.faces.dtype == torch.long and m.faces.shape == (20908, 3)
     assert len(m.joint_names) == 55 and m.device == torch.device("cpu") and m.dtype == torch.float32
     assert {"coco17", "body25", "mediapipe33", "face68"} <= set(m.keypoint_sets())

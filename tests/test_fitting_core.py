@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from fitting.config import ConfigError, load_config
+from fitting.config import ConfigError, load_config, load_options
 from fitting.fitter import Fitter
 from fitting.hypotheses import HYPOTHESES, Hypothesis, Rows, StartContext
-from fitting.priors import PoseSpace
+from fitting.options import FitOptions
+from fitting.starts import Start
 from fitting.synthetic import render_views
 from fitting.terms import Evaluation, Term, register
+from prior.pose_spaces import PoseSpace
 
 # The camera stage and SMPLify-X's last stage, a few iterations each: these tests check the mechanics.
 SHORT = ["prior.kind=none", "schedule=[camera,body5]", "stages.camera.max_iter=8", "optimizer.max_iter=8"]
@@ -45,9 +47,9 @@ def _views(model, n: int = 2, seed: int = 0):
 
 def test_a_loss_term_defined_in_a_test_joins_a_stage_through_config_alone(fit_body):
     views = _views(fit_body)
-    plain = Fitter(fit_body, PoseSpace(), load_config(None, SHORT)).fit_frames(views.frames)
+    plain = Fitter(fit_body, PoseSpace(), load_options(None, SHORT)).fit_frames(views.frames)
     cfg = load_config(None, [*SHORT, "stages.body5.weights.test_pelvis_to_the_right=300"])
-    pulled = Fitter(fit_body, PoseSpace(), cfg).fit_frames(views.frames)
+    pulled = Fitter(fit_body, PoseSpace(), FitOptions.of(cfg)).fit_frames(views.frames)
     for a, b in zip(plain, pulled):
         assert "test_pelvis_to_the_right" in b.terms and "test_pelvis_to_the_right" not in a.terms
         assert b.params["transl"][0] > a.params["transl"][0] + 0.05  # moved toward x = +1 m
@@ -59,8 +61,8 @@ class _Given(Hypothesis):
     def __init__(self, name: str, values: dict[str, torch.Tensor]) -> None:
         self.name, self.values = name, values
 
-    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return torch.arange(ctx.problem.rows), self.values
+    def __call__(self, ctx: StartContext) -> tuple[torch.Tensor, Start]:
+        return torch.arange(ctx.problem.rows), Start(self.values)
 
 
 def test_of_three_start_hypotheses_the_known_best_wins(fit_body):
@@ -70,7 +72,7 @@ def test_of_three_start_hypotheses_the_known_best_wins(fit_body):
     far = dict(truth, transl=truth["transl"] + torch.tensor([0.8, 0.0, 3.0]))
     turned = dict(truth, global_orient=truth["global_orient"] + torch.tensor([0.0, 2.5, 0.0]))
     cfg = load_config(None, ["prior.kind=none", "schedule=[body5]", "optimizer.max_iter=3"])
-    fitter = Fitter(fit_body, PoseSpace(), cfg)
+    fitter = Fitter(fit_body, PoseSpace(), FitOptions.of(cfg))
     results = fitter.fit_frames(
         views.frames, hypotheses=[_Given("far", far), _Given("truth", truth), _Given("turned", turned)]
     )
@@ -111,9 +113,9 @@ def test_pruned_starts_stop_and_the_kept_ones_fit_as_without_pruning(fit_body):
         "optimizer.max_iter=3",
     ]
     # body4 moves the pose: the continued stage must still read the start's skeleton, not body4's
-    first = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "schedule=[body4]"]))
-    whole = Fitter(fit_body, PoseSpace(), load_config(None, settings))
-    pruned = Fitter(fit_body, PoseSpace(), load_config(None, [*settings, "init.keep=1", "init.prune_after=body4"]))
+    first = Fitter(fit_body, PoseSpace(), load_options(None, [*settings, "schedule=[body4]"]))
+    whole = Fitter(fit_body, PoseSpace(), load_options(None, settings))
+    pruned = Fitter(fit_body, PoseSpace(), load_options(None, [*settings, "init.keep=1", "init.prune_after=body4"]))
     seen: list[tuple[str, list[int]]] = []
     pruned.on_iteration(lambda stage, it, frames, terms: seen.append((stage, frames.tolist())))
     after_first = [r.hypothesis_losses for r in first.fit_frames(views.frames, hypotheses=starts)]
@@ -174,7 +176,7 @@ def test_the_start_skeleton_term_holds_the_start_where_the_points_pull_away(fit_
 
     def fit(weight: float):
         cfg = load_config(None, [*base, f"stages.body5.weights.start_skeleton={weight}"])
-        fitter = Fitter(fit_body, PoseSpace(), cfg)
+        fitter = Fitter(fit_body, PoseSpace(), FitOptions.of(cfg))
         (result,) = fitter.fit_frames(views.frames, hypotheses=[_Given("lowered", lowered)])
         return result
 
@@ -215,7 +217,7 @@ def test_side_views_start_both_ways_and_frontal_views_once(anny_body):
         azimuth_deg=(90, 90),
     )
     cfg = load_config(None, ["prior.kind=none", "schedule=[camera]", "init.hypotheses=[torso,side_view_twin]"])
-    results = Fitter(anny_body, PoseSpace(), cfg).fit_frames([views.frames[0], side.frames[0]])
+    results = Fitter(anny_body, PoseSpace(), FitOptions.of(cfg)).fit_frames([views.frames[0], side.frames[0]])
     assert np.isnan(results[0].hypothesis_losses[1]) and np.isfinite(results[1].hypothesis_losses).all()
     # the twin starts turned the other way about the vertical (the two yaws differ in sign)
     assert results[1].hypothesis_names == ("torso", "side_view_twin")
@@ -225,36 +227,36 @@ def test_learned_starts_take_the_initialisers_pose_and_turn_and_anny_its_shape(f
     """The camera stage frees only orientation and translation: the body pose (and, on Anny, the shape)
     stay at the initialiser's prediction, its second hypothesis or its depth twin; SMPL-X keeps its mean
     shape."""
-    from body.anny_body import AnnyBody
-    from fitting.hypotheses import LearnedStart, depth_twin
+    from fitting.hypotheses import LearnedStart, depth_twin, takes_learned_shape
 
     views = _views(fit_body, n=3, seed=4)
     names = ("initialiser", "initialiser_2", "initialiser_twin")
     cfg = load_config(None, ["prior.kind=none", "schedule=[camera]", f"init.hypotheses=[{','.join(names)}]"])
-    fitter = Fitter(fit_body, PoseSpace(), cfg)
+    fitter = Fitter(fit_body, PoseSpace(), FitOptions.of(cfg))
     pred = LearnedStart(fitter.initialiser, fitter.problem([[f] for f in views.frames])).prediction
     twin_orient, twin_pose = depth_twin(pred.global_orient, pred.body_pose)
     poses = (pred.body_pose, pred.others_pose[:, 0], twin_pose)
     orients = (pred.global_orient, pred.others_orient[:, 0], twin_orient)
     assert not torch.allclose(poses[0], poses[1], atol=0.05)
     base = fitter.problem([[f] for f in views.frames])
-    ctx = StartContext(base, fitter.engine.torso_view(base), PoseSpace(), LearnedStart(fitter.initialiser, base), True)
+    ctx = StartContext(base, fitter.starter.torso_view(base), PoseSpace(), LearnedStart(fitter.initialiser, base), True)
     for rank in (2, 5):  # each generator starts from its own hypothesis, winning or not
-        _, values = HYPOTHESES.create(f"initialiser_{rank}")(ctx)
-        assert torch.allclose(values["global_orient"], pred.others_orient[:, rank - 2])
-        assert torch.allclose(values["pose"], PoseSpace().encode(pred.others_pose[:, rank - 2]))
+        _, start = HYPOTHESES.create(f"initialiser_{rank}")(ctx)
+        assert torch.allclose(start.values["global_orient"], pred.others_orient[:, rank - 2])
+        assert torch.allclose(start.values["pose"], PoseSpace().encode(pred.others_pose[:, rank - 2]))
+        assert torch.equal(start.body_pose, pred.others_pose[:, rank - 2])
     free = fitter.fit_frames(views.frames)
     for i, r in enumerate(free):
         assert r.hypothesis_names == names and np.isfinite(r.hypothesis_losses).all()
         assert np.allclose(r.params["body_pose"], poses[r.hypothesis][i].numpy(), atol=1e-4)
         assert np.allclose(r.start_orient, orients[r.hypothesis][i].numpy(), atol=1e-5)
-        shape = pred.shape[i].numpy() if isinstance(fit_body, AnnyBody) else np.zeros(fit_body.num_shape)
+        shape = pred.shape[i].numpy() if takes_learned_shape(fit_body) else np.zeros(fit_body.num_shape)
         assert np.allclose(r.params["shape"], shape, atol=1e-5)
 
 
 def test_the_iteration_hook_sees_each_stages_terms(fit_body):
     calls: list[tuple[str, int, int, tuple[str, ...]]] = []
-    fitter = Fitter(fit_body, PoseSpace(), load_config(None, SHORT))
+    fitter = Fitter(fit_body, PoseSpace(), load_options(None, SHORT))
     fitter.on_iteration(lambda stage, it, rows, terms: calls.append((stage, it, len(rows), tuple(sorted(terms)))))
     (result,) = fitter.fit_frames(_views(fit_body, n=1).frames)
     stages = [c[0] for c in calls]
@@ -288,22 +290,21 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
     """VPoser's encoder only approximates the initialiser's predicted pose: the start skeleton the anchored
     stages hold a fit near is the prediction's own; a start without a pose of its own (torso) keeps its
     variable's."""
-    from body.anny_body import AnnyBody
-    from fitting.hypotheses import LearnedStart
+    from fitting.hypotheses import LearnedStart, takes_learned_shape
     from fitting.priors import load_pose_space
-    from fitting.terms import START_SKELETON, body_skeleton
+    from fitting.terms import body_skeleton
 
     views = _views(fit_body, n=3, seed=4)
     space = load_pose_space("vposer")
-    fitter = Fitter(fit_body, space, load_config(None, []))
+    fitter = Fitter(fit_body, space, load_options(None, []))
     base = fitter.problem([[f] for f in views.frames])
     learned = LearnedStart(fitter.initialiser, base)
-    ctx = StartContext(base, fitter.engine.torso_view(base), space, learned, isinstance(fit_body, AnnyBody))
+    ctx = StartContext(base, fitter.starter.torso_view(base), space, learned, takes_learned_shape(fit_body))
     rows = Rows.expand([HYPOTHESES.create("initialiser"), HYPOTHESES.create("torso")], ctx)
     problem = base.take(torch.as_tensor(rows.frame))
-    v = fitter.engine.start(problem, rows.blocks)
-    held = fitter.engine.start_values(problem, v, rows.blocks)[START_SKELETON][:, 0]
-    decoded = fitter.engine.start_values(problem, v)[START_SKELETON][:, 0]
+    v = fitter.starter.start(problem, rows.blocks)
+    held = fitter.starter.anchor(problem, v, rows.blocks).skeleton[:, 0]
+    decoded = fitter.starter.anchor(problem, v).skeleton[:, 0]
     pred = learned.prediction
     with torch.no_grad():
         own = body_skeleton(
@@ -315,5 +316,5 @@ def test_a_learned_start_is_held_at_the_initialisers_own_reading(fit_body):
     torch.testing.assert_close(held[3:], decoded[3:], atol=0, rtol=0)
     # a fit reads it: turning and moving the body (the camera stage) leaves the term at that distance
     cfg = load_config(None, ["schedule=[camera]", "stages.camera.weights.start_skeleton=1"])
-    terms = [r.terms["start_skeleton"] for r in Fitter(fit_body, space, cfg).fit_frames(views.frames)]
+    terms = [r.terms["start_skeleton"] for r in Fitter(fit_body, space, FitOptions.of(cfg)).fit_frames(views.frames)]
     np.testing.assert_allclose(terms, (decoded[:3] - own).square().sum((-1, -2)).numpy(), rtol=1e-3)

@@ -24,6 +24,7 @@ import body
 import keypoints
 from fitting.config import load_config
 from fitting.fitter import Fitter
+from fitting.options import FitOptions
 from fitting.pipeline import build_fitter
 from fitting.priors import load_pose_space
 from fitting.targets import FrameTargets, people_targets
@@ -173,12 +174,12 @@ def test_a_fit_keeps_its_device_and_dtype(name, dtype, video_start, tmp_path, on
     terms: list[torch.Tensor] = []
     with Placement() as placement:
         model = body.create(name, device=DEVICE, dtype=dtype, **options)
-        fitter = Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, DEVICE), cfg)
+        fitter = Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, DEVICE), FitOptions.of(cfg))
         fitter.on_iteration(lambda stage, iteration, rows, t: terms.extend(t.values()))
         results = fitter.fit_frames(frames)  # a still of two people
         if video_start:  # one of them as a video
             saved = {0: results[0].params} if video_start == "initialiser" else {}
-            track = SequenceFit([(0, frames[0]), (1, frames[0])], fitter, cfg, saved.get)
+            track = SequenceFit([(0, frames[0]), (1, frames[0])], fitter, saved.get)
             while track.remaining():
                 results += track.step().values()
     assert not placement.problems, "\n".join(placement.problems)

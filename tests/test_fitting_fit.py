@@ -11,13 +11,14 @@ import torch
 
 import keypoints
 from fitting.camera import intrinsics
-from fitting.config import load_config
+from fitting.config import load_config, load_options
 from fitting.fitter import Fitter
 from fitting.metrics import mpjpe, pa_mpjpe
+from fitting.options import FitOptions
 from fitting.outputs import frame_reprojection
-from fitting.priors import VPoserSpace
 from fitting.synthetic import render_views
 from fitting.targets import FrameTargets
+from prior.pose_spaces import VPoserSpace
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "basketball1.png"
 
@@ -27,7 +28,7 @@ def vposer_fitter(fit_body):
     """The shipped prior and the real schedule on each body model (a few seconds per batch on 2 cores)."""
     import prior
 
-    return Fitter(fit_body, VPoserSpace(prior.load()), load_config())
+    return Fitter(fit_body, VPoserSpace(prior.load()), load_options())
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def _joints(model, results) -> np.ndarray:
 def test_fits_real_mediapipe_keypoints(anny_body, demo_targets):
     import prior
 
-    (result,) = Fitter(anny_body, VPoserSpace(prior.load()), load_config()).fit_frames([demo_targets])
+    (result,) = Fitter(anny_body, VPoserSpace(prior.load()), load_options()).fit_frames([demo_targets])
     px, rel = frame_reprojection(result, demo_targets)
     # ~1.8 % of the person's height (6 px). 3 % (11 px on this 365 px tall person, less
     # than a forearm's width) means every limb lies on the person's; a limb on the wrong
@@ -102,7 +103,7 @@ def test_a_frames_fit_is_the_same_in_any_batch(anny_body, demo_targets):
     from tests.pose_samples import held_out_body_poses
 
     cfg = load_config(None, ["init.hypotheses=[initialiser,initialiser_twin]"])
-    fitter = Fitter(anny_body, VPoserSpace(prior.load()), cfg)
+    fitter = Fitter(anny_body, VPoserSpace(prior.load()), FitOptions.of(cfg))
     poses = held_out_body_poses(32, seed=3)
     others = render_views(anny_body, poses.numpy(), None, np.random.default_rng(3)).frames
     frame, fill = others[0], others[1:]
@@ -135,9 +136,9 @@ def test_smplx_files_fit_with_face_and_hands(smplx_body):
         azimuth_deg=(-20, 20),
     )
     cfg = load_config(None, ["optimizer.max_iter=5", "stages.camera.max_iter=5", "prior.kind=none"])
-    from fitting.priors import PoseSpace
+    from prior.pose_spaces import PoseSpace
 
-    results = Fitter(model, PoseSpace(), cfg).fit_frames(views.frames)
+    results = Fitter(model, PoseSpace(), FitOptions.of(cfg)).fit_frames(views.frames)
     for r in results:
         assert {"jaw_pose", "expression", "left_hand_pose"} <= set(r.params)
         assert all(np.isfinite(v).all() for v in r.params.values())

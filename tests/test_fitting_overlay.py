@@ -13,6 +13,7 @@ from body.render import PALETTE, OverlayRenderer, look_at_camera, render_overlay
 from fitting.config import load_config
 from fitting.fitter import FitResult
 from fitting.outputs import Scene, Writer, frame_paths, posed_vertices
+from fitting.outputs.fits import full_params
 from fitting.synthetic import render_views
 from fitting.targets import PersonTargets
 
@@ -104,7 +105,7 @@ def test_a_writer_draws_every_frame_with_one_renderer(anny_body, tmp_path, one_t
     writer.write(scenes[2:])
     assert writer._renderer is renderer and list(renderer._renderers) == [(320, 240)]
     for scene in (scenes[0], scenes[1], scenes[3]):  # each overlay as a fresh renderer draws it
-        meshes = posed_vertices(anny_body, [r.params for r in scene.results])  # the Writer's full parameters
+        meshes = posed_vertices(anny_body, [full_params(anny_body, r.params) for r in scene.results])  # as the Writer
         colors = [PALETTE[p.person_id % len(PALETTE)] for p in scene.people]
         frame = scene.people[0].targets
         fresh = render_overlay(

@@ -17,6 +17,7 @@ from configs import ConfigError
 from fitting.config import load_config
 from fitting.export import export_run
 from fitting.fitter import Fitter
+from fitting.options import FitOptions
 from fitting.pipeline import run
 from fitting.priors import load_pose_space
 from fitting.synthetic import render_views
@@ -215,7 +216,7 @@ def test_video_start_lifter_starts_and_anchors_every_frame_from_the_lifter(anny_
     torch.nn.init.normal_(lifter.out.weight, std=0.1)  # not the initialiser's answer
     save(lifter, tmp_path / "lifter.pt")
     cfg = load_config(overrides=[*FAST, "video.start=lifter", f"video.lifter={tmp_path / 'lifter.pt'}"])
-    fitter = Fitter(anny_body, load_pose_space("vposer", None, anny_body.device), cfg)
+    fitter = Fitter(anny_body, load_pose_space("vposer", None, anny_body.device), FitOptions.of(cfg))
     points = _walker(anny_body, -0.5, 0.5, 5.0, 90, 8, seed=3)
     targets = [FrameTargets({"body25": (p, default_weights("body25"))}, (1100, 1100), (500, 300), SIZE) for p in points]
     for i in (4, 5):  # also a second keypoint set: fit_frames fits these two in a batch of their own
@@ -229,7 +230,7 @@ def test_video_start_lifter_starts_and_anchors_every_frame_from_the_lifter(anny_
         return Fitter.fit_sequence(fitter, *args, **kwargs)
 
     fitter.fit_sequence = fit_sequence
-    fit = SequenceFit(frames, fitter, cfg, lambda _: None)
+    fit = SequenceFit(frames, fitter, lambda _: None)
     results = {}
     while fit.next_frame != float("inf"):
         results.update(fit.step())

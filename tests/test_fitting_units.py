@@ -128,9 +128,11 @@ def test_video_shape_ignores_diverged_fits():
         return FitResult({"shape": np.full(2, shape)}, np.array([loss]), np.array([1]), {}, np.zeros(3))
 
     fits = [result(1.0, 0.5), result(float("nan"), float("nan")), result(3.0, 0.5)]
-    fitter = SimpleNamespace(fit_frames=lambda targets: fits[: len(targets)], device="cpu", dtype=torch.float64)
-    cfg = SimpleNamespace(video=SimpleNamespace(shape_frames=3))
-    track = SequenceFit([(i, None) for i in range(3)], fitter, cfg, lambda _: None)
+    options = SimpleNamespace(video=SimpleNamespace(shape_frames=3))
+    fitter = SimpleNamespace(
+        fit_frames=lambda targets: fits[: len(targets)], device="cpu", dtype=torch.float64, options=options
+    )
+    track = SequenceFit([(i, None) for i in range(3)], fitter, lambda _: None)
     assert torch.equal(track._shape(), torch.tensor([2.0, 2.0], dtype=torch.float64))
     fits[0] = fits[2] = fits[1]
     with pytest.raises(ValueError, match="no shape frame converged"):

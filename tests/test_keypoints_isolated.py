@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from keypoints import IsolatedDetector, KeypointsError, MediaPipeDetector, read_openpose, track
-from keypoints.person_finder import PersonFinder
+from keypoints.person_finder import HogFinder
 from tests.conftest import PHOTOS as REAL_PHOTOS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,12 +69,12 @@ def test_an_unknown_option_is_refused_before_a_worker_starts():
 
 
 def test_hog_never_sees_an_image_smaller_than_its_window():
-    finder = PersonFinder()
+    finder = HogFinder()
     spy = finder._hog = _SpyHog(finder._hog)
     assert spy.winSize == (64, 128)
     for w, h in TINY + HUGE_SIDE:
-        boxes = finder(_noise(w, h))
-        assert boxes.shape == (0, 5), (w, h)
+        boxes, points = finder(_noise(w, h))
+        assert boxes.shape == (0, 5) and points.shape == (0, 17, 3), (w, h)
     assert spy.searched == []
     # At the boundary: searched as is when the window fits, else only at 2x when that fits.
     expected = {
@@ -90,7 +90,7 @@ def test_hog_never_sees_an_image_smaller_than_its_window():
         finder(np.full((h, w, 3), 128, np.uint8))
         assert spy.searched == sizes, (w, h)
     spy.searched.clear()
-    boxes = finder(cv2.imread(str(EXAMPLE)))  # normal photos are still searched, and people found
+    boxes, _ = finder(cv2.imread(str(EXAMPLE)))  # normal photos are still searched, and people found
     assert spy.searched == [(640, 480)] and len(boxes) >= 1
 
 

@@ -117,6 +117,6 @@ def test_movenet_tiles_find_small_pedestrians():
     from keypoints.person_finder import MoveNetFinder
 
     image = read_image(LABELS.parent / "vtest_0100.jpg")
-    assert len(MoveNetFinder(tiles=False)(image)) <= 1
-    boxes = MoveNetFinder()(image)
+    assert len(MoveNetFinder(tiles=False)(image)[0]) <= 1
+    boxes, _ = MoveNetFinder()(image)
     assert len(boxes) >= 5 and (boxes[:, 3] - boxes[:, 1]).max() < 150  # people, not tile-sized boxes

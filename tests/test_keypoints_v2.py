@@ -98,8 +98,8 @@ def test_movenet_boxes_both_people_offline(monkeypatch):
     from keypoints.files import read_image
 
     finder = make_finder("movenet")
-    boxes = finder(read_image(IMAGES / "basketball1.png"))
-    assert len(boxes) >= 2
+    boxes, points = finder(read_image(IMAGES / "basketball1.png"))
+    assert len(boxes) >= 2 and points.shape == (len(boxes), 17, 3) and finder.name == "movenet"
     left = boxes[np.argmin(boxes[:, 0])]
     assert left[0] < 60 and left[2] < 200 and left[3] > 400  # the man on the left, head to toe
     assert boxes[:, 0].max() > 400  # the man on the right (no face visible to MediaPipe's detector)
@@ -224,11 +224,13 @@ def test_same_person_finds_a_skeleton_found_twice():
 class _FakeFinder:
     """Person boxes as from keypoints.person_finder, with MoveNet's COCO-17 points per box."""
 
-    def __init__(self, boxes: np.ndarray, points: np.ndarray) -> None:
-        self.boxes, self.last_keypoints = boxes, points
+    name = "fake"
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.boxes
+    def __init__(self, boxes: np.ndarray, points: np.ndarray) -> None:
+        self.boxes, self.points = boxes, points
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.boxes, self.points
 
 
 def test_movenet_points_kept_where_blazepose_finds_nobody(monkeypatch):
@@ -249,7 +251,9 @@ def test_movenet_points_kept_where_blazepose_finds_nobody(monkeypatch):
     with MediaPipeDetector(holistic=True, landmarks="full", finder="hog") as d:
         d._finder = _FakeFinder(boxes, points)
         monkeypatch.setattr(d, "_run", lambda bgr, to_image: None)  # BlazePose finds nobody anywhere
+        state = dict(vars(d))
         kp = d(np.zeros((480, 640, 3), np.uint8))
+        assert vars(d) == state  # a call keeps nothing of its image on the detector
     assert kp.num_people == 1 and kp.origins == ["movenet"]
     assert [r.split(":")[0] for r in kp.rejected] == ["movenet (460,80,560,430)"] and "limb_ratio" in kp.rejected[0]
     man[[1, 2]] = 0
@@ -262,3 +266,18 @@ def test_movenet_points_kept_where_blazepose_finds_nobody(monkeypatch):
     frame = person.targets
     assert reason is None and set(frame.points) == {"coco17"} and frame.image_size == (640, 480)
     assert kp.select([0, 0]).origins == ["movenet", "movenet"] and kp.choose("largest").origins == ["movenet"]
+
+
+def test_the_detectors_kept_by_detect_are_closed(monkeypatch):
+    from keypoints import mediapipe_detector
+
+    class Detector:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    kept = [Detector(), Detector()]
+    monkeypatch.setattr(mediapipe_detector, "_SHARED", {(True, True, "heavy"): kept[0], (False, True, "full"): kept[1]})
+    mediapipe_detector._close_shared()  # registered with atexit
+    assert all(d.closed for d in kept) and not mediapipe_detector._SHARED

@@ -213,16 +213,16 @@ def test_shipped_initialiser_beats_the_mean_pose_start_on_held_out_views(anny_bo
     """Held-out actor (FAIR's fair1), any azimuth, BODY_25 with noise and drops, rendered by the fitter's own
     synthetic path: pose error well below the prior's mean pose, orientation close."""
     import prior
-    from fitting.config import load_config
+    from fitting.config import load_options
     from fitting.fitter import Fitter
     from fitting.hypotheses import LearnedStart
     from fitting.metrics import pa_mpjpe
-    from fitting.priors import PoseSpace
+    from prior.pose_spaces import PoseSpace
 
     assert DEFAULT_CHECKPOINT.is_file()
     pose = held_out_body_poses(64, seed=5)
     views = render_views(anny_body, pose.numpy(), None, np.random.default_rng(5))
-    fitter = Fitter(anny_body, PoseSpace(), load_config())
+    fitter = Fitter(anny_body, PoseSpace(), load_options())
     pred = LearnedStart(fitter.initialiser, fitter.problem([[f] for f in views.frames])).prediction
     mean_pose = prior.load().decode(torch.zeros(1, 32)).expand(64, -1, -1)
     with torch.no_grad():

@@ -12,7 +12,8 @@ from prior.data.fk import RestSkeleton
 from prior.evaluation import metrics
 from prior.evaluation.baselines import PCAGaussian
 from prior.evaluation.evaluate import Row, markdown_tables
-from prior.evaluation.tasks import PoseSpace, complete, denoise
+from prior.evaluation.tasks import complete, denoise
+from prior.pose_spaces import PoseSpace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,5 @@
-"""Baseline pose priors that VPoser is compared with: a PCA Gaussian, and uniform random rotations.
+"""Baseline pose priors that VPoser is compared with: a PCA Gaussian (and its pose space), and
+uniform random rotations.
 
 The GMM baseline (SMPLify's mixture of Gaussians) lives in `prior.vposer.gmm`.
 """
@@ -10,6 +11,7 @@ import math
 import torch
 
 from body.skeleton import NUM_BODY_JOINTS
+from prior.pose_spaces import LatentSpace
 
 
 class PCAGaussian:
@@ -60,6 +62,22 @@ class PCAGaussian:
         coef = x @ self.basis
         residual = x - coef @ self.basis.T
         return 0.5 * (coef.square() / self.variances).sum(-1) + 0.5 * residual.square().sum(-1) / self.residual_variance
+
+
+class PCASpace(LatentSpace):
+    """A PCA Gaussian's whitened coefficients w, like a linear VPoser: pose = mean + B sqrt(lambda) w."""
+
+    name = "pca"
+
+    def __init__(self, pca: PCAGaussian) -> None:
+        self.pca = pca
+        self.dim = pca.latent_dim
+
+    def body_pose(self, v: torch.Tensor) -> torch.Tensor:
+        return self.pca.decode(v)
+
+    def encode(self, body_pose: torch.Tensor) -> torch.Tensor:
+        return self.pca.encode(body_pose).to(body_pose)
 
 
 def uniform_poses(n: int, seed: int) -> torch.Tensor:

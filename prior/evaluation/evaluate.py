@@ -28,6 +28,7 @@ kinematics on Anny's rest skeleton (pelvis fixed, no global rotation); metric de
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -44,19 +45,10 @@ from configs.files import write_text
 from prior.data.fk import rest_joints, smplx_forward_kinematics
 from prior.data.splits import load_splits
 from prior.evaluation import metrics
-from prior.evaluation.baselines import PCAGaussian, uniform_poses
+from prior.evaluation.baselines import PCAGaussian, PCASpace, uniform_poses
 from prior.evaluation.limits import bend_backwards, within_limits
-from prior.evaluation.tasks import (
-    Budget,
-    GmmSpace,
-    LatentMixtureSpace,
-    LatentSpace,
-    PCASpace,
-    PoseSpace,
-    add_noise,
-    complete,
-    denoise,
-)
+from prior.evaluation.tasks import DTYPE, Budget, add_noise, complete, denoise
+from prior.pose_spaces import GmmSpace, LatentMixtureSpace, PoseSpace, VPoserSpace
 from prior.vposer.checkpoint import DEFAULT_CHECKPOINT, load
 from prior.vposer.config import checkpoint_config
 from prior.vposer.gmm import GaussianMixture, fit_gmm
@@ -200,11 +192,12 @@ def v2v_mm(body_model: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor
 def vposer_candidate(name: str, model: VPoser, mixture: GaussianMixture | None = None) -> Candidate:
     """A VPoser with N(0, I) on its latent, or with a latent `mixture` (`prior.vposer.latent_mixture`)."""
     model = model.eval()
+    own = copy.deepcopy(model)  # the space's, in the tasks' dtype; `model` keeps its own
     if mixture is None:
-        space: LatentSpace = LatentSpace(model)
+        space: VPoserSpace = VPoserSpace(own).to("cpu", DTYPE)
         sample = lambda n, seed: model.sample(n, seed=seed)  # noqa: E731
     else:
-        space = LatentMixtureSpace(model, mixture)
+        space = LatentMixtureSpace(own, mixture).to("cpu", DTYPE)
         mixture = space.mixture  # in the space's dtype
         sample = lambda n, seed: model.decode(mixture.sample(n, seed))  # noqa: E731
     return Candidate(

@@ -1,12 +1,10 @@
 """Pose recovery under a prior: the denoising and completion tasks of Pose-NDF / DPoser(-X).
 
-Every prior is a pose space: a free variable v (N, dim) per pose, the body rotations it gives
-and a penalty, its negative log-prior up to a constant:
-- VPoser: v = z (latent), rotations = decoder(z), penalty 0.5 |z|^2, or with its latent mixture
-  (`prior.vposer.latent_mixture`) that mixture's max-component penalty;
-- PCA Gaussian: v = whitened PCA coefficients w, pose = mean + B sqrt(lambda) w, penalty 0.5 |w|^2;
-- GMM: v = axis-angle, penalty = the max-mixture negative log-likelihood (`prior.vposer.gmm`);
-- none: v = axis-angle, no penalty.
+Every prior is a pose space (`prior.pose_spaces`, the fitter's too): a free variable v (N, dim)
+per pose, the body rotations it gives and a penalty, its negative log-prior up to a constant
+(VPoser 0.5 |z|^2, its latent mixture's or the GMM's max-component penalty, the PCA Gaussian's
+0.5 |w|^2 on whitened coefficients, none). The tasks use a space in float32 on the CPU (its
+`to`, in place for a VPoser's).
 
 `recover` finds the MAP pose given 3D joint observations with isotropic Gaussian noise of
 std sigma: it minimises  sum_observed |FK(v)_j - y_j|^2 / (2 sigma^2) + penalty(v), a least-squares
@@ -18,112 +16,19 @@ fixed rest skeleton (the pelvis stays at its rest position, no global rotation).
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from body.rotations import axis_angle_to_matrix
-from body.skeleton import NUM_BODY_JOINTS
 from prior.data.fk import RestSkeleton
-from prior.evaluation.baselines import PCAGaussian
 from prior.evaluation.metrics import mpjpe
-from prior.vposer.gmm import GaussianMixture
-from prior.vposer.model import VPoser
+from prior.pose_spaces import PoseSpace
 
 DTYPE = torch.float32  # of the optimisation
 DAMPING_FLOOR = 1e-2  # LM: least diagonal scaling, relative to the mean of diag(J^T J)
 MAX_STEP = 3.0  # LM: longest step (radians of axis-angle, or latent units)
-
-
-class PoseSpace:
-    """No prior: v is the axis-angle pose (N, 63); no penalty; starts from the rest pose."""
-
-    dim = NUM_BODY_JOINTS * 3
-    start_std = 0.1  # radians, std of the random starts of the completion hypotheses
-
-    def rotmat(self, v: torch.Tensor) -> torch.Tensor:
-        return axis_angle_to_matrix(v.reshape(-1, NUM_BODY_JOINTS, 3))
-
-    def penalty(self, v: torch.Tensor) -> torch.Tensor:
-        return v.new_zeros(len(v))
-
-    def prior_residual(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The penalty as 0.5 |r|^2 + const: r (N, p), const (N,) and the Jacobian dr/dv (N, p, dim)."""
-        return v.new_zeros(len(v), 0), v.new_zeros(len(v)), v.new_zeros(len(v), 0, v.shape[1])
-
-    def mean_start(self, n: int) -> torch.Tensor:
-        return torch.zeros(n, self.dim, dtype=DTYPE)
-
-    def random_start(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        return self.start_std * torch.randn(n, self.dim, generator=gen, dtype=DTYPE)
-
-
-class LatentSpace(PoseSpace):
-    """A VPoser's latent: rotations = decoder(z), penalty 0.5 |z|^2, starts z = 0 or z ~ N(0, I)."""
-
-    def __init__(self, model: VPoser) -> None:
-        self.model = copy.deepcopy(model).eval().requires_grad_(False).to(DTYPE)
-        self.dim = model.latent_dim
-
-    def rotmat(self, v: torch.Tensor) -> torch.Tensor:
-        return self.model.decode_rotmat(v)
-
-    def penalty(self, v: torch.Tensor) -> torch.Tensor:
-        return 0.5 * v.square().sum(-1)
-
-    def prior_residual(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return v, v.new_zeros(len(v)), torch.eye(v.shape[1], dtype=v.dtype).expand(len(v), -1, -1)
-
-    def random_start(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, self.dim, generator=gen, dtype=DTYPE)
-
-
-class PCASpace(LatentSpace):
-    """A PCA Gaussian's whitened coefficients, like a linear VPoser."""
-
-    def __init__(self, pca: PCAGaussian) -> None:
-        self.pca = pca
-        self.dim = pca.latent_dim
-
-    def rotmat(self, v: torch.Tensor) -> torch.Tensor:
-        return axis_angle_to_matrix(self.pca.decode(v))
-
-
-class _MixturePrior:
-    """A Gaussian mixture over the space's variable (`mixture`): its max-component penalty; starts
-    at the heaviest component's mean or at samples of the mixture."""
-
-    mixture: GaussianMixture
-
-    def penalty(self, v: torch.Tensor) -> torch.Tensor:
-        return self.mixture.penalty(v)
-
-    def prior_residual(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.mixture.whitened(v)
-
-    def mean_start(self, n: int) -> torch.Tensor:
-        return self.mixture.mode_pose().expand(n, -1).clone()
-
-    def random_start(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        return self.mixture.sample(n, seed=int(torch.randint(2**62, (1,), generator=gen)))
-
-
-class GmmSpace(_MixturePrior, PoseSpace):
-    """Axis-angles under a GMM (SMPLify's prior), started as the fitter does."""
-
-    def __init__(self, gmm: GaussianMixture) -> None:
-        self.mixture = gmm.to("cpu", DTYPE)
-
-
-class LatentMixtureSpace(_MixturePrior, LatentSpace):
-    """A VPoser's latent under the mixture fitted to its training codes (`prior.vposer.latent_mixture`)."""
-
-    def __init__(self, model: VPoser, mixture: GaussianMixture) -> None:
-        LatentSpace.__init__(self, model)
-        self.mixture = mixture.to("cpu", DTYPE)
 
 
 @dataclass(frozen=True)
@@ -147,6 +52,7 @@ def recover(
     """MAP joints (N, 22, 3) of poses whose joints were observed as `observed` (N, 22, 3) with
     Gaussian noise of std `sigma` (metres; a float or one per pose, (N,)), only where `visible`
     (N, 22) bool is True (default: all); the optimisation starts at `start` (N, dim)."""
+    space = space.to("cpu", DTYPE)
     n = len(observed)
     target = observed.detach().to(DTYPE)
     sigma = torch.as_tensor(sigma, dtype=DTYPE).expand(n)
@@ -232,10 +138,11 @@ def denoise(
     recovered from the clean joints plus Gaussian noise of each std in `noise` (metres) per
     coordinate, all from the space's mean start, as one batch; the data term's sigma is
     max(noise, min_sigma)."""
+    space = space.to("cpu", DTYPE)
     n = len(clean)
     noisy = torch.cat([add_noise(clean, std, seed + i) for i, std in enumerate(noise)])
     sigma = torch.tensor([max(std, min_sigma) for std in noise], dtype=DTYPE).repeat_interleave(n)
-    est = recover(space, space.mean_start(n * len(noise)), noisy, rest, sigma, budget=budget)
+    est = recover(space, space.initial(n * len(noise), "cpu", DTYPE), noisy, rest, sigma, budget=budget)
     return mpjpe(est, clean.repeat(len(noise), 1, 1)).reshape(len(noise), n)
 
 
@@ -252,6 +159,7 @@ def complete(
     """(len(hidden), N, hypotheses) MPJPE (metres) on each set of `hidden` joints of the poses
     recovered from the exact other joints of `clean` (N, 22, 3) (data term with std `sigma`), one
     hypothesis per random start of the space; every part and hypothesis as one batch."""
+    space = space.to("cpu", DTYPE)
     n, joints = clean.shape[:2]
     rows = len(hidden) * hypotheses * n  # part-major, then hypothesis, then pose
     visible = torch.ones(len(hidden), joints, dtype=torch.bool)

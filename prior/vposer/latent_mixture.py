@@ -8,7 +8,7 @@ unevenly. A full-covariance mixture fitted to the encoder means of the training 
 a better prior on z: ex-post density estimation (Ghosh et al. 2020, "From variational to
 deterministic autoencoders"), the second stage of Dai & Wipf's two-stage VAE (2019). It
 uses 8 components, like the pose-space GMM baseline (SMPLify's). `prior.evaluation.evaluate` reports
-VPoser with it. The fitter keeps |z|^2, which fitted held-out frames as well
+VPoser with it. The fitter keeps N(0, I) (0.5 |z|^2), which fitted held-out frames as well
 (docs/prior.md, "Latent mixture").
 
 The mixture is written beside the checkpoint as STEM_latent_gmm.npz, with its settings
