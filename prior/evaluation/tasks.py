@@ -106,12 +106,14 @@ def _levenberg_marquardt(
         diag = jtj.diagonal(dim1=1, dim2=2)
         # Marquardt's scaling, floored: directions the joints barely see (twists) still get damped
         scaling = diag.clamp_min(DAMPING_FLOOR * diag.mean(-1, keepdim=True) + 1e-12)
-        step = -torch.linalg.solve(jtj + damping[:, None, None] * torch.diag_embed(scaling), grad)
+        step, info = torch.linalg.solve_ex(jtj + damping[:, None, None] * torch.diag_embed(scaling), grad)
+        solved = (info == 0) & torch.isfinite(step).all(-1)  # a singular system: no step, more damping
+        step = torch.where(solved[:, None], -step, torch.zeros_like(step))
         step = step * (MAX_STEP / step.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
         trial = v + step
         r_trial, const_trial = residuals(trial)
         new = cost(r_trial, const_trial)
-        better = new < current
+        better = solved & (new < current)
         v = torch.where(better[:, None], trial, v)
         r = torch.where(better[:, None], r_trial, r)
         current = torch.where(better, new, current)
