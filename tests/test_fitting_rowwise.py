@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from fitting.config import load_config
-from fitting.engine import _Packer
+from fitting.config import load_options
+from fitting.driver import _Packer
 from fitting.fitter import Fitter
 from fitting.optimize import _Counted
-from fitting.priors import VPoserSpace
-from fitting.stages import schedule
 from fitting.synthetic import render_views
+from prior.pose_spaces import VPoserSpace
 
 LAYOUTS = ((1, 0), (5, 4), (16, 15), (17, 16), (20, 19), (40, 31))  # (batch, the frame's position)
 
@@ -24,22 +23,22 @@ def anchored_objective(anny_body):
     """The anchored stage's objective over 40 frames near their start, and its variables x (40, D)."""
     import prior
 
-    cfg = load_config(None, [])
-    fitter = Fitter(anny_body, VPoserSpace(prior.load()), cfg)
+    options = load_options()
+    fitter = Fitter(anny_body, VPoserSpace(prior.load()), options)
     rng = np.random.default_rng(0)
     frames = render_views(anny_body, rng.normal(0, 0.2, (40, 21, 3)).astype(np.float32), None, rng).frames
-    engine = fitter.engine
     problem = fitter.problem([[f] for f in frames])
-    v = engine.start(problem)
-    start = engine.start_values(problem, v)
-    stage = schedule(cfg, ["anchored1"])[0]
+    v = fitter.starter.start(problem)
+    start = fitter.starter.anchor(problem, v)
+    stage = next(s for s in options.schedule if s.name == "anchored1")
     packer = _Packer(v, list(stage.free))
     x = packer.pack(v) + 0.05 * torch.randn(40, sum(packer.sizes), generator=torch.Generator().manual_seed(0))
 
     def objective(xi: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return sum(engine.row_terms(v, start, problem, rows, stage.weights, packer.unpack(xi)).values()).sum(1)
+        terms = fitter.objective.row_terms(v, start, problem, rows, stage.weights, packer.unpack(xi))
+        return sum(terms.values()).sum(1)
 
-    return objective, x, engine.rows_per_call(problem)
+    return objective, x, fitter.calls.rows_per_call(problem)
 
 
 def _frame_zero_at(objective, x: torch.Tensor, per_call: int, batch: int, at: int):
