@@ -185,7 +185,7 @@ class StartSkeleton(Term):
 
 @register
 class PosePrior(Term):
-    """The pose space's penalty: |z|^2 for VPoser, the mixture's for a GMM, 0 for none."""
+    """The pose space's penalty (its negative log-likelihood): 0.5 |z|^2 for VPoser, a GMM's, 0 for none."""
 
     name, reads = "pose_prior", ("pose",)
 
