@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import body  # noqa: E402
-from benchmarks.fit_data import fitted_joints, held_out_views, prior_dataset  # noqa: E402
+from benchmarks.fit_data import FIVE_STAGES, fitted_joints, held_out_views, prior_dataset  # noqa: E402
 from fitting.config import load_config, load_options  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
 from fitting.hypotheses import LearnedStart  # noqa: E402
@@ -40,9 +40,6 @@ from fitting.options import FitOptions  # noqa: E402
 from fitting.priors import load_pose_space  # noqa: E402
 from prior.pose_spaces import GmmSpace, PoseSpace  # noqa: E402
 from prior.vposer.gmm import fit_gmm  # noqa: E402
-
-# SMPLify-X's schedule: the one the torso start needs (the mean pose is far from most poses).
-FIVE_STAGES = ("camera", "body1", "body2", "body3", "body4", "body5")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import body  # noqa: E402
-from benchmarks.fit_data import fitted_joints, held_out_views, prior_dataset  # noqa: E402
+from benchmarks.fit_data import FIVE_STAGES, fitted_joints, held_out_views, prior_dataset  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import FitResult, Fitter  # noqa: E402
 from fitting.metrics import mpjpe, pa_mpjpe  # noqa: E402
@@ -38,7 +38,7 @@ from fitting.options import FitOptions  # noqa: E402
 from fitting.priors import load_pose_space  # noqa: E402
 from fitting.targets import FrameTargets  # noqa: E402
 
-SMPLIFY = ["init.hypotheses=[torso,side_view_twin]", "schedule=[camera,body1,body2,body3,body4,body5]"]
+SMPLIFY = ["init.hypotheses=[torso,side_view_twin]", f"schedule=[{','.join(FIVE_STAGES)}]"]
 
 
 def fit(fitter: Fitter, frames: list[FrameTargets], batch: int) -> tuple[list[FitResult], float]:

@@ -31,6 +31,9 @@ def prior_dataset(path: str | None = None) -> Path:
     return dataset_folder(data)
 
 
+# SMPLify-X's schedule: the one the torso start needs (the mean pose is far from most poses).
+FIVE_STAGES = ("camera", "body1", "body2", "body3", "body4", "body5")
+
 # The fitting benchmarks' held-out actors (the prior's v1 validation set, so tables stay comparable).
 BENCHMARK_ACTORS = ("cmu_bvh/indian", "hdm05_asfamc/bk")
 
