@@ -1,7 +1,7 @@
 """Fit 3D bodies to images, folders, videos or OpenPose JSON: `python run_fit.py INPUT --out DIR`.
 
 INPUT is an image, a video, a folder of images/videos, or a folder of OpenPose
-`*_keypoints.json` files, e.g. from `python -m keypoints.detect` (its overlays and
+`*_keypoints.json` files, e.g. from `python -m keypoints` (its overlays and
 summary.json are ignored; add --images DIR for overlays and image sizes). With
 --sequence, a folder of one video's OpenPose frames (NAME_<number>_keypoints.json)
 is fitted as a video: tracked people, one shape per person, temporal terms, an

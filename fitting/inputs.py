@@ -38,7 +38,7 @@ def collect(
     """Items under `path` (a file, or a folder's entries sorted by name, not recursive),
     and every other entry with the reason it is passed over (broken links, folders,
     hidden files, other file types, and overlays and summaries that bodyfit or
-    `python -m keypoints.detect` wrote). `images`: where OpenPose frames' images are.
+    `python -m keypoints` wrote). `images`: where OpenPose frames' images are.
     `sequence_fps`: `path` is one sequence of OpenPose frames at this frame rate (a folder)."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
@@ -71,7 +71,7 @@ def _kind(f: Path) -> tuple[str | None, str]:
     if f.name.startswith("."):
         return None, "hidden file"
     if f.name in ("summary.json", "config.yaml", "run.log") or f.stem.endswith(("_overlay", ".overlay")):
-        return None, "an output of bodyfit or keypoints.detect"
+        return None, "an output of bodyfit or python -m keypoints"
     if suffix in IMAGE_SUFFIXES:
         return "image", ""
     if suffix in VIDEO_SUFFIXES:

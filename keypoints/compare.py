@@ -1,5 +1,5 @@
 """Run several detector modes on the same images: side-by-side overlays and
-time per image (`python -m keypoints.detect --compare FOLDER --out DIR`,
+time per image (`python -m keypoints --compare FOLDER --out DIR`,
 benchmarks/bench_detect_speed.py)."""
 
 from __future__ import annotations

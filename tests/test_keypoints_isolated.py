@@ -291,7 +291,7 @@ def test_cli_goes_on_after_tiny_images_and_a_crash(tmp_path):
         os.symlink(photo, src / name)
     os.symlink(EXAMPLE, src / "a_crashme.png")  # first in name order: the others come after the crash
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(hook)]), "BODYFIT_VERBOSE": "0"}
-    cmd = [sys.executable, "-m", "keypoints.detect", str(src), "--out", str(out), "--no-overlay"]
+    cmd = [sys.executable, "-m", "keypoints", str(src), "--out", str(out), "--no-overlay"]
     run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stdout + run.stderr  # 1: an item failed, the rest were processed
     summary = json.loads((out / "summary.json").read_text())

@@ -1,4 +1,4 @@
-"""Command line: `python -m keypoints.detect INPUT --out DIR`.
+"""Command line: `python -m keypoints INPUT --out DIR`.
 
 INPUT is an image, a video or a folder of them. Writes OpenPose JSON per image
 (`<stem>_keypoints.json`) or per video frame (`<stem>_<frame:06d>_keypoints.json`),
@@ -9,7 +9,7 @@ Skeletons dropped by the sanity gates (keypoints.gates) are listed in the summar
 and so are people whose skeleton is MoveNet's own COCO-17 points (BlazePose found
 nobody in their box; "MoveNet" on the overlay).
 
-`python -m keypoints.detect --compare FOLDER --out DIR` runs BlazePose Full,
+`python -m keypoints --compare FOLDER --out DIR` runs BlazePose Full,
 Heavy and the top-down crop pipeline on each image and writes side-by-side
 overlays (`<stem>_compare.png`) and a table of people found and time per image.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,6 @@ from tqdm import tqdm
 from .draw import draw_keypoints
 from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_json, read_image, write_image
 from .isolated import IsolatedDetector
-from .mediapipe_detector import detect
 from .openpose_json import write_openpose
 from .quiet import set_verbose
 from .types import Keypoints, KeypointsError
@@ -109,7 +107,7 @@ def _video(path: Path, out: Path, detector: IsolatedDetector, summary: Summary, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m keypoints.detect", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m keypoints", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("input", type=Path, nargs="?", help="image, video, or folder of them")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
@@ -195,17 +193,3 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(summary.report())
     return 1 if summary.failed else 0
-
-
-class _CallableModule(types.ModuleType):
-    """`import keypoints.detect` rebinds the package attribute `keypoints.detect`
-    from the function to this module; calling the module keeps working."""
-
-    def __call__(self, *args: object, **kwargs: object) -> Keypoints:
-        return detect(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-if __name__ == "__main__":
-    sys.exit(main())
