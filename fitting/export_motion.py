@@ -34,6 +34,7 @@ from body.base import BodyModel
 from body.rotations import axis_angle_to_matrix
 from body.skeleton import BODY_PARENTS, SMPLX_JOINT_NAMES
 from fitting.outputs import BODY_PARAMS, PERSON_INFIX
+from fitting.variables import SAVED_PER_ROW
 from prior.data.fk import forward_kinematics
 
 DEFAULT_FPS = 30.0
@@ -170,7 +171,9 @@ def load_motion(model: BodyModel, clip: Clip) -> Motion:
     Every frame is posed with the first frame's shape (a video's frames share one)."""
     frames = [_read_frame(p) for p in clip.frames]
     params = {
-        k: np.stack([f[k] for f in frames]).astype(np.float32) for k in BODY_PARAMS if k in frames[0] and k != "shape"
+        k: np.stack([f[k] for f in frames]).astype(np.float32)
+        for k in BODY_PARAMS
+        if k in frames[0] and k not in SAVED_PER_ROW
     }
     shape = frames[0]["shape"].astype(np.float32)
     kw = dict(device=model.device, dtype=model.dtype)

@@ -68,6 +68,8 @@ VARIABLES = (
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 NAMES = tuple(BY_NAME)
+SAVED = tuple(v.decoded_name for v in VARIABLES)  # the saved body parameters (npz and motion keys)
+SAVED_PER_ROW = tuple(v.decoded_name for v in VARIABLES if v.per_row)  # one value for all of a row's frames
 
 
 def of_part(part: int) -> tuple[str, ...]:

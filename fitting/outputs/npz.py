@@ -13,17 +13,9 @@ from configs.files import write_npz
 from fitting.fitter import FitResult
 from fitting.outputs.paths import frame_paths
 from fitting.targets import FrameTargets
+from fitting.variables import SAVED
 
-BODY_PARAMS = (
-    "global_orient",
-    "body_pose",
-    "left_hand_pose",
-    "right_hand_pose",
-    "jaw_pose",
-    "expression",
-    "shape",
-    "transl",
-)
+BODY_PARAMS = SAVED  # the body parameters a person's npz holds, named by the variables table
 
 
 def write_person(
