@@ -34,6 +34,7 @@ import tempfile
 
 import torch
 
+from body.anny_skeleton import AnnySkeleton
 from body.base import ANNY_PHENOTYPES, BodyModel
 from body.keypoint_sets import COCO23, HAND21_POINTS
 from body.output import BodyOutput
@@ -143,6 +144,12 @@ class AnnyBody(BodyModel):
         bound = self.points.bound_to_bones(dense)
         self.bone_points = bound.points
         self.bone_model = _vertex_model(self.model, bound.vertices, bound)
+        # ... evaluated by our own batched ops (`body.anny_skeleton`), equal to Anny's to rounding;
+        # `compact_skeleton = False` runs Anny's own code on it instead (kept for tests and benchmarks).
+        self.skeleton = AnnySkeleton(
+            self.model, self.bone_model, self.blendshape_factors, self.pose_bones, self.output_bones
+        )
+        self.compact_skeleton = True
         # The slower path it replaced, kept for tests and benchmarks: skin the keypoints'
         # own mesh vertices (set `keypoint_vertices = True`).
         self.keypoint_vertices = False
@@ -173,6 +180,10 @@ class AnnyBody(BodyModel):
         full_mesh: bool,
     ) -> BodyOutput:
         """Anny's skinning of the SOMA rig; `expression` is always empty (B, 0)."""
+        if not full_mesh and not self.keypoint_vertices and self.compact_skeleton:
+            offsets = self._rest_model(self.skeleton, shape)
+            vertices, joints = self.skeleton.pose(pose, transl, offsets)
+            return BodyOutput(vertices=vertices, joints=joints, points=self.bone_points)
         batch = pose.shape[0]
         kw = dict(device=self.device, dtype=self.dtype)
         rot = torch.eye(3, **kw).expand(batch, self.num_bones, 3, 3).clone()
@@ -195,17 +206,22 @@ class AnnyBody(BodyModel):
         vertices = model.get_skinned_vertices(rest["rest_vertices"], transforms)
         return BodyOutput(vertices=vertices, joints=bone_poses[:, self.output_bones, :3, 3], points=points)
 
-    def _rest_model(self, model, shape: torch.Tensor) -> dict[str, torch.Tensor]:
-        """`model`'s rest vertices, bone heads and bone poses for `shape` (B, 6). A shape that does
-        not require grad (a stage that holds it, a no-grad pass) is looked up by its exact bits, size,
-        device and dtype among the last REST_CACHE_SIZE computed: the same numbers, computed from the
-        same values in a call of the same size."""
+    def _rest_model(self, model, shape: torch.Tensor):
+        """`model`'s rest model for `shape` (B, 6): Anny's rest vertices, bone heads and bone poses,
+        or for `self.skeleton` its offsets (`AnnySkeleton.rest`). A shape that does not require
+        grad (a stage that holds it, a no-grad pass) is looked up by its exact bits, size, device
+        and dtype among the last REST_CACHE_SIZE computed: the same numbers, computed from the same
+        values in a call of the same size."""
+        if model is self.skeleton:
+            compute = lambda s: model.rest(self.phenotypes(s))  # noqa: E731
+        else:
+            compute = lambda s: model.get_rest_model(self._coefficients(self.phenotypes(s)))  # noqa: E731
         if shape.requires_grad:
-            return model.get_rest_model(self._coefficients(self.phenotypes(shape)))
+            return compute(shape)
         key = (id(model), shape.device, shape.dtype, tuple(shape.shape), shape.detach().cpu().numpy().tobytes())
         if key not in self._rest_cache:
             with torch.no_grad():
-                self._rest_cache[key] = model.get_rest_model(self._coefficients(self.phenotypes(shape)))
+                self._rest_cache[key] = compute(shape)
             if len(self._rest_cache) > REST_CACHE_SIZE:
                 del self._rest_cache[next(iter(self._rest_cache))]
         return self._rest_cache[key]

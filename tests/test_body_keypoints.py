@@ -107,6 +107,66 @@ def test_anny_fast_keypoints_float64_values_and_gradients(anny64):
     shape_gradcheck(anny64, {k: v[:1] for k, v in params.items()})
 
 
+def anny_outputs(model, params: dict[str, torch.Tensor], compact: bool, sets: list[str]):
+    """Keypoints of `sets`, joints and the gradients of a random weighting of them, through the
+    compact skeleton (`body.anny_skeleton`) or Anny's own code on the same bone model."""
+    model.compact_skeleton = compact
+    try:
+        p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        out = model(**p, full_mesh=False)
+        values = [out.keypoints(s) for s in sets] + [out.joints]
+        g = torch.Generator().manual_seed(7)
+        loss = sum((v * torch.randn(v.shape, generator=g, dtype=v.dtype)).sum() for v in values)
+        grads = dict(zip(p, torch.autograd.grad(loss, list(p.values()))))
+    finally:
+        model.compact_skeleton = True
+    return [v.detach() for v in values], grads
+
+
+def extreme_shapes(params: dict[str, torch.Tensor], scale: float) -> dict[str, torch.Tensor]:
+    """Rows 0 and 1 with phenotypes at their anchors' ends (saturated sigmoids: clamped weights)."""
+    shape = params["shape"].clone()
+    shape[0], shape[1] = scale, -scale
+    return {**params, "shape": shape}
+
+
+def test_anny_compact_skeleton_equals_annys_own_code(anny_body):
+    """float32: the compact skeleton's keypoints and joints against Anny's code on the same points."""
+    sets = anny_body.keypoint_sets()
+    params = extreme_shapes(random_params(anny_body, 6, 11), 40.0)
+    compact, _ = anny_outputs(anny_body, params, True, sets)
+    anny, _ = anny_outputs(anny_body, params, False, sets)
+    for a, b in zip(compact, anny):
+        torch.testing.assert_close(a, b, atol=2e-6, rtol=0)
+
+
+def test_anny_compact_skeleton_float64_values_and_gradients(anny64):
+    """float64: values to 1e-12 m and the gradients of pose, shape and translation to 1e-9 against
+    Anny's code on the same points, phenotypes at the ends of their ranges included; a shape
+    gradcheck at three rows."""
+    sets = anny64.keypoint_sets()
+    params = extreme_shapes(random_params(anny64, 5, 12, torch.float64), 40.0)
+    compact, compact_grads = anny_outputs(anny64, params, True, sets)
+    anny, anny_grads = anny_outputs(anny64, params, False, sets)
+    for a, b in zip(compact, anny):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    for name in params:
+        torch.testing.assert_close(compact_grads[name], anny_grads[name], atol=1e-9, rtol=1e-9, msg=name)
+    shape_gradcheck(anny64, {k: v[2:5] for k, v in params.items()})
+
+
+def test_anny_compact_coefficients_are_annys(anny_body, anny64):
+    """The blend-shape coefficients of `AnnySkeleton.coefficients` are `AnnyBody._coefficients`'
+    (Anny's phenotype weights) to the bit, anchors' ends and clamped values included."""
+    for model in (anny_body, anny64):
+        g = torch.Generator().manual_seed(3)
+        phenotypes = torch.rand(40, 6, generator=g).to(model.dtype)
+        phenotypes[0], phenotypes[1], phenotypes[2] = 0.0, 1.0, 1.0 / 3.0
+        phenotypes[3] = torch.tensor([0.5, 2.0 / 3.0, 0.5, 0.5, 0.5, 0.5])
+        phenotypes[4] = torch.tensor([-0.1, -0.5, 1.2, 2.0, -3.0, 0.0])  # outside the anchors: clamped
+        assert torch.equal(model.skeleton.coefficients(phenotypes), model._coefficients(phenotypes))
+
+
 def test_smplx_fast_keypoints_equal_the_mesh(smplx_body):
     assert smplx_body(full_mesh=False).vertices.shape[1] < 300
     for seed in (0, 1):

@@ -1,0 +1,325 @@
+"""Anny's skeleton and the points riding on it in a few batched ops: `AnnyBody`'s `full_mesh=False`.
+
+The bone model (`body.anny_body._vertex_model`) is an Anny whose "vertices" are the keypoints'
+per-bone rest points, each skinned by one bone. Anny's generic code evaluates it in ~900 small ops
+forward and as many backward at 16 rows (its phenotype weights per phenotype, its refinement of the
+rest orientations bone group by bone group, forward kinematics level by level, a Warp kernel for
+skinning). `AnnySkeleton` computes the same numbers (to rounding) in ~200:
+
+- Blend-shape coefficients: the phenotypes' interpolation weights for all six phenotypes at once
+  (Anny's `linear_interpolation_coefficients` per phenotype), then the product over each blend
+  shape's variations and Anny's projection, as before (`AnnyBody._coefficients`).
+- Rest model: one matrix product gives the rest points, bone heads and the bones' orientation
+  matrices (Anny's "cached" Procrustes inputs); `roma.special_procrustes` for all bones at once (as
+  Anny); the SOMA child-offset refinement (`ChildOffsetOrientationRefiner`) for every refined bone in
+  one pass: the multi-child bones' Kabsch fits in one Procrustes call, the single-child bones'
+  shortest arcs as a few elementwise ops, one product with the rest orientations and one gather
+  for the end bones, which copy their parent's.
+- Forward kinematics in Anny's `local-ref` convention, rewritten. With R_c the rest orientation,
+  h_c the head and U_c the reference orientation of bone c (parent p), Anny's posed pose is
+  W_c = [E_c U_c | w_c] where E_c = E_p D_c and w_c = w_p + E_p o_c, o_c = U_p R_p^T (h_c - h_p)
+  (U_0 R_0^T taken as I for the root's children), E_0 = D_0 and w_0 = transl (U_0 = I on SOMA).
+  So the chain is products of the affine maps [D_c | o_c]: computed by pointer jumping (each bone
+  composed with its 2^k-th ancestor, k = 0..3, four gathers and four batched 4x4 products for
+  Anny's 14 depth levels) instead of one product per level.
+- Skinning: a point r on bone b is posed as T_b r = E_b (U_b R_b^T (r - h_b)) + w_b, Anny's
+  W_b P_b^-1 applied to it; the local coordinates U_b R_b^T (r - h_b) depend on the shape only (and
+  are cached with the rest model), so points and joints (local (0, 0, 0)) are one gather of the
+  posed 4x4 transforms and one batched matrix-vector product.
+
+Every op works row by row (no reduction over the batch), so a row's result does not depend on the
+other rows of its call. `tests/test_body_keypoints.py` checks keypoints, joints, gradients and a
+shape gradcheck against Anny's full mesh.
+"""
+
+from __future__ import annotations
+
+import roma
+import torch
+
+from body.rotations import axis_angle_to_matrix
+
+# Method -> part name, for benchmarks/profile_fit.py --parts (op counts by part).
+PROFILE_PARTS = {
+    "coefficients": "coefficients",
+    "blend": "rest points, heads, orientation matrices (one matmul)",
+    "procrustes": "procrustes",
+    "refine": "refinement",
+    "local_offsets": "offsets",
+    "chain": "FK",
+    "skin": "skinning",
+}
+
+# Anny's `_shortest_arc_rotation`: a dot product below -1 + this is treated as antiparallel.
+_ANTIPARALLEL = 1e-6
+
+
+class AnnySkeleton(torch.nn.Module):
+    """Keypoints' per-bone rest points and output joints of `bone_model` (an Anny built by
+    `body.anny_body._vertex_model`, each vertex on one bone), posed in a few batched ops.
+
+    `rest(phenotypes)` gives the shape's rest quantities (cacheable: the same for any pose);
+    `pose(pose, transl, rest)` the posed points (B, P, 3) and output joints (B, J, 3)."""
+
+    def __init__(
+        self,
+        phenotype_model,
+        bone_model,
+        blendshape_factors: torch.Tensor,
+        pose_bones: torch.Tensor,
+        output_bones: torch.Tensor,
+    ) -> None:
+        super().__init__()
+        from anny.models.phenotype import PHENOTYPE_VARIATIONS, phenotype_blendshape_weights
+
+        model = bone_model
+        device, dtype = model.device, model.dtype
+        kw = dict(device=device, dtype=dtype)
+        if model.bone_orientation != "cached" or model.pose_parameterization != "local-ref":
+            raise ValueError("AnnySkeleton needs Anny's 'cached' bone orientations and 'local-ref' poses")
+        if model.root_identity_orientation or model.rest_orientation_refiner is None:
+            raise ValueError("AnnySkeleton expects the SOMA rig (no root identity, a child-offset refiner)")
+        ref = model.reference_bone_orientations
+        if ref is None or not torch.equal(ref[0], torch.eye(3, **kw)):
+            raise ValueError("AnnySkeleton expects the root's reference orientation to be the identity")
+        if model.vertex_bone_indices.shape[1] != 1:
+            raise ValueError("AnnySkeleton expects every point on one bone")
+        parents = [int(p) for p in model.bone_parents]
+        bones = len(parents)
+        long = dict(device=device, dtype=torch.long)
+
+        # --- Phenotypes -> variation weights -> blend-shape weights.
+        labels = list(phenotype_model.phenotype_labels)
+        anchors = [phenotype_model.anchors[label].to(**kw) for label in labels]
+        width = max(len(a) for a in anchors)
+        table = torch.full((len(labels), width), float("inf"), **kw)
+        for i, a in enumerate(anchors):
+            table[i, : len(a)] = a
+        self.register_buffer("anchors", table, persistent=False)
+        self.register_buffer("anchor_low", torch.stack([a[0] for a in anchors]), persistent=False)
+        self.register_buffer("anchor_high", torch.stack([a[-1] for a in anchors]), persistent=False)
+        self.register_buffer("anchor_last", torch.tensor([len(a) - 1 for a in anchors], **long), persistent=False)
+        self.register_buffer("anchor_start", torch.arange(len(labels), **long) * width, persistent=False)
+        self.register_buffer("anchor_slot", torch.arange(width, **long), persistent=False)
+        # Anny's variation columns (dict merge order, then the stacking order), as positions in
+        # [the exposed phenotypes' (B, 6 * width) weights | constant columns | 1].
+        source: dict[str, tuple[str, int]] = {}
+        for feature in ("age", "gender", "muscle", "weight", "height", "proportions", "cupsize", "firmness", "race"):
+            for i, key in enumerate(PHENOTYPE_VARIATIONS[feature]):
+                source[key] = (feature, i)
+        columns = [source[key] for keys in PHENOTYPE_VARIATIONS.values() for key in keys]
+        # The other phenotypes' weights are constants (cupsize, firmness at 0.5, race 1/3 each): Anny's own.
+        mask = torch.eye(len(columns), **kw)
+        constant = phenotype_blendshape_weights(
+            torch.full((1, len(labels)), 0.5, **kw),
+            labels,
+            phenotype_model.anchors,
+            mask,
+            phenotype_model.extrapolate_phenotypes,
+        )[0]
+        if phenotype_model.extrapolate_phenotypes:
+            raise ValueError("AnnySkeleton implements Anny's clamped (not extrapolated) phenotypes")
+        position, constants = [], []
+        for c, (feature, i) in enumerate(columns):
+            if feature in labels:
+                position.append(labels.index(feature) * width + i)
+            else:
+                position.append(len(labels) * width + len(constants))
+                constants.append(constant[c])
+        position.append(len(labels) * width + len(constants))  # the padding factor, 1
+        constants.append(torch.ones((), **kw))
+        self.register_buffer("constant_weights", torch.stack(constants)[None], persistent=False)
+        remap = torch.tensor(position, **long)
+        self.register_buffer("factors", remap[blendshape_factors.to(device)], persistent=False)
+        projection = phenotype_model.phenotype_blendshape_projection
+        self.register_buffer("projection", None if projection is None else projection.to(**kw), persistent=False)
+
+        # --- Blend shapes of the points, heads and orientation matrices: one matrix.
+        points = model.template_vertices.shape[0]
+        self.points = points
+        parts = [
+            (model.template_vertices, model.blendshapes),
+            (model.template_bone_heads, model.bone_heads_blendshapes),
+            (model.bone_template_orientation_matrices, model.bone_orientation_blendshapes),
+        ]
+        self.register_buffer("template", torch.cat([t.reshape(-1) for t, _ in parts]).to(**kw), persistent=False)
+        self.register_buffer(
+            "blendshapes",
+            torch.cat([b.reshape(b.shape[0], -1) for _, b in parts], 1).to(**kw),
+            persistent=False,
+        )
+        self.split = (3 * points, 3 * bones, 9 * bones)
+
+        # --- Refinement (Anny's ChildOffsetOrientationRefiner): multi-child bones, then single-child.
+        refiner = model.rest_orientation_refiner
+        multi = refiner.refined_multi_child_bone_indices.tolist()
+        single = refiner.refined_single_child_bone_indices.tolist()
+        refined = multi + single
+        self.multi = len(multi)
+        self.register_buffer("refined", torch.tensor(refined, **long), persistent=False)
+        self.register_buffer("child_bones", refiner.bone_children_indices[refined].to(device), persistent=False)
+        self.register_buffer("children_mask", refiner.bone_children_mask[refined].to(**kw)[..., None], persistent=False)
+        self.register_buffer(
+            "children_offsets_t",
+            refiner.bone_children_local_offsets[refined].to(**kw).transpose(-1, -2),
+            persistent=False,
+        )
+        slot = {b: i for i, b in enumerate(refined)}
+        self.register_buffer(
+            "align_slot", torch.tensor([slot.get(b, len(refined)) for b in range(bones)], **long), persistent=False
+        )
+        leaf_parent = dict(zip(refiner.leaf_bone_indices.tolist(), refiner.leaf_bone_parent_indices.tolist()))
+        self.register_buffer(
+            "orientation_source", torch.tensor([leaf_parent.get(b, b) for b in range(bones)], **long), persistent=False
+        )
+
+        # --- Offsets: bones from their parent's head, points from their bone's head.
+        point_bones = model.vertex_bone_indices[:, 0].to(**long)
+        head_of = [0] + parents[1:]
+        frame_of = [bones] + [bones if p == 0 else p for p in parents[1:]]
+        self.register_buffer("offset_head", torch.cat([torch.tensor(head_of, **long), point_bones]), persistent=False)
+        self.register_buffer("offset_frame", torch.cat([torch.tensor(frame_of, **long), point_bones]), persistent=False)
+        self.register_buffer("reference", ref.to(**kw), persistent=False)
+
+        # --- Forward kinematics: pose slots, then pointer jumping over bones + a virtual identity.
+        pose_slot = torch.full((bones,), len(pose_bones), **long)
+        pose_slot[pose_bones.to(device)] = torch.arange(len(pose_bones), **long)
+        self.register_buffer("pose_slot", pose_slot, persistent=False)
+        ancestor = [bones if p < 0 else p for p in parents] + [bones]
+        jumps = []
+        while any(a != bones for a in ancestor[:bones]):
+            jumps.append(torch.tensor(ancestor, **long))
+            ancestor = [ancestor[a] for a in ancestor]
+        self.jumps = len(jumps)
+        for i, j in enumerate(jumps):
+            self.register_buffer(f"jump{i}", j, persistent=False)
+        self.register_buffer("bottom", torch.tensor([0.0, 0.0, 0.0, 1.0], **kw), persistent=False)
+        self.register_buffer("eye3", torch.eye(3, **kw), persistent=False)
+        self.register_buffer("eye4", torch.eye(4, **kw), persistent=False)
+        self.register_buffer("skew", torch.tensor(_SKEW, **long), persistent=False)
+        self.register_buffer("skin_bones", torch.cat([point_bones, output_bones.to(device)]), persistent=False)
+        self.register_buffer(
+            "joint_local", torch.tensor([[0.0, 0.0, 0.0, 1.0]] * len(output_bones), **kw), persistent=False
+        )
+
+    # ---- shape
+
+    def coefficients(self, phenotypes: torch.Tensor) -> torch.Tensor:
+        """Anny's blend-shape coefficients (B, C) of phenotypes (B, 6): each phenotype's linear
+        interpolation weights over its anchors (clamped to them, as Anny's
+        `linear_interpolation_coefficients`), their products per blend shape, Anny's projection."""
+        low, high = self.anchor_low, self.anchor_high
+        value = torch.where(phenotypes < low, low, phenotypes)
+        value = torch.where(value > high, high, value)
+        # searchsorted(..., side="left"), clamped to [1, n - 1]: the number of anchors below the value.
+        upper = torch.minimum((self.anchors < value[..., None]).sum(-1).clamp_min(1), self.anchor_last)
+        at = torch.stack([upper - 1, upper]) + self.anchor_start
+        lo, hi = self.anchors.flatten()[at]
+        alpha = (value - lo) / (hi - lo)
+        slot = self.anchor_slot
+        weights = torch.where(
+            slot == (upper - 1)[..., None],
+            (1.0 - alpha)[..., None],
+            torch.where(slot == upper[..., None], alpha[..., None], torch.zeros_like(alpha)[..., None]),
+        )
+        variations = torch.cat([weights.flatten(1), self.constant_weights.expand(len(weights), -1)], 1)
+        product = variations[:, self.factors].prod(-1)
+        return product if self.projection is None else product @ self.projection
+
+    def blend(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rest points (B, P, 3), bone heads (B, J, 3), orientation matrices (B, J, 3, 3)."""
+        rest = torch.addmm(self.template, coefficients, self.blendshapes)
+        points, heads, matrices = rest.split(self.split, 1)
+        batch = len(rest)
+        return points.view(batch, -1, 3), heads.view(batch, -1, 3), matrices.view(batch, -1, 3, 3)
+
+    def procrustes(self, matrices: torch.Tensor) -> torch.Tensor:
+        """Nearest rotations (Anny's "cached" bone orientations, and the refinement's Kabsch fits)."""
+        return roma.special_procrustes(matrices)
+
+    def refine(self, orientations: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+        """Anny's SOMA child-offset refinement of the rest orientations (B, J, 3, 3)."""
+        refined = orientations[:, self.refined]
+        target = (heads[:, self.child_bones] - heads[:, self.refined, None]) * self.children_mask  # (B, K, 5, 3)
+        source_t = refined @ self.children_offsets_t  # (B, K, 3, 5): columns are the source offsets
+        m = self.multi
+        # Multi-child bones: Kabsch on the children's offsets, plus the first two children's normal.
+        first = torch.stack([target[:, :m, 0], source_t[:, :m, :, 0]], 2)
+        normal = torch.linalg.cross(first, torch.stack([target[:, :m, 1], source_t[:, :m, :, 1]], 2), dim=-1)
+        lengths = torch.linalg.norm(torch.cat([first, normal], 2), dim=-1, keepdim=True)  # (B, m, 4, 1)
+        virtual = normal * lengths[:, :, :2] / (lengths[:, :, 2:] + 1e-8)
+        valid = (lengths[:, :, 2:, 0] > 1e-9).all(-1)[..., None, None]
+        cross_cov = (source_t[:, :m] @ target[:, :m]).transpose(-1, -2)
+        cross_cov = cross_cov + torch.where(
+            valid, virtual[:, :, 0, :, None] * virtual[:, :, 1, None, :], torch.zeros_like(cross_cov)
+        )
+        multi = self.procrustes(cross_cov)
+        # Single-child bones: the shortest arc from the source offset to the target one.
+        single = self._shortest_arc(target[:, m:, 0], source_t[:, m:, :, 0])
+        eye = self.eye3.expand(len(refined), 1, 3, 3)
+        align = torch.cat([multi, single, eye], 1)[:, self.align_slot]
+        return (align @ orientations)[:, self.orientation_source]
+
+    def _shortest_arc(self, target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """Anny's `_shortest_arc_rotation(target, source)`: I + [v]x + [v]x^2 / (1 + cos) with v the
+        cross product of the unit vectors; the rare antiparallel case goes to Anny's own function."""
+        t = target / torch.linalg.norm(target, dim=-1, keepdim=True).clamp(min=1e-8)
+        s = source / torch.linalg.norm(source, dim=-1, keepdim=True).clamp(min=1e-8)
+        cos = (t * s).sum(-1, keepdim=True).clamp(-1.0, 1.0)
+        if bool((cos < -1.0 + _ANTIPARALLEL).any()):
+            from anny.models.orientation_refinement import _shortest_arc_rotation
+
+            return _shortest_arc_rotation(target, source)
+        v = torch.linalg.cross(s, t, dim=-1)
+        skew = torch.cat([v, -v, torch.zeros_like(v[..., :1])], -1)[..., self.skew]
+        return self.eye3 + skew + (skew @ skew) / (1.0 + cos[..., None])
+
+    def local_offsets(self, points: torch.Tensor, heads: torch.Tensor, orientations: torch.Tensor) -> torch.Tensor:
+        """(B, J + P, 3): each bone's head from its parent's, in its parent's reference frame
+        (U_p R_p^T (h_c - h_p), world axes for the root's children), then each point from its
+        bone's head in that bone's (U_b R_b^T (r - h_b))."""
+        frames = self.reference @ orientations.transpose(-1, -2)
+        frames = torch.cat([frames, self.eye3.expand(len(frames), 1, 3, 3)], 1)
+        offsets = torch.cat([heads, points], 1) - heads[:, self.offset_head]
+        return (frames[:, self.offset_frame] @ offsets[..., None])[..., 0]
+
+    def rest(self, phenotypes: torch.Tensor) -> torch.Tensor:
+        """The shape's rest quantities for `pose`: the offsets of `local_offsets` (B, J + P, 3)."""
+        points, heads, matrices = self.blend(self.coefficients(phenotypes))
+        orientations = self.refine(self.procrustes(matrices), heads)
+        return self.local_offsets(points, heads, orientations)
+
+    # ---- pose
+
+    def chain(self, pose: torch.Tensor, transl: torch.Tensor | None, offsets: torch.Tensor) -> torch.Tensor:
+        """Posed affine maps [E_c | w_c] of every bone (B, J + 1, 4, 4), the last one the identity."""
+        batch, bones = len(pose), len(self.pose_slot)
+        rot = axis_angle_to_matrix(pose)
+        rot = torch.cat([rot, self.eye3.expand(batch, 1, 3, 3)], 1)[:, self.pose_slot]
+        root = torch.zeros_like(offsets[:, :1]) if transl is None else transl[:, None]
+        shift = torch.cat([root, offsets[:, 1:bones]], 1)
+        maps = torch.cat([rot, shift[..., None]], -1)
+        maps = torch.cat([maps, self.bottom.expand(batch, bones, 1, 4)], -2)
+        maps = torch.cat([maps, self.eye4.expand(batch, 1, 4, 4)], 1)
+        for i in range(self.jumps):
+            maps = maps[:, getattr(self, f"jump{i}")] @ maps
+        return maps
+
+    def skin(self, maps: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posed points (B, P, 3) and output joints (B, J_out, 3)."""
+        bones = len(self.pose_slot)
+        local = offsets[:, bones:]
+        local = torch.cat([local, torch.ones_like(local[..., :1])], -1)
+        local = torch.cat([local, self.joint_local.expand(len(local), -1, -1)], 1)
+        posed = (maps[:, self.skin_bones, :3] @ local[..., None])[..., 0]
+        return posed[:, : self.points], posed[:, self.points :]
+
+    def pose(
+        self, pose: torch.Tensor, transl: torch.Tensor | None, offsets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posed points and joints for SMPL-X-order axis-angles `pose` (B, 55, 3) and `transl`."""
+        return self.skin(self.chain(pose, transl, offsets), offsets)
+
+
+# Entries of [v, -v, 0] forming the skew matrix [v]x.
+_SKEW = ((6, 5, 1), (2, 6, 3), (4, 0, 6))
