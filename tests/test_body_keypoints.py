@@ -167,6 +167,35 @@ def test_anny_compact_coefficients_are_annys(anny_body, anny64):
         assert torch.equal(model.skeleton.coefficients(phenotypes), model._coefficients(phenotypes))
 
 
+def test_anny_compact_rotations_are_romas(anny_body, anny64):
+    """The compact skeleton's nearest rotations (`_NearestRotation`) and axis-angle matrices against
+    roma's: Procrustes values to 1e-13 and its damped gradient to 1e-12 relative in float64 (reflections,
+    tiny singular values and a scale where the damping matters included); axis-angles to the bit."""
+    import roma
+
+    from body.anny_skeleton import _NearestRotation
+
+    g = torch.Generator().manual_seed(4)
+    for scale in (1.0, 1e-3):
+        m = torch.randn(300, 3, 3, generator=g, dtype=torch.float64) * scale
+        m[:40, :, 2] *= 1e-3  # a small singular value
+        m[40:80] *= -1  # det < 0: the nearest rotation is not the polar factor
+        weights = torch.randn(m.shape, generator=g, dtype=torch.float64)
+        ours = m.clone().requires_grad_(True)
+        theirs = m.clone().requires_grad_(True)
+        r_ours = _NearestRotation.apply(ours, anny64.skeleton.horn, anny64.skeleton.skew)
+        r_theirs = roma.special_procrustes(theirs)
+        torch.testing.assert_close(r_ours, r_theirs, atol=1e-13, rtol=0)
+        (g_ours,) = torch.autograd.grad((r_ours * weights).sum(), ours)
+        (g_theirs,) = torch.autograd.grad((r_theirs * weights).sum(), theirs)
+        torch.testing.assert_close(g_ours, g_theirs, atol=1e-12 * g_theirs.abs().max().item(), rtol=0)
+    for model in (anny_body, anny64):
+        rotvec = torch.randn(500, 3, generator=g).to(model.dtype) * 1.5
+        rotvec[:10] = 0.0
+        rotvec[10:20] *= 1e-7  # below roma's first-order threshold
+        assert torch.equal(model.skeleton.rotations(rotvec), roma.rotvec_to_rotmat(rotvec))
+
+
 def test_smplx_fast_keypoints_equal_the_mesh(smplx_body):
     assert smplx_body(full_mesh=False).vertices.shape[1] < 300
     for seed in (0, 1):
