@@ -1,86 +1,86 @@
-"""The one config loader: packaged defaults, a user YAML, dotted overrides, checked.
+"""The one config loader: packaged defaults, a user YAML, dotted overrides, checked against a schema.
 
-`load_config("fit", path, overrides, rules, open_keys)` reads configs/fit.yaml, then the
-YAML at `path`, then `key.sub=value` overrides, resolves `${...}` interpolations and
-checks the result:
-- keys: a key the defaults lack is refused (a typo must not silently do nothing),
-  except inside the mappings named by `open_keys` (dotted patterns, `*` = one key);
-- types: a key's type is its default's (an int default takes ints only, a float
-  default ints or floats, stored as floats; a list's elements are checked against
-  its default's elements); a null default, or a new key, takes anything;
-- `rules`: dotted key patterns (`*` = one key or list index) -> `Rule`, e.g.
-  `{"batch_size": Rule(ge=1), "camera.fov_deg": Rule(type=float, gt=0, lt=180),
-  "prior.kind": Rule(choices=("vposer", "gmm", "none"))}`; every matching rule applies.
+`load_config("fit", FitConfig, path, overrides)` merges configs/fit.yaml (the default values, with
+their comments), then the YAML at `path`, then `key.sub=value` overrides onto
+`OmegaConf.structured(FitConfig)`, resolves `${...}` interpolations and checks the result.
+A schema is a dataclass (sections: nested dataclasses) whose annotations give the types. Its
+fields have no defaults (OmegaConf's MISSING: the YAML is the one place of default values, and a
+key it lacks is an error) and declare what they accept beyond their type with `setting(ge=1)`,
+`setting(choices=...)` and so on:
+- OmegaConf refuses keys the schema lacks and values of the wrong type (an int where a float is
+  declared becomes a float); `Dict[str, X]` fields are the open mappings that take new keys;
+- a setting's bounds, choices and pattern apply to the value, or to each element of a list or
+  mapping; its `test` to the whole value.
 Every problem is a `ConfigError` of one line naming the file or override and the key.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
+import difflib
 import io
 import math
 import operator
 import re
-from dataclasses import dataclass
+import typing
 from importlib.resources import files
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from configs.files import write_text
-
-Kind = type | tuple[type, ...]
 
 
 class ConfigError(ValueError):
     """A config file, override or value that cannot be used (the message says which and why)."""
 
 
-@dataclass(frozen=True)
-class Rule:
-    """What a key accepts beyond its default's type; unset fields accept anything.
+@dataclasses.dataclass(frozen=True)
+class Accepts:
+    """What a schema field accepts beyond its type; unset fields accept anything. Bounds gt/ge/lt/le
+    also require a finite number; pattern: a regex the whole string must match; test: a predicate of
+    the whole (plain) value; `means`: what the test or pattern accepts, for the message."""
 
-    type: the value's type when the default's does not say it (null) or says too little
-    (an int default of a float setting); bounds gt/ge/lt/le also require a finite number;
-    pattern: a regex the whole string must match; nullable: whether null is accepted
-    (None: when the default is null); check: a predicate, with `means` saying what it
-    accepts (also used in the message of a failed pattern).
-    """
-
-    type: Kind | None = None
-    choices: tuple[Any, ...] = ()
     gt: float | None = None
     ge: float | None = None
     lt: float | None = None
     le: float | None = None
+    choices: tuple[Any, ...] = ()
     pattern: str | None = None
-    nullable: bool | None = None
-    check: Callable[[Any], bool] | None = None
+    test: Callable[[Any], bool] | None = None
     means: str = ""
 
+    def refuses(self, value: Any) -> str | None:
+        """What one value (a scalar, or an element) must be when it is not; None when it is fine."""
+        if self.choices and value not in self.choices:
+            return f"one of {', '.join(map(str, self.choices))}"
+        bounds = [(_COMPARE[op], b) for op in _COMPARE if (b := getattr(self, op)) is not None]
+        if bounds and not (_is_number(value) and math.isfinite(value) and all(f(value, b) for (_, f), b in bounds)):
+            return " and ".join(f"{sign} {b:g}" for (sign, _), b in bounds)
+        if self.pattern is not None and not (isinstance(value, str) and re.fullmatch(self.pattern, value)):
+            return self.means or f"a string matching {self.pattern}"
+        return None
 
-def load_config(
-    name: str,
-    path: str | Path | None = None,
-    overrides: Sequence[str] = (),
-    rules: Mapping[str, Rule] = MappingProxyType({}),
-    open_keys: Sequence[str] = (),
-) -> DictConfig:
-    """configs/`name`.yaml, then the YAML at `path`, then `key.sub=value` overrides, resolved and
-    checked (see the module docstring). Mappings are struct (reading a missing key raises) except
-    those matching `open_keys`."""
+
+def setting(**accepts: Any) -> Any:
+    """A schema field (no default: the packaged YAML gives it) accepting what `Accepts(**accepts)` does."""
+    return dataclasses.field(metadata={"accepts": Accepts(**accepts)})
+
+
+def load_config(name: str, schema: type, path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+    """configs/`name`.yaml, then the YAML at `path`, then `key.sub=value` overrides, merged onto
+    `schema`, resolved and checked (see the module docstring)."""
     resource = files(__package__) / f"{name}.yaml"
     if not resource.is_file():
         raise ConfigError(f"no packaged config {name}.yaml in {__package__}")
-    checker = _Checker(f"{name}.yaml", rules, open_keys)
-    defaults = _parse(resource.read_text(encoding="utf-8"), checker.defaults_source)
-    checker.check_rules_match(defaults)
-    merged = copy.deepcopy(defaults)
+    load = _Load(schema, f"{name}.yaml")
+    load.merge(_parse(resource.read_text(encoding="utf-8"), load.packaged), load.packaged)
+    if missing := load.missing():
+        raise ConfigError(f"{load.packaged} lacks {', '.join(missing)} (keys of {schema.__name__})")
     if path is not None:
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -88,7 +88,7 @@ def load_config(
             raise ConfigError(f"config file {path} not found") from None
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"config file {path} cannot be read ({e})") from None
-        checker.merge(merged, _parse(text, str(path)), "", str(path))
+        load.merge(_parse(text, str(path)), str(path))
     for item in overrides:
         source = f"override {item!r}"
         if "=" not in item or not item.split("=", 1)[0].strip():
@@ -97,15 +97,8 @@ def load_config(
             layer = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
         except (yaml.YAMLError, OmegaConfBaseException) as e:
             raise ConfigError(f"{source}: bad value ({_one_line(e)})") from None
-        checker.merge(merged, layer, "", source)
-    try:
-        resolved = OmegaConf.to_container(OmegaConf.create(merged), resolve=True)
-    except OmegaConfBaseException as e:
-        key = e.full_key or "?"
-        raise ConfigError(f"{checker.source(key)}: {key} cannot be resolved ({_one_line(e.msg or e)})") from None
-    cfg = OmegaConf.create(checker.check(resolved, _resolved(defaults), ""))
-    _set_struct(cfg, "", open_keys)
-    return cfg
+        load.merge(layer, source)
+    return load.checked()
 
 
 def command_line_config(
@@ -133,89 +126,92 @@ def save_config(cfg: DictConfig, path: str | Path) -> None:
     write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
 
 
-class _Checker:
-    """Key and value checks of one load; remembers which file or override set each key."""
+class _Load:
+    """One load: the config so far (on its schema), and which file or override set each key."""
 
-    def __init__(self, defaults_source: str, rules: Mapping[str, Rule], open_keys: Sequence[str]) -> None:
-        self.defaults_source, self.rules, self.open_keys = defaults_source, rules, open_keys
+    def __init__(self, schema: type, packaged: str) -> None:
+        self.schema, self.packaged = schema, packaged
+        self.cfg = OmegaConf.structured(schema)
         self.sources: dict[str, str] = {}
 
     def source(self, key: str) -> str:
-        """The file or override that set `key` (or the mapping or list holding it)."""
+        """The file or override that set `key` (or the mapping holding it)."""
         while key not in self.sources and "." in key:
             key = key.rsplit(".", 1)[0]
-        return self.sources.get(key, self.defaults_source)
+        return self.sources.get(key, self.packaged)
 
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.source(key)}: {key} {problem}")
+    def fail(self, key: str, problem: str, source: str | None = None) -> ConfigError:
+        return ConfigError(f"{source or self.source(key)}: {key} {problem}")
 
-    def check_rules_match(self, defaults: dict) -> None:
-        """A rule must match a key of the defaults (ignoring trailing `*`s, for elements of null or
-        empty defaults) or lie in an open mapping; one that matches nothing is a typo."""
-        keys = list(_keys(defaults, ""))
-        for pattern in self.rules:
-            parts = pattern.split(".")
-            while parts[-1] == "*" and len(parts) > 1:
-                parts.pop()
-            if not any(_match(k, ".".join(parts)) for k in keys) and not any(
-                _match(".".join(parts[: len(p.split("."))]), p, both=True) for p in self.open_keys
-            ):
-                raise ConfigError(f"rule for {pattern!r} matches no key of {self.defaults_source}")
+    def merge(self, layer: dict, source: str) -> None:
+        """Merge `layer` (from `source`) into the config; OmegaConf refuses unknown keys and wrong types."""
+        try:
+            self.cfg.merge_with(layer)
+        except (ConfigKeyError, ConfigAttributeError) as e:
+            key = _dotted(e.full_key)
+            if source == self.packaged:
+                raise ConfigError(f"{source}: key {key!r} is not in the schema {self.schema.__name__}") from None
+            raise ConfigError(
+                f"{source}: unknown config key {key!r} (not in {self.packaged}){self._guess(key)}"
+            ) from None
+        except OmegaConfBaseException as e:
+            key, value = (_dotted(e.full_key), e.value) if e.full_key else self._mismatch(layer)
+            raise self.fail(key, f"must be {_describe(_hint(self.schema, key))}, got {_show(value)}", source) from None
+        self.sources.update((key, source) for key, _ in _items(layer, ""))
 
-    def merge(self, base: dict, layer: dict, prefix: str, source: str) -> None:
-        """Merge `layer` into `base` in place, refusing keys `base` lacks unless it is open."""
-        for k, value in layer.items():
-            key = f"{prefix}{k}"
-            if k not in base and not any(_match(prefix[:-1], p) for p in self.open_keys):
-                raise ConfigError(f"{source}: unknown config key {key!r} (not in {self.defaults_source})")
-            if isinstance(base.get(k), dict) and isinstance(value, dict):
-                self.merge(base[k], value, key + ".", source)
-            else:
-                base[k] = value
-                self.sources[key] = source
+    def missing(self) -> list[str]:
+        return sorted(map(_dotted, OmegaConf.missing_keys(self.cfg)))
 
-    def check(self, value: Any, default: Any, key: str) -> Any:
-        """`value` checked against `default`'s type and the rules matching `key`; ints of float keys
-        become floats."""
-        rules = [r for p, r in self.rules.items() if _match(key, p)]
-        kind = next((r.type for r in rules if r.type is not None), _kind(default))
-        if value is None:
-            nullable = next((r.nullable for r in rules if r.nullable is not None), default is None)
-            if not nullable:
-                raise self.fail(key, f"must be {_describe(kind)}, got null" if kind else "must not be null")
-            return None
-        for rule in rules:  # before the type: the allowed values say more than the type
-            if rule.choices and value not in rule.choices:
-                raise self.fail(key, f"must be one of {', '.join(map(str, rule.choices))}, got {value!r}")
-        if kind is not None and not _fits(value, kind):
-            raise self.fail(key, f"must be {_describe(kind)}, got {value!r}")
-        if kind is float:
-            value = float(value)
-        for rule in rules:
-            self._apply(rule, value, key)
-        if isinstance(value, dict):
-            sub = default if isinstance(default, dict) else {}
-            return {k: self.check(v, sub.get(k), f"{key}.{k}" if key else str(k)) for k, v in value.items()}
-        if isinstance(value, list):
-            element = _element(default)
-            return [self.check(v, element, f"{key}.{i}") for i, v in enumerate(value)]
-        return value
+    def checked(self) -> DictConfig:
+        """The config, once complete (new entries of open mappings give every key), resolved and checked."""
+        try:
+            OmegaConf.to_container(self.cfg, resolve=True)  # names a failing key (OmegaConf.resolve does not on 2.3)
+        except OmegaConfBaseException as e:
+            key = _dotted(e.full_key) or "?"
+            raise self.fail(key, f"cannot be resolved ({str(e.msg or e).splitlines()[0]})") from None
+        OmegaConf.resolve(self.cfg)
+        if missing := self.missing():
+            raise ConfigError(f"{self.source(missing[0])}: {', '.join(missing)} not set")
+        self._check(self.cfg, self.schema, "", None)
+        return self.cfg
 
-    def _apply(self, rule: Rule, value: Any, key: str) -> None:
-        """Raise unless `value` is within `rule`'s bounds, matches its pattern and passes its check."""
-        bounds = [
-            (op, b) for op, b in (("gt", rule.gt), ("ge", rule.ge), ("lt", rule.lt), ("le", rule.le)) if b is not None
-        ]
-        if bounds and not (
-            _is_number(value) and math.isfinite(value) and all(_COMPARE[op][1](value, b) for op, b in bounds)
-        ):
-            raise self.fail(
-                key, f"must be {' and '.join(f'{_COMPARE[op][0]} {b:g}' for op, b in bounds)}, got {value!r}"
-            )
-        if rule.pattern is not None and not (isinstance(value, str) and re.fullmatch(rule.pattern, value)):
-            raise self.fail(key, f"must be {rule.means or 'a string matching ' + rule.pattern}, got {value!r}")
-        if rule.check is not None and not rule.check(value):
-            raise self.fail(key, f"must be {rule.means or 'valid'}, got {value!r}")
+    def _check(self, value: Any, hint: Any, key: str, accepts: Accepts | None) -> None:
+        """Raise at the first value under `key` that its setting refuses."""
+        hint = _unoptional(hint)
+        if value is None:  # OmegaConf refused it where the type is not Optional
+            return
+        if dataclasses.is_dataclass(hint):
+            hints = typing.get_type_hints(hint)
+            for f in dataclasses.fields(hint):
+                child, sub, accepts = value[f.name], _join(key, f.name), f.metadata.get("accepts")
+                if accepts and accepts.test and child is not None and not accepts.test(_plain(child)):
+                    raise self.fail(sub, f"must be {accepts.means}, got {_show(child)}")
+                self._check(child, hints[f.name], sub, accepts)
+        elif typing.get_origin(hint) in (list, dict):
+            items = value.items() if typing.get_origin(hint) is dict else enumerate(value)
+            for k, v in items:
+                self._check(v, typing.get_args(hint)[-1], f"{key}.{k}", accepts)
+        elif hint is not Any and OmegaConf.is_config(value):  # OmegaConf lets a list into a List[int]'s element
+            raise self.fail(key, f"must be {_describe(hint)}, got {_show(value)}")
+        elif accepts and (problem := accepts.refuses(value)):
+            raise self.fail(key, f"must be {problem}, got {_show(value)}")
+
+    def _guess(self, key: str) -> str:
+        """': did you mean ...?' for an unknown key close to a key of its section."""
+        parent, _, last = key.rpartition(".")
+        section = _hint(self.schema, parent)
+        names = [f.name for f in dataclasses.fields(section)] if dataclasses.is_dataclass(section) else []
+        close = difflib.get_close_matches(last, names, n=1)
+        return f": did you mean {_join(parent, close[0])!r}?" if close else ""
+
+    def _mismatch(self, layer: dict) -> tuple[str, Any]:
+        """The first key of `layer` holding a mapping where the schema has none or the reverse (a
+        problem OmegaConf does not locate), and its value."""
+        for key, value in _items(layer, ""):
+            hint = _hint(self.schema, key)
+            if hint is not Any and isinstance(value, dict) != _is_mapping(hint):
+                return key, value
+        return "?", None
 
 
 _COMPARE: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
@@ -224,14 +220,7 @@ _COMPARE: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     "lt": ("<", operator.lt),
     "le": ("<=", operator.le),
 }
-_NAMES = {
-    bool: "true or false",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "a mapping",
-}
+_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
 
 
 def _parse(text: str, source: str) -> dict:
@@ -245,71 +234,67 @@ def _parse(text: str, source: str) -> dict:
     return OmegaConf.to_container(cfg)
 
 
-def _resolved(container: dict) -> dict:
-    """A plain container with its `${...}` interpolations resolved."""
-    return OmegaConf.to_container(OmegaConf.create(container), resolve=True)
-
-
 def _one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
-def _match(key: str, pattern: str, both: bool = False) -> bool:
-    """Whether dotted `key` matches `pattern` (`*` = one key or index; `both`: `*` in `key` too)."""
-    k, p = key.split("."), pattern.split(".")
-    return len(k) == len(p) and all(a == b or b == "*" or (both and a == "*") for a, b in zip(k, p))
+def _join(prefix: str, key: object) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
 
 
-def _keys(value: Any, prefix: str) -> Iterator[str]:
-    """Every dotted key in a plain container, mappings and list indices included."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for k, v in items:
-        key = f"{prefix}{k}"
-        yield key
-        yield from _keys(v, key + ".")
+def _dotted(full_key: object) -> str:
+    """OmegaConf's `a.b[0]` as `a.b.0`."""
+    return re.sub(r"\[(\w+)\]", r".\1", str(full_key or ""))
+
+
+def _items(layer: dict, prefix: str) -> Iterator[tuple[str, Any]]:
+    """Every dotted key of a plain mapping with its value, enclosing mappings first."""
+    for k, v in layer.items():
+        yield _join(prefix, k), v
+        if isinstance(v, dict):
+            yield from _items(v, _join(prefix, k))
+
+
+def _unoptional(hint: Any) -> Any:
+    """X for Optional[X]."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Union and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0] if len(rest) == 1 else Any
+    return hint
+
+
+def _hint(schema: Any, key: str) -> Any:
+    """The declared type of dotted `key` in `schema` (Any where the schema does not say)."""
+    hint = schema
+    for part in key.split(".") if key else ():
+        hint = _unoptional(hint)
+        if dataclasses.is_dataclass(hint):
+            hint = typing.get_type_hints(hint).get(part, Any)
+        elif typing.get_origin(hint) in (list, dict):
+            hint = typing.get_args(hint)[-1]
+        else:
+            return Any
+    return _unoptional(hint)
+
+
+def _is_mapping(hint: Any) -> bool:
+    return dataclasses.is_dataclass(hint) or typing.get_origin(hint) is dict
+
+
+def _describe(hint: Any) -> str:
+    if _is_mapping(hint):
+        return "a mapping"
+    return _NAMES.get(typing.get_origin(hint) or hint, "a value")
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _kind(default: Any) -> type | None:
-    """The type a default asks for; None (anything) for null."""
-    return None if default is None else next(t for t in (bool, int, float, str, list, dict) if isinstance(default, t))
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
-def _element(default: Any) -> Any:
-    """A default for the elements of a list: its first element (a float when ints and floats mix)."""
-    if not isinstance(default, list) or not default:
-        return None
-    if all(_is_number(v) for v in default) and any(isinstance(v, float) for v in default):
-        return 0.0
-    return default[0]
-
-
-def _fits(value: Any, kind: Kind) -> bool:
-    """Whether `value` has (one of) the type(s) `kind`; bools are not ints, ints are floats."""
-
-    def fits(t: type) -> bool:
-        if t is float:
-            return _is_number(value)
-        return isinstance(value, t) and not (t is int and isinstance(value, bool))
-
-    return any(map(fits, kind if isinstance(kind, tuple) else (kind,)))
-
-
-def _describe(kind: Kind) -> str:
-    return " or ".join(_NAMES.get(t, t.__name__) for t in (kind if isinstance(kind, tuple) else (kind,)))
-
-
-def _set_struct(node: Any, key: str, open_keys: Sequence[str]) -> None:
-    """Struct mode on every mapping except those matching `open_keys`."""
-    if isinstance(node, DictConfig):
-        OmegaConf.set_struct(node, not any(_match(key, p) for p in open_keys))
-        children = node.items()
-    elif isinstance(node, ListConfig):
-        children = enumerate(node)
-    else:
-        return
-    for k, child in children:
-        _set_struct(child, f"{key}.{k}" if key else str(k), open_keys)
+def _show(value: Any) -> str:
+    return "null" if value is None else repr(_plain(value))

@@ -1,22 +1,25 @@
-"""Fitting configuration: configs/fit.yaml, a user YAML on top, then dotted overrides (`configs.loader`)."""
+"""Fitting configuration: configs/fit.yaml (the default values, with their comments), a user YAML
+on top, then dotted overrides, checked against the schema `FitConfig` (`configs.loader`), then
+across keys (the window's overlap, stage names, start hypotheses)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig
 
 import configs
-from configs import ConfigError, Rule, save_config
+from configs import ConfigError, save_config, setting
 from fitting.export import FORMATS, UNITS
 from fitting.hypotheses import HYPOTHESES
 from fitting.options import FitOptions
 from fitting.stages import check_stages
 from fitting.variables import NAMES
 
-__all__ = ["ConfigError", "FIT_RULES", "load_config", "load_options", "save_config"]
+__all__ = ["ConfigError", "FitConfig", "load_config", "load_options", "save_config"]
 
 
 def _number(v: Any) -> bool:
@@ -35,72 +38,135 @@ def _pair(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, list) and len(v) == 2 and all(map(ok, v))
 
 
-FIT_RULES: dict[str, Rule] = {
-    "body.model": Rule(choices=("anny", "smplx")),
-    "body.model_path": Rule(type=str),
-    "body.gender": Rule(choices=("neutral", "male", "female")),
-    "device": Rule(pattern=r"cpu|cuda(:\d+)?|mps", means="cpu, cuda, cuda:N or mps"),
-    "threads": Rule(type=int, ge=1),
-    "batch_size": Rule(ge=1),
-    "prior.kind": Rule(choices=("vposer", "gmm", "none")),
-    "prior.path": Rule(type=str),
-    "camera.focal": Rule(
-        check=lambda v: _positive(v) or _pair(_positive)(v), means="a finite number > 0 (px) or a list [fx, fy] of two"
-    ),
-    "camera.center": Rule(check=_pair(_number), means="a list [cx, cy] of two finite numbers"),
-    "camera.fov_deg": Rule(type=float, gt=0, lt=180),
-    "camera.image_size": Rule(check=_pair(_size), means="a list [w, h] of two integers >= 1"),
-    "keypoints.person": Rule(choices=("all", "largest", "confident")),
-    "keypoints.min_points": Rule(ge=1),
-    "keypoints.min_height": Rule(type=float, ge=0),
-    "keypoints.outside_margin": Rule(type=float, ge=0),
-    "output.max_reprojection": Rule(type=float, gt=0),
-    "output.overlay_scale": Rule(type=float, gt=0, le=1),
-    "output.export": Rule(
-        check=lambda v: isinstance(v, list) and set(v) <= set(FORMATS), means=f"a list of {', '.join(FORMATS)}"
-    ),
-    "output.units": Rule(choices=UNITS),
-    "init.side_view_cos": Rule(ge=0, le=1),
-    "init.initialiser": Rule(type=str),
-    "init.keep": Rule(type=int, ge=1, nullable=True),
-    "init.prune_after": Rule(type=str, nullable=True),
-    "data.reference_size": Rule(type=float, gt=0),
-    "data.rho": Rule(type=float, gt=0),
-    "optimizer.max_iter": Rule(ge=1),
-    "optimizer.history_size": Rule(ge=1),
-    "optimizer.rel_tolerance": Rule(ge=0),
-    "optimizer.max_line_search": Rule(ge=1),
-    "optimizer.frames_per_call": Rule(ge=0),
-    "video.window": Rule(ge=2),
-    "video.overlap": Rule(ge=0),
-    "video.max_gap": Rule(ge=1),
-    "video.shape_frames": Rule(ge=1),
-    "video.start": Rule(choices=("initialiser", "lifter")),
-    "video.lifter": Rule(type=str),
-    "video.lift_smoothing": Rule(ge=0),
-    "video.output_smoothing": Rule(ge=0),
-    "tracking.search_every": Rule(type=int, ge=1),
-    "tracking.max_gap": Rule(type=int, ge=0),
-    "tracking.min_length": Rule(type=int, ge=1),
-    "tracking.short": Rule(choices=("still", "skip")),
-    "ray.workers": Rule(type=int, ge=1, nullable=True),
-    "ray.threads_per_worker": Rule(type=int, ge=1),
-    "ray.gpus_per_worker": Rule(type=float, ge=0),
-}
-FIT_RULES.update(
-    {
-        "stages.*.free.*": Rule(choices=NAMES),
-        "stages.*.max_iter": Rule(type=int, ge=1, nullable=True),
-        "stages.*.weights.*": Rule(type=float, ge=0),
-    }
-)
-OPEN_KEYS = ("stages", "stages.*", "stages.*.weights")  # new stages and loss terms may be added (checked by name below)
+@dataclass
+class Body:
+    model: str = setting(choices=("anny", "smplx"))
+    model_path: Optional[str]
+    gender: str = setting(choices=("neutral", "male", "female"))
+
+
+@dataclass
+class Prior:
+    kind: str = setting(choices=("vposer", "gmm", "none"))
+    path: Optional[str]
+
+
+@dataclass
+class Camera:
+    focal: Any = setting(
+        test=lambda v: _positive(v) or _pair(_positive)(v), means="a finite number > 0 (px) or a list [fx, fy] of two"
+    )
+    center: Optional[List[float]] = setting(test=_pair(_number), means="a list [cx, cy] of two finite numbers")
+    fov_deg: float = setting(gt=0, lt=180)
+    image_size: Optional[List[int]] = setting(test=_pair(_size), means="a list [w, h] of two integers >= 1")
+
+
+@dataclass
+class Keypoints:
+    holistic: bool
+    person: str = setting(choices=("all", "largest", "confident"))
+    min_points: int = setting(ge=1)
+    min_height: float = setting(ge=0)
+    outside_margin: float = setting(ge=0)
+
+
+@dataclass
+class Init:
+    hypotheses: List[str]  # names checked by load_config
+    keep: Optional[int] = setting(ge=1)
+    prune_after: Optional[str]
+    side_view_cos: float = setting(ge=0, le=1)
+    initialiser: Optional[str]
+
+
+@dataclass
+class Data:
+    reference_size: float = setting(gt=0)
+    rho: float = setting(gt=0)
+
+
+@dataclass
+class Stage:
+    free: List[str] = setting(choices=NAMES)
+    max_iter: Optional[int] = setting(ge=1)
+    weights: Dict[str, float] = setting(ge=0)  # loss terms by name, checked by check_stages
+
+
+@dataclass
+class Optimizer:
+    max_iter: int = setting(ge=1)
+    history_size: int = setting(ge=1)
+    rel_tolerance: float = setting(ge=0)
+    max_line_search: int = setting(ge=1)
+    frames_per_call: int = setting(ge=0)
+
+
+@dataclass
+class Video:
+    window: int = setting(ge=2)
+    overlap: int = setting(ge=0)
+    max_gap: int = setting(ge=1)
+    shape_frames: int = setting(ge=1)
+    start: str = setting(choices=("initialiser", "lifter"))
+    lifter: Optional[str]
+    lift_smoothing: float = setting(ge=0)
+    schedule: List[str]
+    output_smoothing: float = setting(ge=0)
+
+
+@dataclass
+class Tracking:
+    search_every: int = setting(ge=1)
+    max_gap: int = setting(ge=0)
+    min_length: int = setting(ge=1)
+    short: str = setting(choices=("still", "skip"))
+
+
+@dataclass
+class Output:
+    mesh: bool
+    overlay: bool
+    overlay_scale: float = setting(gt=0, le=1)
+    video_overlay: bool
+    export: List[str] = setting(choices=FORMATS)
+    units: str = setting(choices=tuple(UNITS))
+    report: bool
+    max_reprojection: float = setting(gt=0)
+
+
+@dataclass
+class Ray:
+    workers: Optional[int] = setting(ge=1)
+    threads_per_worker: int = setting(ge=1)
+    gpus_per_worker: float = setting(ge=0)
+
+
+@dataclass
+class FitConfig:
+    """configs/fit.yaml; `stages` (and each stage's `weights`) take new entries."""
+
+    body: Body
+    device: str = setting(pattern=r"cpu|cuda(:\d+)?|mps", means="cpu, cuda, cuda:N or mps")
+    threads: Optional[int] = setting(ge=1)
+    batch_size: int = setting(ge=1)
+    prior: Prior
+    camera: Camera
+    keypoints: Keypoints
+    init: Init
+    data: Data
+    schedule: List[str]
+    stages: Dict[str, Stage]
+    optimizer: Optimizer
+    video: Video
+    tracking: Tracking
+    output: Output
+    ray: Ray
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
     """configs/fit.yaml, then the YAML at `path`, then `key.sub=value` overrides, checked against
-    FIT_RULES; unknown keys and bad values raise ConfigError."""
-    cfg = configs.load_config("fit", path, overrides, FIT_RULES, OPEN_KEYS)
+    FitConfig and across keys; unknown keys and bad values raise ConfigError."""
+    cfg = configs.load_config("fit", FitConfig, path, overrides)
     if cfg.video.overlap >= cfg.video.window:
         raise ConfigError(f"video.overlap ({cfg.video.overlap}) must be smaller than video.window ({cfg.video.window})")
     errors = check_stages(cfg)

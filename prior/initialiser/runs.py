@@ -1,6 +1,6 @@
-"""What the initialiser's and the temporal lifter's trainers share: the config rules of their
-common settings, and the resumable state of a run (out_dir/last.pt), written atomically at each
-validation."""
+"""What the initialiser's and the temporal lifter's trainers share (their configs' common sections
+are in configs.training): the resumable state of a run (out_dir/last.pt), written atomically at
+each validation."""
 
 from __future__ import annotations
 
@@ -10,33 +10,6 @@ from pathlib import Path
 import torch
 
 from configs.files import atomic_path
-from configs.loader import Rule
-
-# The config rules both trainers' YAMLs share (each adds its own: data, views, model).
-STEP_TRAINING_RULES: dict[str, Rule] = {
-    "export": Rule(type=str),
-    "views.fov_deg.*": Rule(gt=0, lt=180),
-    "views.box_fraction.*": Rule(gt=0),
-    "views.roll_deg": Rule(ge=0),
-    "views.centre_spread": Rule(ge=0, le=1),
-    "views.noise": Rule(ge=0),
-    "views.drop": Rule(ge=0, lt=1),
-    "views.outlier": Rule(ge=0, le=1),
-    "views.swap_all": Rule(ge=0, le=1),
-    "views.swap_one": Rule(ge=0, le=1),
-    "model.width": Rule(ge=1),
-    "model.dropout": Rule(ge=0, lt=1),
-    "loss.*": Rule(ge=0),
-    "train.seed": Rule(ge=0),
-    "train.batch_size": Rule(ge=2),
-    "train.lr": Rule(gt=0),
-    "train.weight_decay": Rule(ge=0),
-    "train.steps": Rule(ge=1),
-    "train.max_minutes": Rule(type=float, gt=0, nullable=True),
-    "train.val_every": Rule(ge=1),
-    "train.cpu_threads": Rule(ge=1, nullable=True),
-    "train.device": Rule(pattern=r"cpu|cuda(:\d+)?"),
-}
 
 
 def save_progress(

@@ -31,43 +31,25 @@ import configs
 from body.base import BodyModel
 from body.rotations import geodesic_angle, smooth_rotations
 from configs.files import write_text
-from configs.loader import Rule
+from configs.training import LifterTraining
 from prior.data.build import DEFAULT_VAL_SUBJECTS
 from prior.data.fk import RestSkeleton, rest_joints
 from prior.data.sequences import SEQUENCES_FORMAT, Sequences, build_sequences
 from prior.evaluation.metrics import pa_mpjpe
 from prior.initialiser.model import load as load_initialiser
-from prior.initialiser.runs import STEP_TRAINING_RULES, resume, save_progress
+from prior.initialiser.runs import resume, save_progress
 from prior.initialiser.temporal_data import SequenceBodies, WindowBatch, draw_windows
 from prior.initialiser.temporal_lifter import Output, TemporalLifter, receptive_field, save
 from prior.vposer.checkpoint import export_run
 
-RULES: dict[str, Rule] = {
-    **STEP_TRAINING_RULES,
-    "initialiser": Rule(type=str),
-    "data.sequences": Rule(type=str),
-    "data.mocap": Rule(type=str),
-    "data.max_train_frames": Rule(type=int, ge=1),
-    "data.val_windows": Rule(ge=1),
-    "views.fps.*": Rule(gt=0, le=240),
-    "views.camera_height.*": Rule(ge=0),
-    "views.track": Rule(ge=0, le=1),
-    "views.drift": Rule(ge=0),
-    "views.jitter": Rule(ge=0),
-    "views.bursts": Rule(ge=0, le=1),
-    "views.burst_frames": Rule(ge=1),
-    "views.gap": Rule(ge=0, le=1),
-    "views.ends": Rule(ge=0, le=1),
-    "model.dilations.*": Rule(ge=1),
-    "train.frames": Rule(ge=2),
-}
 VAL_FPS = 30.0
 VAL_SEED = 12345
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
-    """configs/train_temporal_lifter.yaml, then the YAML at `path`, then dotted overrides, checked."""
-    return configs.load_config("train_temporal_lifter", path, overrides, RULES)
+    """configs/train_temporal_lifter.yaml, then the YAML at `path`, then dotted overrides, checked
+    against LifterTraining (ConfigError)."""
+    return configs.load_config("train_temporal_lifter", LifterTraining, path, overrides)
 
 
 def sequences_folder(cfg: DictConfig) -> Path:

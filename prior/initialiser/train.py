@@ -33,30 +33,19 @@ import configs
 from body.base import BodyModel
 from body.rotations import geodesic_angle
 from configs.files import write_text
-from configs.loader import Rule
+from configs.training import InitialiserTraining
 from prior.data.fk import RestSkeleton, rest_joints
 from prior.evaluation.metrics import pa_mpjpe
 from prior.initialiser.data import PosedBodies, ViewBatch, draw_views
 from prior.initialiser.model import Initialiser, deepen, load, save, widen
-from prior.initialiser.runs import STEP_TRAINING_RULES, resume, save_progress
+from prior.initialiser.runs import resume, save_progress
 from prior.vposer.checkpoint import export_run
-
-RULES: dict[str, Rule] = {
-    **STEP_TRAINING_RULES,
-    "init_from": Rule(type=str),
-    "data.dataset": Rule(type=str),
-    "data.max_train_poses": Rule(type=int, ge=1),
-    "data.val_views": Rule(ge=1),
-    "views.elevation_deg.*": Rule(ge=-90, le=90),
-    "model.blocks": Rule(ge=0),
-    "model.hypotheses": Rule(ge=1),
-    "loss.others": Rule(ge=0, lt=1),
-}
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
-    """configs/train_initialiser.yaml, then the YAML at `path`, then dotted overrides, checked (ConfigError)."""
-    return configs.load_config("train_initialiser", path, overrides, RULES)
+    """configs/train_initialiser.yaml, then the YAML at `path`, then dotted overrides, checked against
+    InitialiserTraining (ConfigError)."""
+    return configs.load_config("train_initialiser", InitialiserTraining, path, overrides)
 
 
 def dataset_folder(cfg: DictConfig) -> Path:
