@@ -5,9 +5,11 @@
 Without --smplx-path the SMPL-X row uses a synthetic model file with the real
 array shapes (same cost as the real model; the values do not matter for speed).
 Keypoints-only is `full_mesh=False` (the keypoints' per-bone rest points, at
-the skeleton's cost); on Anny the path it replaced (skinning the keypoints' own
-~2,300 vertices, `keypoint_vertices = True`) is timed beside it, on SMPL-X the
-full mesh. Each time is the median of `--repeats` calls, the paths interleaved.
+the skeleton's cost); on Anny the paths it replaced are timed beside it: skinning
+the keypoints' own ~2,300 vertices (`keypoint_vertices = True`) and Anny's own
+code on the per-bone points (`compact_skeleton = False`, the path before
+`body.anny_skeleton`); on SMPL-X the full mesh. Each time is the median of
+`--repeats` calls, the paths interleaved.
 """
 
 from __future__ import annotations
@@ -56,17 +58,23 @@ def bench(model, name: str, device: torch.device, batches: list[int], repeats: i
             with torch.no_grad():
                 model(**params).keypoints("coco23")
 
-        def fwd_bwd(full_mesh: bool = True, vertices: bool = False):
+        def fwd_bwd(full_mesh: bool = True, vertices: bool = False, compact: bool = True):
             if hasattr(model, "keypoint_vertices"):
-                model.keypoint_vertices = vertices
+                model.keypoint_vertices, model.compact_skeleton = vertices, compact
             p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
             model(**p, full_mesh=full_mesh).keypoints("coco23").square().sum().backward()
 
-        before = (lambda: fwd_bwd(False, True)) if hasattr(model, "keypoint_vertices") else fwd_bwd
-        f, fb, old, new = time_calls([fwd, fwd_bwd, before, lambda: fwd_bwd(False)], repeats, device)
+        anny = hasattr(model, "keypoint_vertices")
+        before = (lambda: fwd_bwd(False, True)) if anny else fwd_bwd
+        paths = (
+            [fwd, fwd_bwd, before] + ([lambda: fwd_bwd(False, False, False)] if anny else []) + [lambda: fwd_bwd(False)]
+        )
+        times = time_calls(paths, repeats, device)
+        f, fb, old, new = times[0], times[1], times[2], times[-1]
+        skeleton = f"{times[3] * 1e3:.1f} | {times[3] / new:.1f}x" if anny else "- | -"
         rows.append(
-            f"| {name} | {device.type} | {b} | {f * 1e3:.1f} | {fb * 1e3:.1f} | {old * 1e3:.1f} | {new * 1e3:.1f} "
-            f"| {old / new:.1f}x | {b / new:.0f} |"
+            f"| {name} | {device.type} | {b} | {f * 1e3:.1f} | {fb * 1e3:.1f} | {old * 1e3:.1f} | {skeleton} "
+            f"| {new * 1e3:.1f} | {old / new:.1f}x | {b / new:.0f} |"
         )
     return rows
 
@@ -80,8 +88,9 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = [
         "| model | device | batch | forward ms | fwd+bwd ms | fwd+bwd keypoints, vertices ms "
-        "| fwd+bwd keypoints-only ms | speed-up | keypoints-only bodies/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| fwd+bwd keypoints, Anny's code on the points ms | its / keypoints-only "
+        "| fwd+bwd keypoints-only ms | vertices / keypoints-only | keypoints-only bodies/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         smplx_path = args.smplx_path
@@ -98,8 +107,9 @@ def main() -> None:
                 rows += bench(model, name, device, args.batches, args.repeats)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32; keypoints = coco23; "
-        "keypoints-only = full_mesh=False (per-bone rest points); keypoints, vertices = the path it replaced "
-        "(Anny: the keypoints' own vertices; SMPL-X: the full mesh); medians, paths interleaved"
+        "keypoints-only = full_mesh=False (per-bone rest points; Anny: body.anny_skeleton); keypoints, vertices = "
+        "the path before it (Anny: the keypoints' own vertices; SMPL-X: the full mesh); Anny's code on the points = "
+        "compact_skeleton=False; medians, paths interleaved"
     )
     print("\n".join(rows))
 
