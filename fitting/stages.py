@@ -8,9 +8,6 @@ from typing import Any, Mapping
 from omegaconf import DictConfig
 
 from fitting.terms import TERMS
-from fitting.variables import NAMES
-
-STAGE_KEYS = ("free", "max_iter", "weights")
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,7 @@ def parse_stage(name: str, s: Mapping[str, Any], default_max_iter: int) -> Stage
 
 
 def check_stages(cfg: DictConfig) -> list[str]:
-    """Problems of the stage settings: unknown stages in a schedule, variables or terms (empty when fine)."""
+    """Problems of the stage settings: unknown stages in a schedule or loss terms (empty when fine)."""
     errors = []
     for key, names in (("schedule", cfg.schedule), ("video.schedule", cfg.video.schedule)):
         if not names:
@@ -38,14 +35,7 @@ def check_stages(cfg: DictConfig) -> list[str]:
         for name in names:
             if name not in cfg.stages:
                 errors.append(f"{key}: unknown stage {name!r}; stages are {', '.join(cfg.stages)}")
-    for name, s in cfg.stages.items():
-        if missing := [k for k in STAGE_KEYS if k not in s]:
-            errors.append(f"stages.{name}: missing {', '.join(missing)}")
-            continue
-        if unknown := [k for k in s if k not in STAGE_KEYS]:
-            errors.append(f"stages.{name}: unknown keys {unknown}; a stage has {', '.join(STAGE_KEYS)}")
-        if bad := [v for v in s.free if v not in NAMES]:
-            errors.append(f"stages.{name}.free: unknown variables {bad}; choose from {', '.join(NAMES)}")
+    for name, s in cfg.stages.items():  # keys and variables: the schema (fitting.config.Stage)
         if bad := [t for t in s.weights if t not in TERMS]:
             errors.append(f"stages.{name}.weights: unknown loss terms {bad}; known terms: {', '.join(TERMS.names())}")
     return errors
