@@ -5,26 +5,29 @@ per-bone rest points, each skinned by one bone. Anny's generic code evaluates it
 and ~990 backward at 16 rows (its phenotype weights one phenotype at a time, roma's closed-form
 Procrustes in ~120 small ops a call, its refinement of the rest orientations bone group by bone
 group, forward kinematics level by level, a Warp kernel for skinning). `AnnySkeleton` computes the
-same numbers (to rounding) in ~260 forward and ~480 backward:
+same numbers (to rounding) in a few hundred:
 
 - Blend-shape coefficients: the phenotypes' interpolation weights for all six phenotypes at once
   (Anny's `linear_interpolation_coefficients` per phenotype), then the product over each blend
-  shape's variations and Anny's projection, as `AnnyBody._coefficients` (the same bits).
+  shape's variations (the variations gathered by a product with a one-hot matrix, whose backward is
+  another product) and Anny's projection, as `AnnyBody._coefficients` (the same bits).
 - Rest model: one matrix product gives the rest points, bone heads and the orientation matrices
   (Anny's "cached" Procrustes inputs) of the bones whose orientation some offset uses (61 of 78:
   not the end bones, which copy their parent's, nor the root); their nearest rotations in one call
-  (`_NearestRotation`: roma's `special_procrustes` values and damped derivative, by one `eigh` and
-  a short analytic backward); the SOMA child-offset refinement (`ChildOffsetOrientationRefiner`) in
+  (`_NearestRotation`: roma's `special_procrustes` values and damped derivative, by Newton's scaled
+  polar iteration in float64, `eigh` for the matrices it does not converge on, and a short analytic
+  backward); the SOMA child-offset refinement (`ChildOffsetOrientationRefiner`) in
   one pass: the multi-child bones' Kabsch fits in one more `_NearestRotation`, the single-child
   bones' shortest arcs as a few elementwise ops, one product with the rest orientations.
 - Forward kinematics in Anny's `local-ref` convention, rewritten. With R_c the rest orientation,
   h_c the head and U_c the reference orientation of bone c (parent p), Anny's posed pose is
   W_c = [E_c U_c | w_c] where E_c = E_p D_c and w_c = w_p + E_p o_c, o_c = U_p R_p^T (h_c - h_p)
   (U_0 R_0^T taken as I for the root's children), E_0 = D_0 and w_0 = transl (U_0 = I on SOMA).
-  So the chain is products of the affine maps [D_c | o_c]: computed by pointer jumping (each bone
-  composed with its 2^k-th ancestor, k = 0..3, four gathers and four batched 4x4 products for
-  Anny's 14 depth levels) instead of one product per level. D_c from axis-angles by roma's
-  `rotvec_to_rotmat` formula in fewer ops (the same bits).
+  So the chain is products of the affine maps [D_c | o_c], bones ordered by depth: one gather of
+  the parents (in the level above) and one batched 4x4 product per level, Anny's 14 levels, 78
+  products a row (pointer jumping took fewer ops but 4 x 79 products a row, which cost more from
+  ~16 rows up). D_c from axis-angles by roma's `rotvec_to_rotmat` formula in fewer ops (the same
+  bits).
 - Skinning: a point r on bone b is posed as T_b r = E_b (U_b R_b^T (r - h_b)) + w_b, Anny's
   W_b P_b^-1 applied to it; the local coordinates U_b R_b^T (r - h_b) depend on the shape only (and
   are cached with the rest model), so points and joints (local (0, 0, 0)) are one gather of the
@@ -52,6 +55,10 @@ PROFILE_PARTS = {
 
 # Anny's `_shortest_arc_rotation`: a dot product below -1 + this is treated as antiparallel.
 _ANTIPARALLEL = 1e-6
+
+# `_polar_newton`: steps, and the largest last step (per entry) of a converged matrix.
+_NEWTON_ITERATIONS = 7
+_NEWTON_TOLERANCE = 1e-10
 
 
 class AnnySkeleton(torch.nn.Module):
@@ -130,7 +137,13 @@ class AnnySkeleton(torch.nn.Module):
         constants.append(torch.ones((), **kw))
         self.register_buffer("constant_weights", torch.stack(constants)[None], persistent=False)
         remap = torch.tensor(position, **long)
-        self.register_buffer("factors", remap[blendshape_factors.to(device)], persistent=False)
+        factors = remap[blendshape_factors.to(device)]  # (C, F): each blend shape's variation columns
+        # The gather as a product with a one-hot matrix (V, F * C), factor-major: the same values (one
+        # nonzero term per column), and a matrix product as its backward instead of an indexed add.
+        onehot = torch.zeros(len(labels) * width + len(constants), factors.numel(), **kw)
+        onehot[factors.T.flatten(), torch.arange(factors.numel(), **long)] = 1.0
+        self.register_buffer("factor_onehot", onehot, persistent=False)
+        self.factor_count = factors.shape[1]
         projection = phenotype_model.phenotype_blendshape_projection
         self.register_buffer("projection", None if projection is None else projection.to(**kw), persistent=False)
 
@@ -193,26 +206,32 @@ class AnnySkeleton(torch.nn.Module):
         )
         self.split = (3 * points, 3 * bones, 9 * len(oriented))
 
-        # --- Forward kinematics: pose slots, then pointer jumping over bones + a virtual identity.
+        # --- Forward kinematics: bones by depth (a level's parents all in the level before), pose slots.
+        depth = [0] * bones
+        for b in range(bones):
+            depth[b] = 0 if parents[b] < 0 else depth[parents[b]] + 1
+        order = sorted(range(bones), key=lambda b: (depth[b], b))
+        if depth.count(0) != 1 or order[0] != 0:
+            raise ValueError("AnnySkeleton expects one root, bone 0")
+        position = {b: i for i, b in enumerate(order)}
+        self.levels = [depth.count(d) for d in range(max(depth) + 1)]
+        starts = [sum(self.levels[:d]) for d in range(len(self.levels))]
+        for d in range(1, len(self.levels)):
+            level = order[starts[d] : starts[d] + self.levels[d]]
+            local = [position[parents[b]] - starts[d - 1] for b in level]
+            self.register_buffer(f"level_parent{d}", torch.tensor(local, **long), persistent=False)
+        self.register_buffer("shift_bones", torch.tensor(order[1:], **long), persistent=False)
         pose_slot = torch.full((bones,), len(pose_bones), **long)
         pose_slot[pose_bones.to(device)] = torch.arange(len(pose_bones), **long)
-        self.register_buffer("pose_slot", pose_slot, persistent=False)
-        ancestor = [bones if p < 0 else p for p in parents] + [bones]
-        jumps = []
-        while any(a != bones for a in ancestor[:bones]):
-            jumps.append(torch.tensor(ancestor, **long))
-            ancestor = [ancestor[a] for a in ancestor]
-        self.jumps = len(jumps)
-        for i, j in enumerate(jumps):
-            self.register_buffer(f"jump{i}", j, persistent=False)
+        self.register_buffer("pose_slot", pose_slot[order], persistent=False)
         self.register_buffer("bottom", torch.tensor([0.0, 0.0, 0.0, 1.0], **kw), persistent=False)
         self.register_buffer("eye3", torch.eye(3, **kw), persistent=False)
-        self.register_buffer("eye4", torch.eye(4, **kw), persistent=False)
         self.register_buffer("skew", torch.tensor(_SKEW, **long), persistent=False)
         self.register_buffer("diagonal_first", torch.tensor([1, 0, 0], **long), persistent=False)
         self.register_buffer("diagonal_second", torch.tensor([2, 2, 1], **long), persistent=False)
         self.register_buffer("horn", _horn_map().to(device), persistent=False)
-        self.register_buffer("skin_bones", torch.cat([point_bones, output_bones.to(device)]), persistent=False)
+        skin_bones = torch.cat([point_bones, output_bones.to(device)]).tolist()
+        self.register_buffer("skin_bones", torch.tensor([position[b] for b in skin_bones], **long), persistent=False)
         self.register_buffer(
             "joint_local", torch.tensor([[0.0, 0.0, 0.0, 1.0]] * len(output_bones), **kw), persistent=False
         )
@@ -238,11 +257,11 @@ class AnnySkeleton(torch.nn.Module):
             torch.where(slot == upper[..., None], alpha[..., None], torch.zeros_like(alpha)[..., None]),
         )
         variations = torch.cat([weights.flatten(1), self.constant_weights.expand(len(weights), -1)], 1)
-        factors = variations[:, self.factors]
+        factors = (variations @ self.factor_onehot).unflatten(1, (self.factor_count, -1)).unbind(1)
         # The product over each blend shape's factors, in order (prod's backward is slow with zeros).
-        product = factors[..., 0]
-        for i in range(1, factors.shape[-1]):
-            product = product * factors[..., i]
+        product = factors[0]
+        for factor in factors[1:]:
+            product = product * factor
         return product if self.projection is None else product @ self.projection
 
     def blend(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -315,18 +334,19 @@ class AnnySkeleton(torch.nn.Module):
     # ---- pose
 
     def chain(self, pose: torch.Tensor, transl: torch.Tensor | None, offsets: torch.Tensor) -> torch.Tensor:
-        """Posed affine maps [E_c | w_c] of every bone (B, J + 1, 4, 4), the last one the identity."""
+        """Posed affine maps [E_c | w_c] of every bone (B, J, 4, 4), bones by depth (root first)."""
         batch, bones = len(pose), len(self.pose_slot)
         rot = self.rotations(pose)
         rot = torch.cat([rot, self.eye3.expand(batch, 1, 3, 3)], 1)[:, self.pose_slot]
         root = torch.zeros_like(offsets[:, :1]) if transl is None else transl[:, None]
-        shift = torch.cat([root, offsets[:, 1:bones]], 1)
+        shift = torch.cat([root, offsets[:, self.shift_bones]], 1)
         maps = torch.cat([rot, shift[..., None]], -1)
         maps = torch.cat([maps, self.bottom.expand(batch, bones, 1, 4)], -2)
-        maps = torch.cat([maps, self.eye4.expand(batch, 1, 4, 4)], 1)
-        for i in range(self.jumps):
-            maps = maps[:, getattr(self, f"jump{i}")] @ maps
-        return maps
+        levels = maps.split(self.levels, 1)
+        posed = [levels[0]]
+        for d in range(1, len(levels)):
+            posed.append(posed[-1].index_select(1, getattr(self, f"level_parent{d}")) @ levels[d])
+        return torch.cat(posed, 1)
 
     def rotations(self, rotvec: torch.Tensor) -> torch.Tensor:
         """Rotation matrices (..., 3, 3) of axis-angles (..., 3): `roma.rotvec_to_rotmat`'s formula
@@ -389,9 +409,11 @@ def _horn_map() -> torch.Tensor:
 
 class _NearestRotation(torch.autograd.Function):
     """The rotation R maximising tr(R^T M) for each 3x3 M, i.e. `roma.special_procrustes(M)` (same
-    values to ~1e-14 and the same damped derivative): in float64, R from the top eigenvector of Horn's
-    4x4 matrix N(M) (`torch.linalg.eigh`, one call, where roma's closed form takes ~60 small ops),
-    and a backward in a few batched ops. With S = R^T M (symmetric at the optimum) and Y = tr(S) I - S,
+    values to ~1e-14 and the same damped derivative), in float64: Newton's scaled polar iteration
+    (`_polar_newton`, ~7 elementwise ops a step, ~0.5 us a matrix at 256 rows) and, where it does not
+    converge (det M <= 0, near-singular M; decided per matrix), R from the top eigenvector of Horn's
+    4x4 matrix N(M) (`_horn_rotation`: one `eigh`, ~1.6 us a matrix; roma's closed form takes ~60
+    small ops), and a backward in a few batched ops. With S = R^T M (symmetric at the optimum) and Y = tr(S) I - S,
     whose eigenvalues are the pairwise sums t of M's signed singular values, dR = R [w]x with
     Y w = vee(R^T dM - dM^T R); so grad_M = R [z]x with z = Y^-1 vee(R^T G - G^T R), each 1 / t
     damped to t / (t^2 + eps^2) as roma does (eps = its gradient_eps, 1e-5)."""
@@ -399,9 +421,11 @@ class _NearestRotation(torch.autograd.Function):
     @staticmethod
     def forward(ctx, matrices: torch.Tensor, horn: torch.Tensor, skew: torch.Tensor) -> torch.Tensor:
         m = matrices.double()
-        n = (m.flatten(-2) @ horn).unflatten(-1, (4, 4))
-        q = torch.linalg.eigh(n)[1][..., -1]
-        rotations = ((q[..., :, None] * q[..., None, :]).flatten(-2) @ horn.T).unflatten(-1, (3, 3))
+        rotations, converged = _polar_newton(m)
+        if not bool(converged.all()):
+            # Chosen per matrix; the fallback runs on the whole call (as the fast path does), so a
+            # matrix's bits depend on the call's size only, never on which other matrices fell back.
+            rotations = torch.where(converged[..., None, None], rotations, _horn_rotation(m, horn))
         ctx.save_for_backward(rotations, m, skew)
         return rotations.to(matrices.dtype)
 
@@ -419,6 +443,37 @@ class _NearestRotation(torch.autograd.Function):
         z = y @ torch.linalg.solve_ex(y @ y + _GRADIENT_EPS**2 * eye, g, check_errors=False)[0]
         z = torch.cat([z[..., 0], -z[..., 0], torch.zeros_like(z[..., :1, 0])], -1)[..., skew]
         return (rotations @ z).to(grad.dtype), None, None
+
+
+def _horn_rotation(m: torch.Tensor, horn: torch.Tensor) -> torch.Tensor:
+    """`roma.special_procrustes(m)` (float64, (..., 3, 3)) from the top eigenvector of Horn's 4x4
+    matrix N(m) (`torch.linalg.eigh`): right for any m, ~1.5 us a matrix on a CPU."""
+    n = (m.flatten(-2) @ horn).unflatten(-1, (4, 4))
+    q = torch.linalg.eigh(n)[1][..., -1]
+    return ((q[..., :, None] * q[..., None, :]).flatten(-2) @ horn.T).unflatten(-1, (3, 3))
+
+
+def _polar_newton(m: torch.Tensor, iterations: int = _NEWTON_ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
+    """The orthogonal polar factor of each float64 3x3 m by Newton's iteration with determinant
+    scaling (Higham 1986): X <- (g X + X^-T / g) / 2, g = |det X|^(-1/3), X^-T = cof(X) / det X (the
+    cofactors as cross products of rows), a fixed number of elementwise steps. Returns the factors
+    and, per matrix, whether it is `roma.special_procrustes(m)`: det m > 0 (else the nearest rotation
+    is not the polar factor) and the last step moved no entry by `_NEWTON_TOLERANCE` or more (the
+    iteration is then in its quadratic phase, and the factor right to rounding). The bone
+    orientation matrices (condition numbers up to ~130) and the refinement's Kabsch matrices converge
+    in 6 steps; near-singular or reflected ones, and anything non-finite, do not pass."""
+    x = m
+    first = None
+    for _ in range(iterations):
+        previous = x
+        rows = torch.cat([x, x[..., :2, :]], -2)
+        cofactors = torch.linalg.cross(rows[..., 1:4, :], rows[..., 2:5, :], dim=-1)
+        det = torch.linalg.vecdot(x[..., 0, :], cofactors[..., 0, :])
+        first = det if first is None else first
+        gamma = det.abs().pow(-1.0 / 3.0)
+        x = torch.addcmul((0.5 * gamma)[..., None, None] * x, (0.5 / (gamma * det))[..., None, None], cofactors)
+    step = (x - previous).abs().amax((-1, -2))
+    return x, (step < _NEWTON_TOLERANCE) & (first > 0)
 
 
 # roma.special_procrustes' default damping of its derivative.

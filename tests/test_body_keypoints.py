@@ -196,6 +196,78 @@ def test_anny_compact_rotations_are_romas(anny_body, anny64):
         assert torch.equal(model.skeleton.rotations(rotvec), roma.rotvec_to_rotmat(rotvec))
 
 
+def _near_rotations(count: int, g: torch.Generator, condition: float) -> torch.Tensor:
+    """Random float64 3x3 matrices R diag(s) V^T with det > 0, singular values in [1 / condition, 1]."""
+    import roma
+
+    u = roma.random_rotmat(count, dtype=torch.float64)
+    v = roma.random_rotmat(count, dtype=torch.float64)
+    s = torch.exp(-torch.rand(count, 3, generator=g, dtype=torch.float64) * torch.log(torch.tensor(condition)))
+    s[:, 0] = 1.0
+    return u @ torch.diag_embed(s) @ v.transpose(-1, -2)
+
+
+def test_anny_polar_newton_is_romas_procrustes(anny64):
+    """`_polar_newton` (the nearest rotations' fast path) against `roma.special_procrustes` in
+    float64: to 1e-12 wherever it reports convergence, which it does for the bone orientation and
+    Kabsch matrices of any shape and for det > 0 matrices with condition numbers up to 200 at any
+    scale; near reflections (det < 0), near-singular and non-finite matrices are not reported
+    converged, and `_NearestRotation` (falling back to `eigh` for them) matches roma on all."""
+    import roma
+
+    from body.anny_skeleton import _NearestRotation, _polar_newton
+
+    torch.manual_seed(5)
+    g = torch.Generator().manual_seed(5)
+    # Well-conditioned to moderately ill-conditioned, at scales from 1e-4 to 1e2: the fast path.
+    m = torch.cat([_near_rotations(200, g, c) * scale for c in (1.5, 30.0, 200.0) for scale in (1e-4, 1.0, 1e2)])
+    r, converged = _polar_newton(m)
+    assert bool(converged.all())
+    torch.testing.assert_close(r, roma.special_procrustes(m), atol=1e-12, rtol=0)
+    # Near reflections, near-singular (det > 0 but a singular value of 1e-10), non-finite: the fallback.
+    reflected = _near_rotations(50, g, 3.0) * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
+    reflected[:10, :, 2] *= 1e-8  # det < 0 but barely: nearly singular too
+    singular = _near_rotations(50, g, 3.0)
+    singular[:, :, 2] *= 1e-10
+    bad = torch.cat([reflected, singular, torch.full((2, 3, 3), float("nan"), dtype=torch.float64)])
+    assert not bool(_polar_newton(bad)[1].any())
+    mixed = torch.cat([m[::7], bad[:-2]])[torch.randperm(len(m[::7]) + len(bad) - 2)]
+    weights = torch.randn(mixed.shape, generator=g, dtype=torch.float64)
+    ours = mixed.clone().requires_grad_(True)
+    theirs = mixed.clone().requires_grad_(True)
+    horn, skew = anny64.skeleton.horn, anny64.skeleton.skew
+    r_ours = _NearestRotation.apply(ours, horn, skew)
+    r_theirs = roma.special_procrustes(theirs)
+    torch.testing.assert_close(r_ours, r_theirs, atol=1e-12, rtol=0)
+    (g_ours,) = torch.autograd.grad((r_ours * weights).sum(), ours)
+    (g_theirs,) = torch.autograd.grad((r_theirs * weights).sum(), theirs)
+    torch.testing.assert_close(g_ours, g_theirs, atol=1e-12 * g_theirs.abs().max().item(), rtol=0)
+    # Per matrix: in a call of the same size, each one's result is the same bits at any position and
+    # whichever other matrices fall back (rows of `mixed` among converging ones, and permuted).
+    mixed, r_ours = mixed.detach(), r_ours.detach()
+    keep = torch.rand(len(mixed), generator=g) < 0.5
+    others = torch.where(keep[:, None, None], mixed, m[: len(mixed)])
+    assert torch.equal(_NearestRotation.apply(others, horn, skew)[keep], r_ours[keep])
+    perm = torch.randperm(len(mixed), generator=g)
+    assert torch.equal(_NearestRotation.apply(mixed[perm], horn, skew), r_ours[perm])
+    # The skeleton's own matrices: bone orientations and Kabsch fits, phenotypes at their ends included.
+    sk = anny64.skeleton
+    shape = torch.randn(64, 6, generator=g, dtype=torch.float64) * 3.0
+    shape[:2] = torch.tensor([40.0, -40.0], dtype=torch.float64)[:, None]
+    _, heads, matrices = sk.blend(sk.coefficients(anny64.phenotypes(shape)))
+    r, converged = _polar_newton(matrices)
+    assert bool(converged.all())
+    torch.testing.assert_close(r, roma.special_procrustes(matrices), atol=1e-12, rtol=0)
+    kabsch = []
+    original = sk.procrustes
+    sk.procrustes = lambda x: (kabsch.append(x), original(x))[1]
+    try:
+        sk.refine(original(matrices), heads)
+    finally:
+        del sk.procrustes
+    assert len(kabsch) == 1 and bool(_polar_newton(kabsch[0])[1].all())
+
+
 def test_smplx_fast_keypoints_equal_the_mesh(smplx_body):
     assert smplx_body(full_mesh=False).vertices.shape[1] < 300
     for seed in (0, 1):
