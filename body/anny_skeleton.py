@@ -181,14 +181,23 @@ class AnnySkeleton(torch.nn.Module):
         )
         head_of = [0] + parents[1:]
         self.register_buffer("offset_head", torch.cat([torch.tensor(head_of, **long), point_bones]), persistent=False)
-        self.register_buffer("child_bones", refiner.bone_children_indices[refined].to(device), persistent=False)
-        self.register_buffer("refined_heads", torch.tensor(refined, **long), persistent=False)
-        self.register_buffer("children_mask", refiner.bone_children_mask[refined].to(**kw)[..., None], persistent=False)
+        # The refinement's heads in one gather: the multi-child bones' children (5 slots each) and
+        # heads, then the single-child bones' (only) children and heads.
+        children = refiner.bone_children_indices[refined].to(device)
+        m = len(multi)
+        if not bool((refiner.bone_children_mask[single, 0] == 1).all()):
+            raise ValueError("AnnySkeleton expects every single-child bone's child in slot 0")
+        heads_of = torch.tensor(refined, **long)
         self.register_buffer(
-            "children_offsets_t",
-            refiner.bone_children_local_offsets[refined].to(**kw).transpose(-1, -2),
+            "refine_heads",
+            torch.cat([children[:m].flatten(), heads_of[:m], children[m:, 0], heads_of[m:]]),
             persistent=False,
         )
+        self.refine_split = (5 * m, m, len(single), len(single))
+        self.register_buffer("children_mask", refiner.bone_children_mask[multi].to(**kw)[..., None], persistent=False)
+        offsets = refiner.bone_children_local_offsets[refined].to(**kw)
+        self.register_buffer("children_offsets_t", offsets[:m].transpose(-1, -2), persistent=False)  # (m, 3, 5)
+        self.register_buffer("child_offset", offsets[m:, 0, :, None], persistent=False)  # (n - m, 3, 1)
 
         # --- Blend shapes of the points, heads and oriented bones' matrices: one matrix.
         points = model.template_vertices.shape[0]
@@ -227,6 +236,9 @@ class AnnySkeleton(torch.nn.Module):
         self.register_buffer("bottom", torch.tensor([0.0, 0.0, 0.0, 1.0], **kw), persistent=False)
         self.register_buffer("eye3", torch.eye(3, **kw), persistent=False)
         self.register_buffer("skew", torch.tensor(_SKEW, **long), persistent=False)
+        # [v]x = v @ skew_map: a product with one +-1 per column, the same bits as the gather.
+        signed = torch.cat([torch.eye(3, **kw), -torch.eye(3, **kw), torch.zeros(3, 1, **kw)], 1)
+        self.register_buffer("skew_map", signed[:, torch.tensor(_SKEW, **long).flatten()], persistent=False)
         self.register_buffer("diagonal_first", torch.tensor([1, 0, 0], **long), persistent=False)
         self.register_buffer("diagonal_second", torch.tensor([2, 2, 1], **long), persistent=False)
         self.register_buffer("horn", _horn_map().to(device), persistent=False)
@@ -278,40 +290,42 @@ class AnnySkeleton(torch.nn.Module):
 
     def refine(self, orientations: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
         """Anny's SOMA child-offset refinement of the oriented bones' rest orientations (B, K, 3, 3)."""
-        n = self.refined_count
-        refined = orientations[:, :n]
-        target = (heads[:, self.child_bones] - heads[:, self.refined_heads, None]) * self.children_mask  # (B,n,5,3)
-        source_t = refined @ self.children_offsets_t  # (B, n, 3, 5): columns are the source offsets
-        m = self.multi
+        n, m = self.refined_count, self.multi
+        refined = orientations if n == orientations.shape[1] else orientations[:, :n]
+        refined_multi, refined_single = refined.split([m, n - m], 1)
+        children, parents, child, parent = heads[:, self.refine_heads].split(self.refine_split, 1)
         # Multi-child bones: Kabsch on the children's offsets, plus the first two children's normal.
-        first = torch.stack([target[:, :m, 0], source_t[:, :m, :, 0]], 2)
-        normal = torch.linalg.cross(first, torch.stack([target[:, :m, 1], source_t[:, :m, :, 1]], 2), dim=-1)
+        target = (children.unflatten(1, (m, -1)) - parents[:, :, None]) * self.children_mask  # (B, m, 5, 3)
+        source_t = refined_multi @ self.children_offsets_t  # (B, m, 3, 5): columns are the source offsets
+        first = torch.stack([target[:, :, 0], source_t[..., 0]], 2)
+        normal = torch.linalg.cross(first, torch.stack([target[:, :, 1], source_t[..., 1]], 2), dim=-1)
         lengths = torch.linalg.norm(torch.cat([first, normal], 2), dim=-1, keepdim=True)  # (B, m, 4, 1)
         virtual = normal * lengths[:, :, :2] / (lengths[:, :, 2:] + 1e-8)
         valid = (lengths[:, :, 2:, 0] > 1e-9).all(-1)[..., None, None]
-        cross_cov = (source_t[:, :m] @ target[:, :m]).transpose(-1, -2)
+        cross_cov = (source_t @ target).transpose(-1, -2)
         cross_cov = cross_cov + torch.where(
             valid, virtual[:, :, 0, :, None] * virtual[:, :, 1, None, :], torch.zeros_like(cross_cov)
         )
         multi = self.procrustes(cross_cov)
         # Single-child bones: the shortest arc from the source offset to the target one.
-        single = self._shortest_arc(target[:, m:, 0], source_t[:, m:, :, 0])
+        single = self._shortest_arc(child - parent, (refined_single @ self.child_offset)[..., 0])
         aligned = torch.cat([multi, single], 1) @ refined
         return aligned if n == orientations.shape[1] else torch.cat([aligned, orientations[:, n:]], 1)
 
     def _shortest_arc(self, target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         """Anny's `_shortest_arc_rotation(target, source)`: I + [v]x + [v]x^2 / (1 + cos) with v the
-        cross product of the unit vectors; the rare antiparallel case goes to Anny's own function."""
-        t = target / torch.linalg.norm(target, dim=-1, keepdim=True).clamp(min=1e-8)
-        s = source / torch.linalg.norm(source, dim=-1, keepdim=True).clamp(min=1e-8)
+        cross product of the unit vectors, [v]x^2 = v v^T - |v|^2 I; the rare antiparallel case goes to
+        Anny's own function."""
+        t = target / (target * target).sum(-1, keepdim=True).sqrt().clamp(min=1e-8)
+        s = source / (source * source).sum(-1, keepdim=True).sqrt().clamp(min=1e-8)
         cos = (t * s).sum(-1, keepdim=True).clamp(-1.0, 1.0)
         if bool((cos < -1.0 + _ANTIPARALLEL).any()):
             from anny.models.orientation_refinement import _shortest_arc_rotation
 
             return _shortest_arc_rotation(target, source)
         v = torch.linalg.cross(s, t, dim=-1)
-        skew = self._skew(v)
-        return self.eye3 + skew + (skew @ skew) / (1.0 + cos[..., None])
+        square = v[..., :, None] * v[..., None, :] - (v * v).sum(-1)[..., None, None] * self.eye3
+        return self.eye3 + self._skew(v) + square / (1.0 + cos[..., None])
 
     def local_offsets(self, points: torch.Tensor, heads: torch.Tensor, orientations: torch.Tensor) -> torch.Tensor:
         """(B, J + P, 3): each bone's head from its parent's, in its parent's reference frame
@@ -364,7 +378,7 @@ class AnnySkeleton(torch.nn.Module):
 
     def _skew(self, v: torch.Tensor) -> torch.Tensor:
         """[v]x (..., 3, 3) of vectors (..., 3)."""
-        return torch.cat([v, -v, torch.zeros_like(v[..., :1])], -1)[..., self.skew]
+        return (v @ self.skew_map).unflatten(-1, (3, 3))
 
     def skin(self, maps: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posed points (B, P, 3) and output joints (B, J_out, 3)."""
@@ -464,9 +478,10 @@ def _polar_newton(m: torch.Tensor, iterations: int = _NEWTON_ITERATIONS) -> tupl
     in 6 steps; near-singular or reflected ones, and anything non-finite, do not pass."""
     x = m
     first = None
+    cyclic = torch.arange(5, device=m.device) % 3
     for _ in range(iterations):
         previous = x
-        rows = torch.cat([x, x[..., :2, :]], -2)
+        rows = x.index_select(-2, cyclic)  # rows 0, 1, 2, 0, 1
         cofactors = torch.linalg.cross(rows[..., 1:4, :], rows[..., 2:5, :], dim=-1)
         det = torch.linalg.vecdot(x[..., 0, :], cofactors[..., 0, :])
         first = det if first is None else first
