@@ -77,25 +77,21 @@ class AnnySkeleton(torch.nn.Module):
         output_bones: torch.Tensor,
     ) -> None:
         super().__init__()
+        _check_rig(bone_model)
+        parents = [int(p) for p in bone_model.bone_parents]
+        point_bones = bone_model.vertex_bone_indices[:, 0].to(device=bone_model.device, dtype=torch.long)
+        self._phenotype_tables(phenotype_model, blendshape_factors)
+        oriented = self._orientation_tables(bone_model, parents, point_bones)
+        self._blend_tables(bone_model, oriented)
+        self._kinematic_tables(bone_model, parents, pose_bones, point_bones, output_bones)
+
+    def _phenotype_tables(self, phenotype_model, blendshape_factors: torch.Tensor) -> None:
+        """Phenotypes -> variation weights -> blend-shape weights (`coefficients`)."""
         from anny.models.phenotype import PHENOTYPE_VARIATIONS, phenotype_blendshape_weights
 
-        model = bone_model
-        device, dtype = model.device, model.dtype
-        kw = dict(device=device, dtype=dtype)
-        if model.bone_orientation != "cached" or model.pose_parameterization != "local-ref":
-            raise ValueError("AnnySkeleton needs Anny's 'cached' bone orientations and 'local-ref' poses")
-        if model.root_identity_orientation or model.rest_orientation_refiner is None:
-            raise ValueError("AnnySkeleton expects the SOMA rig (no root identity, a child-offset refiner)")
-        ref = model.reference_bone_orientations
-        if ref is None or not torch.equal(ref[0], torch.eye(3, **kw)):
-            raise ValueError("AnnySkeleton expects the root's reference orientation to be the identity")
-        if model.vertex_bone_indices.shape[1] != 1:
-            raise ValueError("AnnySkeleton expects every point on one bone")
-        parents = [int(p) for p in model.bone_parents]
-        bones = len(parents)
-        long = dict(device=device, dtype=torch.long)
-
-        # --- Phenotypes -> variation weights -> blend-shape weights.
+        kw = dict(device=phenotype_model.device, dtype=phenotype_model.dtype)
+        long = dict(device=phenotype_model.device, dtype=torch.long)
+        device = phenotype_model.device
         labels = list(phenotype_model.phenotype_labels)
         anchors = [phenotype_model.anchors[label].to(**kw) for label in labels]
         width = max(len(a) for a in anchors)
@@ -147,14 +143,19 @@ class AnnySkeleton(torch.nn.Module):
         projection = phenotype_model.phenotype_blendshape_projection
         self.register_buffer("projection", None if projection is None else projection.to(**kw), persistent=False)
 
-        # --- Orientations. Anny's refinement (`ChildOffsetOrientationRefiner`) turns each bone with
+    def _orientation_tables(self, model, parents: list[int], point_bones: torch.Tensor) -> list[int]:
+        """The rest orientations' refinement and the offsets' frames (`refine`, `local_offsets`);
+        returns the oriented bones, in their slots' order."""
+        kw = dict(device=model.device, dtype=model.dtype)
+        long = dict(device=model.device, dtype=torch.long)
+        device = model.device
+        # Anny's refinement (`ChildOffsetOrientationRefiner`) turns each bone with
         # children but the root; end bones copy their parent's refined orientation. Only the
         # orientations some offset below uses are computed ("oriented" bones): refined ones (multi-child,
         # then single-child), then unrefined ones (the root, if points rode on it).
         refiner = model.rest_orientation_refiner
         leaf_parent = dict(zip(refiner.leaf_bone_indices.tolist(), refiner.leaf_bone_parent_indices.tolist()))
         source = lambda b: leaf_parent.get(b, b)  # noqa: E731  # whose orientation bone b has
-        point_bones = model.vertex_bone_indices[:, 0].to(**long)
         # Offsets: each bone's head from its parent's in the parent's frame (world axes for the root's
         # children), each point from its bone's head in its bone's; a frame is U_u R_s^T for the
         # reference orientation U of bone u and the rest orientation R of bone s = source(u).
@@ -199,7 +200,11 @@ class AnnySkeleton(torch.nn.Module):
         self.register_buffer("children_offsets_t", offsets[:m].transpose(-1, -2), persistent=False)  # (m, 3, 5)
         self.register_buffer("child_offset", offsets[m:, 0, :, None], persistent=False)  # (n - m, 3, 1)
 
-        # --- Blend shapes of the points, heads and oriented bones' matrices: one matrix.
+        return oriented
+
+    def _blend_tables(self, model, oriented: list[int]) -> None:
+        """Blend shapes of the points, heads and oriented bones' matrices as one matrix (`blend`)."""
+        kw = dict(device=model.device, dtype=model.dtype)
         points = model.template_vertices.shape[0]
         self.points = points
         parts = [
@@ -213,9 +218,15 @@ class AnnySkeleton(torch.nn.Module):
             torch.cat([b.reshape(b.shape[0], -1) for _, b in parts], 1).to(**kw),
             persistent=False,
         )
-        self.split = (3 * points, 3 * bones, 9 * len(oriented))
+        self.split = (3 * points, 3 * len(model.bone_parents), 9 * len(oriented))
 
-        # --- Forward kinematics: bones by depth (a level's parents all in the level before), pose slots.
+    def _kinematic_tables(
+        self, model, parents: list[int], pose_bones: torch.Tensor, point_bones: torch.Tensor, output_bones: torch.Tensor
+    ) -> None:
+        """Bones by depth (a level's parents all in the level before), pose slots, skinning (`chain`, `skin`)."""
+        kw = dict(device=model.device, dtype=model.dtype)
+        long = dict(device=model.device, dtype=torch.long)
+        device, bones = model.device, len(parents)
         depth = [0] * bones
         for b in range(bones):
             depth[b] = 0 if parents[b] < 0 else depth[parents[b]] + 1
@@ -394,6 +405,20 @@ class AnnySkeleton(torch.nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Posed points and joints for SMPL-X-order axis-angles `pose` (B, 55, 3) and `transl`."""
         return self.skin(self.chain(pose, transl, offsets), offsets)
+
+
+def _check_rig(model) -> None:
+    """Refuse an Anny rig `AnnySkeleton` does not implement, in one line."""
+    kw = dict(device=model.device, dtype=model.dtype)
+    if model.bone_orientation != "cached" or model.pose_parameterization != "local-ref":
+        raise ValueError("AnnySkeleton needs Anny's 'cached' bone orientations and 'local-ref' poses")
+    if model.root_identity_orientation or model.rest_orientation_refiner is None:
+        raise ValueError("AnnySkeleton expects the SOMA rig (no root identity, a child-offset refiner)")
+    ref = model.reference_bone_orientations
+    if ref is None or not torch.equal(ref[0], torch.eye(3, **kw)):
+        raise ValueError("AnnySkeleton expects the root's reference orientation to be the identity")
+    if model.vertex_bone_indices.shape[1] != 1:
+        raise ValueError("AnnySkeleton expects every point on one bone")
 
 
 def _horn_map() -> torch.Tensor:
