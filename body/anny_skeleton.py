@@ -325,18 +325,21 @@ class AnnySkeleton(torch.nn.Module):
 
     def _shortest_arc(self, target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         """Anny's `_shortest_arc_rotation(target, source)`: I + [v]x + [v]x^2 / (1 + cos) with v the
-        cross product of the unit vectors, [v]x^2 = v v^T - |v|^2 I; the rare antiparallel case goes to
-        Anny's own function."""
+        cross product of the unit vectors, [v]x^2 = v v^T - |v|^2 I; the rare antiparallel pairs take
+        Anny's own function, pair by pair, so no other row's bits depend on them."""
         t = target / (target * target).sum(-1, keepdim=True).sqrt().clamp(min=1e-8)
         s = source / (source * source).sum(-1, keepdim=True).sqrt().clamp(min=1e-8)
         cos = (t * s).sum(-1, keepdim=True).clamp(-1.0, 1.0)
-        if bool((cos < -1.0 + _ANTIPARALLEL).any()):
-            from anny.models.orientation_refinement import _shortest_arc_rotation
-
-            return _shortest_arc_rotation(target, source)
         v = torch.linalg.cross(s, t, dim=-1)
         square = v[..., :, None] * v[..., None, :] - (v * v).sum(-1)[..., None, None] * self.eye3
-        return self.eye3 + self._skew(v) + square / (1.0 + cos[..., None])
+        # The clamp changes only the antiparallel pairs (replaced below) and keeps their gradient finite.
+        arc = self.eye3 + self._skew(v) + square / (1.0 + cos[..., None]).clamp_min(_ANTIPARALLEL)
+        opposite = cos[..., None] < -1.0 + _ANTIPARALLEL
+        if bool(opposite.any()):
+            from anny.models.orientation_refinement import _shortest_arc_rotation
+
+            arc = torch.where(opposite, _shortest_arc_rotation(target, source), arc)
+        return arc
 
     def local_offsets(self, points: torch.Tensor, heads: torch.Tensor, orientations: torch.Tensor) -> torch.Tensor:
         """(B, J + P, 3): each bone's head from its parent's, in its parent's reference frame

@@ -196,6 +196,26 @@ def test_anny_compact_rotations_are_romas(anny_body, anny64):
         assert torch.equal(model.skeleton.rotations(rotvec), roma.rotvec_to_rotmat(rotvec))
 
 
+def test_anny_shortest_arcs_are_annys_and_row_by_row(anny64):
+    """The refinement's shortest arcs equal Anny's `_shortest_arc_rotation`, and an antiparallel pair
+    (Anny's own function takes it) leaves every other row's bits as they were without it."""
+    from anny.models.orientation_refinement import _shortest_arc_rotation
+
+    g = torch.Generator().manual_seed(5)
+    target = torch.randn(6, 4, 3, generator=g, dtype=torch.float64)
+    source = torch.randn(6, 4, 3, generator=g, dtype=torch.float64)
+    arcs = anny64.skeleton._shortest_arc(target, source)
+    torch.testing.assert_close(arcs, _shortest_arc_rotation(target, source), atol=1e-12, rtol=0)
+    opposite = source.clone()
+    opposite[2, 1] = -2.0 * target[2, 1]
+    mixed = anny64.skeleton._shortest_arc(target, opposite)
+    keep = torch.ones(6, 4, dtype=torch.bool)
+    keep[2, 1] = False
+    assert torch.equal(mixed[keep], arcs[keep])
+    torch.testing.assert_close(mixed[2, 1], _shortest_arc_rotation(target[2, 1], opposite[2, 1]), atol=1e-12, rtol=0)
+    assert torch.isfinite(mixed).all()
+
+
 def _near_rotations(count: int, g: torch.Generator, condition: float) -> torch.Tensor:
     """Random float64 3x3 matrices R diag(s) V^T with det > 0, singular values in [1 / condition, 1]."""
     import roma
