@@ -40,6 +40,7 @@ from benchmarks.bench_fit_speed import benchmark_frames  # noqa: E402
 from benchmarks.fit_data import prior_dataset  # noqa: E402
 from fitting.config import load_config  # noqa: E402
 from fitting.fitter import Fitter  # noqa: E402
+from fitting.options import FitOptions  # noqa: E402
 from fitting.priors import load_pose_space  # noqa: E402
 from fitting.targets import FrameTargets  # noqa: E402
 
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     device = body.usable_device(args.device)
     cfg = load_config(None, [*args.overrides, f"device={device}"])
     model = body.create("anny", device=device)
-    fitter = Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, device), cfg)
+    fitter = Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, device), FitOptions.of(cfg))
     frames = benchmark_frames(model, prior_dataset(args.dataset), max(args.batch, 2), np.random.default_rng(args.seed))
     fitter.fit_frames(frames[:2])  # warm-up
     batch = frames[: args.batch]
