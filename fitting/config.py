@@ -39,20 +39,20 @@ def _pair(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 
 @dataclass
-class Body:
+class BodyConfig:
     model: str = setting(choices=("anny", "smplx"))
     model_path: Optional[str]
     gender: str = setting(choices=("neutral", "male", "female"))
 
 
 @dataclass
-class Prior:
+class PriorConfig:
     kind: str = setting(choices=("vposer", "gmm", "none"))
     path: Optional[str]
 
 
 @dataclass
-class Camera:
+class CameraConfig:
     focal: Any = setting(
         test=lambda v: _positive(v) or _pair(_positive)(v), means="a finite number > 0 (px) or a list [fx, fy] of two"
     )
@@ -62,7 +62,7 @@ class Camera:
 
 
 @dataclass
-class Keypoints:
+class KeypointsConfig:
     holistic: bool
     person: str = setting(choices=("all", "largest", "confident"))
     min_points: int = setting(ge=1)
@@ -71,7 +71,7 @@ class Keypoints:
 
 
 @dataclass
-class Init:
+class InitConfig:
     hypotheses: List[str]  # names checked by load_config
     keep: Optional[int] = setting(ge=1)
     prune_after: Optional[str]
@@ -80,20 +80,20 @@ class Init:
 
 
 @dataclass
-class Data:
+class DataConfig:
     reference_size: float = setting(gt=0)
     rho: float = setting(gt=0)
 
 
 @dataclass
-class Stage:
+class StageConfig:
     free: List[str] = setting(choices=NAMES)
     max_iter: Optional[int] = setting(ge=1)
     weights: Dict[str, float] = setting(ge=0)  # loss terms by name, checked by check_stages
 
 
 @dataclass
-class Optimizer:
+class OptimizerConfig:
     max_iter: int = setting(ge=1)
     history_size: int = setting(ge=1)
     rel_tolerance: float = setting(ge=0)
@@ -102,7 +102,7 @@ class Optimizer:
 
 
 @dataclass
-class Video:
+class VideoConfig:
     window: int = setting(ge=2)
     overlap: int = setting(ge=0)
     max_gap: int = setting(ge=1)
@@ -115,7 +115,7 @@ class Video:
 
 
 @dataclass
-class Tracking:
+class TrackingConfig:
     search_every: int = setting(ge=1)
     max_gap: int = setting(ge=0)
     min_length: int = setting(ge=1)
@@ -123,7 +123,7 @@ class Tracking:
 
 
 @dataclass
-class Output:
+class OutputConfig:
     mesh: bool
     overlay: bool
     overlay_scale: float = setting(gt=0, le=1)
@@ -135,7 +135,7 @@ class Output:
 
 
 @dataclass
-class Ray:
+class RayConfig:
     workers: Optional[int] = setting(ge=1)
     threads_per_worker: int = setting(ge=1)
     gpus_per_worker: float = setting(ge=0)
@@ -145,22 +145,22 @@ class Ray:
 class FitConfig:
     """configs/fit.yaml; `stages` (and each stage's `weights`) take new entries."""
 
-    body: Body
+    body: BodyConfig
     device: str = setting(pattern=r"cpu|cuda(:\d+)?|mps", means="cpu, cuda, cuda:N or mps")
     threads: Optional[int] = setting(ge=1)
     batch_size: int = setting(ge=1)
-    prior: Prior
-    camera: Camera
-    keypoints: Keypoints
-    init: Init
-    data: Data
+    prior: PriorConfig
+    camera: CameraConfig
+    keypoints: KeypointsConfig
+    init: InitConfig
+    data: DataConfig
     schedule: List[str]
-    stages: Dict[str, Stage]
-    optimizer: Optimizer
-    video: Video
-    tracking: Tracking
-    output: Output
-    ray: Ray
+    stages: Dict[str, StageConfig]
+    optimizer: OptimizerConfig
+    video: VideoConfig
+    tracking: TrackingConfig
+    output: OutputConfig
+    ray: RayConfig
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:

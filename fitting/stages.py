@@ -35,7 +35,7 @@ def check_stages(cfg: DictConfig) -> list[str]:
         for name in names:
             if name not in cfg.stages:
                 errors.append(f"{key}: unknown stage {name!r}; stages are {', '.join(cfg.stages)}")
-    for name, s in cfg.stages.items():  # keys and variables: the schema (fitting.config.Stage)
+    for name, s in cfg.stages.items():  # keys and variables: the schema (fitting.config.StageConfig)
         if bad := [t for t in s.weights if t not in TERMS]:
             errors.append(f"stages.{name}.weights: unknown loss terms {bad}; known terms: {', '.join(TERMS.names())}")
     return errors
