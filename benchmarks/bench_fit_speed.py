@@ -149,6 +149,12 @@ def main(argv: list[str] | None = None) -> None:
             f"| {precision} | {b} | {r['seconds'] / r['frames']:.4f} | {fps:.2f} | "
             f"{fps / (base['frames'] / base['seconds']):.1f}x | {r['iterations']:.0f} | {r['calls']:.0f} | {memory} |"
         )
+    if fitter.driver.probe_seconds:
+        probed = ", ".join(str(v) for v in fitter.calls.verdicts.values())
+        print(
+            f"\ncall-size probes (once per stage kind, inside the first batch of more than 16 frames): "
+            f"{fitter.driver.probe_seconds:.2f} s; rows per call allowed: {probed}"
+        )
 
 
 if __name__ == "__main__":

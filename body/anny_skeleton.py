@@ -465,9 +465,9 @@ class _NearestRotation(torch.autograd.Function):
         m = matrices.double()
         rotations, converged = _polar_newton(m)
         if not bool(converged.all()):
-            # Chosen per matrix; the fallback runs on the whole call (as the fast path does), so a
-            # matrix's bits depend on the call's size only, never on which other matrices fell back.
-            rotations = torch.where(converged[..., None, None], rotations, _horn_rotation(m, horn))
+            # Chosen per matrix; the fallback runs on fixed pieces of the call's rows (`_horn_in_pieces`),
+            # so a matrix's bits depend neither on which other matrices fell back nor on the call's size.
+            rotations = torch.where(converged[..., None, None], rotations, _horn_in_pieces(m, horn, converged))
         ctx.save_for_backward(rotations, m, skew)
         return rotations.to(matrices.dtype)
 
@@ -485,6 +485,30 @@ class _NearestRotation(torch.autograd.Function):
         z = y @ torch.linalg.solve_ex(y @ y + _GRADIENT_EPS**2 * eye, g, check_errors=False)[0]
         z = torch.cat([z[..., 0], -z[..., 0], torch.zeros_like(z[..., :1, 0])], -1)[..., skew]
         return (rotations @ z).to(grad.dtype), None, None
+
+
+_HORN_ROWS = 16  # rows (first dimension) per `_horn_rotation` call of the fallback
+
+
+def _horn_in_pieces(m: torch.Tensor, horn: torch.Tensor, converged: torch.Tensor) -> torch.Tensor:
+    """`_horn_rotation(m)` where a row (m's first dimension) holds an unconverged matrix, evaluated in
+    pieces of `_HORN_ROWS` rows (the last padded with copies of its first row): `eigh` and the
+    products round a matrix differently with the number of matrices in a call, so this keeps a
+    row's fallback the same in a call of any size (the fitter's calls are multiples of 16 rows).
+    Rows of pieces with no unconverged matrix are left as m (the caller keeps their Newton result)."""
+    if m.dim() < 3:
+        return _horn_rotation(m, horn)
+    out = m.clone()
+    need = ~converged.reshape(len(m), -1).all(1)
+    for start in range(0, len(m), _HORN_ROWS):
+        if not bool(need[start : start + _HORN_ROWS].any()):
+            continue
+        piece = m[start : start + _HORN_ROWS]
+        rows = len(piece)
+        if rows < _HORN_ROWS:
+            piece = torch.cat([piece, piece[:1].expand(_HORN_ROWS - rows, *piece.shape[1:])])
+        out[start : start + rows] = _horn_rotation(piece, horn)[:rows]
+    return out
 
 
 def _horn_rotation(m: torch.Tensor, horn: torch.Tensor) -> torch.Tensor:

@@ -99,6 +99,7 @@ class OptimizerConfig:
     rel_tolerance: float = setting(ge=0)
     max_line_search: int = setting(ge=1)
     frames_per_call: int = setting(ge=0)
+    max_frames_per_call: int = setting(ge=0)
 
 
 @dataclass
@@ -169,6 +170,12 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     cfg = configs.load_config("fit", FitConfig, path, overrides)
     if cfg.video.overlap >= cfg.video.window:
         raise ConfigError(f"video.overlap ({cfg.video.overlap}) must be smaller than video.window ({cfg.video.window})")
+    o = cfg.optimizer
+    if o.frames_per_call > 0 and o.max_frames_per_call % o.frames_per_call:
+        raise ConfigError(
+            f"optimizer.max_frames_per_call ({o.max_frames_per_call}) must be a multiple of "
+            f"optimizer.frames_per_call ({o.frames_per_call})"
+        )
     errors = check_stages(cfg)
     if not cfg.init.hypotheses:
         errors.append("init.hypotheses is empty; name at least 'torso'")

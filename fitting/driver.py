@@ -10,6 +10,7 @@ its terms (`fitting.objective`); frames marked frozen keep their start values.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
@@ -17,8 +18,9 @@ import numpy as np
 import torch
 
 from fitting.objective import Objective, RowCalls, hold_frozen
-from fitting.optimize import LbfgsOptions, minimize
+from fitting.optimize import LbfgsOptions, minimize, value_and_grad
 from fitting.problem import Problem
+from fitting.rowwise import call_sizes_agree
 from fitting.stages import Stage
 from fitting.starts import Anchor
 
@@ -55,6 +57,7 @@ class Driver:
         self.calls = calls
         self.options = options
         self.evaluations = 0  # batched objective calls so far (for benchmarks)
+        self.probe_seconds = 0.0  # time spent checking call sizes (`_max_rows`)
 
     def run(
         self,
@@ -109,12 +112,62 @@ class Driver:
                     terms = self.calls.over(problem, lambda i: rows_terms(x[i], rows[i]), len(rows))
                     hook(stage.name, iteration, rows, terms)
 
-        options = replace(self.options, max_iter=stage.max_iter, rows_per_call=self.calls.rows_per_call(problem))
-        result = minimize(objective, packer.pack(v), options, callback=callback)
+        x0 = packer.pack(v)
+        options = replace(
+            self.options,
+            max_iter=stage.max_iter,
+            rows_per_call=self.calls.rows_per_call(problem),
+            max_rows_per_call=self._max_rows(problem, stage, free, objective, x0),
+        )
+        result = minimize(objective, x0, options, callback=callback)
         self.evaluations += result.evaluations
         v.update(packer.unpack(result.x))
         hold_frozen(v, start.variables, problem.frozen, free)
         return result.iterations.cpu().numpy()
+
+    def _max_rows(
+        self,
+        problem: Problem,
+        stage: Stage,
+        free: list[str],
+        objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        x0: torch.Tensor,
+    ) -> int:
+        """The most rows per objective call this stage may use: `RowCalls.max_rows_per_call` where a
+        probe of the stage's objective at `x0` saw every such call size give every row the same bits
+        as calls of `rows_per_call` (`fitting.rowwise.call_sizes_agree`), else less. Probed once per
+        process and fitter per stage kind (free variables, weighted terms), model, dtype, device,
+        torch threads, frames per row and keypoint sets; a lone call of the unit needs no probe."""
+        unit, most = self.calls.rows_per_call(problem), self.calls.max_rows_per_call(problem)
+        if most <= unit or problem.rows <= unit:
+            return unit
+        model = self.objective.model
+        key = (
+            tuple(free),
+            tuple(sorted(k for k, w in stage.weights.items() if w != 0)),
+            type(model).__name__,
+            id(model),
+            x0.dtype,
+            str(x0.device),
+            torch.get_num_threads(),
+            problem.frames,
+            tuple(problem.layout.sets),  # the keypoints' count shapes the terms' kernels too
+        )
+        if key not in self.calls.verdicts:
+            began = time.perf_counter()
+            probe = lambda i: value_and_grad(objective, x0[i], i)  # noqa: E731
+            agreed = call_sizes_agree(probe, problem.rows, unit, most, x0.device)
+            self.probe_seconds += time.perf_counter() - began
+            self.calls.verdicts[key] = agreed
+            if agreed < most:
+                log.debug(
+                    "stage %s: calls of %d rows round a row unlike calls of %d; calls of at most %d rows",
+                    stage.name,
+                    agreed + unit,
+                    unit,
+                    agreed,
+                )
+        return self.calls.verdicts[key]
 
 
 class _Packer:

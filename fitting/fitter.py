@@ -77,7 +77,8 @@ class Fitter:
         self.model = model
         self.space = space.to(model.device, model.dtype)
         self.options = options
-        self.calls = RowCalls(options.optimizer.frames_per_call, model.device)
+        o = options.optimizer
+        self.calls = RowCalls(o.frames_per_call, model.device, o.max_frames_per_call)
         self.starter = Starter(model, self.space, options.init.side_view_cos, self.calls)
         self.objective = Objective(model, self.space, options.data.rho)
         self.driver = Driver(self.objective, self.calls, options.optimizer.lbfgs())

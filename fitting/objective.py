@@ -1,8 +1,8 @@
-"""The weighted objective: a stage's terms on some rows of a problem, in calls of a fixed size."""
+"""The weighted objective: a stage's terms on some rows of a problem, in calls of fixed sizes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -19,14 +19,26 @@ from prior.pose_spaces import PoseSpace
 @dataclass(frozen=True)
 class RowCalls:
     """Calls of the body model and networks that always see `frames_per_call` frames (0: all at
-    once), so that a row's result does not depend on its batch (`fitting.rowwise`)."""
+    once), so that a row's result does not depend on its batch (`fitting.rowwise`). The objective's
+    evaluations in L-BFGS may also use calls of multiples of it up to `max_frames_per_call` frames,
+    once a probe has seen them round a row as the unit does (`Driver`; `verdicts` caches its answers)."""
 
     frames_per_call: int
     device: torch.device
+    max_frames_per_call: int = 0  # <= frames_per_call: the unit only
+    verdicts: dict = field(default_factory=dict, compare=False, repr=False)  # probe key -> rows per call allowed
 
     def rows_per_call(self, problem: Problem) -> int:
         """Rows of `problem` per call."""
         return 0 if self.frames_per_call <= 0 else max(1, self.frames_per_call // problem.frames)
+
+    def max_rows_per_call(self, problem: Problem) -> int:
+        """The most rows of `problem` per call that `max_frames_per_call` asks for: a multiple of
+        `rows_per_call` (itself when no more is asked for)."""
+        unit = self.rows_per_call(problem)
+        if unit <= 0 or self.max_frames_per_call <= self.frames_per_call:
+            return unit
+        return max(unit, self.max_frames_per_call // problem.frames // unit * unit)
 
     def over(self, problem: Problem, fn: Callable[[torch.Tensor], Out], n: int | None = None) -> Out:
         """fn(rows) over `n` rows (default: all of `problem`'s) in calls of a fixed size."""

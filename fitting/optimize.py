@@ -8,8 +8,9 @@ history, step length, line search and stopping test, so a row's result does not
 depend on what else is in the batch, and rows that have converged drop out of
 later evaluations. CPU kernels round a row's result differently with the number of
 rows in a call (`fitting.rowwise`), so `LbfgsOptions.rows_per_call` > 0 evaluates the
-objective in calls of exactly that many rows and makes each row's arithmetic, not only
-its algorithm, independent of its batch. The algorithm is `torch.optim.LBFGS`'s (two-loop recursion,
+objective in calls of exactly that many rows (or, with `max_rows_per_call`, of multiples of
+it up to that many, where those are known to round alike) and makes each row's arithmetic,
+not only its algorithm, independent of its batch. The algorithm is `torch.optim.LBFGS`'s (two-loop recursion,
 first step scaled by 1/|g|_1, strong-Wolfe search with cubic interpolation),
 vectorised over rows.
 """
@@ -41,6 +42,7 @@ class LbfgsOptions:
     c1: float = 1e-4
     c2: float = 0.9
     rows_per_call: int = 0  # > 0: evaluate the objective in calls of exactly this many rows (fitting.rowwise)
+    max_rows_per_call: int = 0  # > rows_per_call: calls of any multiple of rows_per_call up to this (fitting.rowwise)
 
 
 @dataclass
@@ -51,25 +53,33 @@ class MinimizeResult:
     evaluations: int  # batched calls of the objective
 
 
+def value_and_grad(fn: Objective, x: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """fn(x, rows) (R,) and its gradient (R, D) with respect to x, in one call."""
+    with torch.enable_grad():
+        xi = x.detach().requires_grad_(True)
+        f = fn(xi, rows)
+        (g,) = torch.autograd.grad(f.sum(), xi)
+    return f.detach(), g.detach()
+
+
 class _Counted:
     """The objective with gradients, counting batched calls."""
 
-    def __init__(self, fn: Objective, rows_per_call: int) -> None:
+    def __init__(self, fn: Objective, rows_per_call: int, max_rows_per_call: int = 0) -> None:
         self.fn = fn
         self.rows_per_call = rows_per_call
+        self.max_rows_per_call = max_rows_per_call
         self.calls = 0
 
     def __call__(self, x: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
-
-        def chunk(i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            with torch.enable_grad():
-                xi = x[i].detach().requires_grad_(True)
-                f = self.fn(xi, rows[i])
-                (g,) = torch.autograd.grad(f.sum(), xi)
-            return f.detach(), g.detach()
-
-        return in_chunks(chunk, len(rows), self.rows_per_call, x.device)
+        return in_chunks(
+            lambda i: value_and_grad(self.fn, x[i], rows[i]),
+            len(rows),
+            self.rows_per_call,
+            x.device,
+            self.max_rows_per_call,
+        )
 
 
 def minimize(
@@ -77,7 +87,7 @@ def minimize(
 ) -> MinimizeResult:
     """Minimise each row of `x0` (B, D) independently; see the module docstring.
     `callback` sees every iteration (e.g. to log the loss terms of the rows that moved)."""
-    objective = _Counted(fn, options.rows_per_call)
+    objective = _Counted(fn, options.rows_per_call, options.max_rows_per_call)
     x = x0.detach().clone()
     batch, dim = x.shape
     m = options.history_size

@@ -43,6 +43,7 @@ class OptimizerOptions:
     rel_tolerance: float
     max_line_search: int
     frames_per_call: int
+    max_frames_per_call: int = 0  # the L-BFGS objective's calls: multiples of frames_per_call up to this
 
     def lbfgs(self) -> LbfgsOptions:
         """The L-BFGS limits (a stage sets its own `max_iter`)."""
@@ -81,7 +82,12 @@ class FitOptions:
         """The options of a config loaded and checked by `fitting.config.load_config`."""
         o, i, v = cfg.optimizer, cfg.init, cfg.video
         optimizer = OptimizerOptions(
-            int(o.max_iter), int(o.history_size), float(o.rel_tolerance), int(o.max_line_search), int(o.frames_per_call)
+            int(o.max_iter),
+            int(o.history_size),
+            float(o.rel_tolerance),
+            int(o.max_line_search),
+            int(o.frames_per_call),
+            int(o.max_frames_per_call),
         )
 
         def stages(names: list[str]) -> tuple[Stage, ...]:

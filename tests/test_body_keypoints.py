@@ -288,6 +288,32 @@ def test_anny_polar_newton_is_romas_procrustes(anny64):
     assert len(kabsch) == 1 and bool(_polar_newton(kabsch[0])[1].all())
 
 
+def test_anny_nearest_rotation_fallback_is_the_same_in_calls_of_any_size(anny64):
+    """The `eigh` fallback of `_NearestRotation` (near-singular and reflected matrices) runs in
+    pieces of 16 rows: a failing row gets the same bits in calls of 16 and 48 rows (the fitter's call
+    sizes) at any position, and in a call of 20 rows (its last piece padded)."""
+    from body.anny_skeleton import _NearestRotation, _polar_newton
+
+    g = torch.Generator().manual_seed(7)
+    rows = _near_rotations(48 * 5, g, 3.0).reshape(48, 5, 3, 3)
+    rows[5, 1] = rows[5, 1] * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)  # reflected
+    rows[21, 3, :, 2] *= 1e-10  # near-singular
+    rows[40, 0] = rows[40, 0] * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    rows[40, 4, :, 0] *= 1e-12
+    converged = _polar_newton(rows)[1]
+    assert not bool(converged[[5, 21, 40]].all(1).any()) and bool(converged[[0, 16, 47]].all())
+    horn, skew = anny64.skeleton.horn, anny64.skeleton.skew
+    alone = torch.cat([_NearestRotation.apply(rows[i : i + 16], horn, skew) for i in (0, 16, 32)])
+    assert torch.equal(_NearestRotation.apply(rows, horn, skew), alone)
+    # Each failing row placed at other positions of calls of 16, 48 and 20 rows among converging rows.
+    fill = rows[[0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]].repeat(3, 1, 1, 1)
+    for bad in (5, 21, 40):
+        for size, at in ((16, 0), (16, 15), (48, 7), (48, 33), (48, 47), (20, 18)):
+            call = fill[:size].clone()
+            call[at] = rows[bad]
+            assert torch.equal(_NearestRotation.apply(call, horn, skew)[at], alone[bad]), (bad, size, at)
+
+
 def test_smplx_fast_keypoints_equal_the_mesh(smplx_body):
     assert smplx_body(full_mesh=False).vertices.shape[1] < 300
     for seed in (0, 1):
