@@ -256,20 +256,34 @@ class Fitter:
         start = run.start.take(pick)
         problem = problem.take(pick)
         n = problem.rows * problem.frames
-        with torch.no_grad():
-            e = self.objective.evaluation(v, start, problem)
-            terms = self.objective.terms(e, last.weights)
-            flat, body_pose, out = e.flat, e.body_pose, e.body
-            focal, center = problem.focal.reshape(n, 2), problem.center.reshape(n, 2)
-            proj = {
-                s: project(out.keypoints(s), focal, center)
-                .masked_fill(~self.model.points.mask(s).to(self.device)[None, :, None], float("nan"))
-                .cpu()
-                .numpy()
-                for s in problem.layout.sets
+
+        def final(i: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+            """Rows `i`'s decoded variables, final terms and projections, (rows, frames, ...) each."""
+            part = problem.take(i)
+            e = self.objective.evaluation({k: x[i] for k, x in v.items()}, start.take(i), part)
+            m = len(i) * part.frames
+            focal, center = part.focal.reshape(m, 2), part.center.reshape(m, 2)
+            per_row = lambda x: x.unflatten(0, (len(i), part.frames))  # noqa: E731
+            return {
+                "flat": {k: per_row(x) for k, x in e.flat.items()},
+                "body_pose": per_row(e.body_pose),
+                "terms": {k: x.reshape(len(i), part.frames) for k, x in self.objective.terms(e, last.weights).items()},
+                "projected": {s: per_row(project(e.body.keypoints(s), focal, center)) for s in part.layout.sets},
             }
-        params = to_params(flat, body_pose, self.space.is_latent)
-        terms = {k: x.reshape(-1).cpu().numpy() for k, x in terms.items()}
+
+        # In the fixed calls of the fit (`RowCalls`), so the saved values do not depend on the batch either.
+        with torch.no_grad():
+            done = self.calls.over(problem, final)
+        flat = {k: x.flatten(0, 1) for k, x in done["flat"].items()}
+        params = to_params(flat, done["body_pose"].flatten(0, 1), self.space.is_latent)
+        terms = {k: x.reshape(-1).cpu().numpy() for k, x in done["terms"].items()}
+        proj = {
+            s: x.flatten(0, 1)
+            .masked_fill(~self.model.points.mask(s).to(self.device)[None, :, None], float("nan"))
+            .cpu()
+            .numpy()
+            for s, x in done["projected"].items()
+        }
         start_orient = start.variables["global_orient"].flatten(0, 1).cpu().numpy()
         results = []
         for i in range(n):
