@@ -136,19 +136,15 @@ class Driver:
         """The most rows per objective call this stage may use: `RowCalls.max_rows_per_call` where a
         probe of the stage's objective at `x0` saw every such call size give every row the same bits
         as calls of `rows_per_call` (`fitting.rowwise.call_sizes_agree`), else less. Probed once per
-        process and fitter per stage kind (free variables, weighted terms), model, dtype, device,
-        torch threads, frames per row and keypoint sets; a lone call of the unit needs no probe."""
+        fitter (its model, dtype and device) per stage kind (free variables, weighted terms), torch
+        threads, frames per row and keypoint sets; a lone call of the unit needs no probe."""
         unit, most = self.calls.rows_per_call(problem), self.calls.max_rows_per_call(problem)
         if most <= unit or problem.rows <= unit:
             return unit
-        model = self.objective.model
+        # The cache is the fitter's (one model, dtype and device): the key names what varies within it.
         key = (
             tuple(free),
             tuple(sorted(k for k, w in stage.weights.items() if w != 0)),
-            type(model).__name__,
-            id(model),
-            x0.dtype,
-            str(x0.device),
             torch.get_num_threads(),
             problem.frames,
             tuple(problem.layout.sets),  # the keypoints' count shapes the terms' kernels too
