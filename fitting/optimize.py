@@ -6,7 +6,11 @@ is each row's own gradient because the problems share no variables. Unlike
 `torch.optim.LBFGS` over the summed loss, every row keeps its own curvature
 history, step length, line search and stopping test, so a row's result does not
 depend on what else is in the batch, and rows that have converged drop out of
-later evaluations. CPU kernels round a row's result differently with the number of
+later evaluations. Rows do not wait for each other either: a row whose line search
+has accepted a step starts its next iteration while others still search, so every
+call of the objective evaluates each running row once, at whatever point its own
+iteration needs (a few rows' later line-search rounds no longer cost calls of
+their own). CPU kernels round a row's result differently with the number of
 rows in a call (`fitting.rowwise`), so `LbfgsOptions.rows_per_call` > 0 evaluates the
 objective in calls of exactly that many rows (or, with `max_rows_per_call`, of multiples of
 it up to that many, where those are known to round alike) and makes each row's arithmetic,
@@ -87,55 +91,26 @@ def minimize(
 ) -> MinimizeResult:
     """Minimise each row of `x0` (B, D) independently; see the module docstring.
     `callback` sees every iteration (e.g. to log the loss terms of the rows that moved)."""
+    if options.max_line_search < 1:
+        raise ValueError(f"max_line_search must be >= 1, got {options.max_line_search}")
     objective = _Counted(fn, options.rows_per_call, options.max_rows_per_call)
     x = x0.detach().clone()
-    batch, dim = x.shape
-    m = options.history_size
-    every = torch.arange(batch, device=x.device)
+    every = torch.arange(len(x), device=x.device)
     f, g = objective(x, every)
-    hist_s = x.new_zeros(batch, m, dim)
-    hist_y = x.new_zeros(batch, m, dim)
-    hist_rho = x.new_zeros(batch, m)
-    gamma = x.new_ones(batch)
-    has_history = torch.zeros(batch, dtype=torch.bool, device=x.device)
-    iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
-    active = g.abs().amax(-1) > options.tolerance_grad
-    step = 0
-    while active.any():
-        step += 1
-        rows = active.nonzero().flatten()
-        d = _direction(-g[rows], hist_s[rows], hist_y[rows], hist_rho[rows], gamma[rows])
-        gtd = (g[rows] * d).sum(-1)
-        first = options.lr * torch.clamp(1.0 / g[rows].abs().sum(-1), max=1.0)
-        t = torch.where(has_history[rows], torch.full_like(first, options.lr), first)
-        t, f_new, g_new = _strong_wolfe(objective, rows, x[rows], f[rows], g[rows], d, gtd, t, options)
-        s = t[:, None] * d
-        y = g_new - g[rows]
-        ys = (y * s).sum(-1)
-        keep = ys > 1e-10
-        if keep.any():
-            kr = rows[keep]
-            hist_s[kr] = torch.cat([hist_s[kr, 1:], s[keep, None]], 1)
-            hist_y[kr] = torch.cat([hist_y[kr, 1:], y[keep, None]], 1)
-            hist_rho[kr] = torch.cat([hist_rho[kr, 1:], (1.0 / ys[keep])[:, None]], 1)
-            gamma[kr] = ys[keep] / (y[keep] * y[keep]).sum(-1)
-            has_history[kr] = True
-        f_old = f[rows]
-        x[rows] = x[rows] + s
-        f[rows], g[rows] = f_new, g_new
-        iterations[rows] += 1
-        scale = torch.maximum(torch.maximum(f_old.abs(), f_new.abs()), torch.ones_like(f_new))
-        done = (
-            (iterations[rows] >= options.max_iter)
-            | ((f_old - f_new).abs() <= options.rel_tolerance * scale)
-            | (g_new.abs().amax(-1) <= options.tolerance_grad)
-            | (gtd > -1e-12)
-            | (t == 0)
-        )
-        active[rows[done]] = False
-        if callback is not None:
-            callback(step, rows, x[rows])
-    return MinimizeResult(x, f, iterations, objective.calls)
+    state = _Rows(x, f, g, options)
+    state.begin(every[g.abs().amax(-1) > options.tolerance_grad])
+    while len(rows := state.searching.nonzero().flatten()):
+        # Every row still searching takes its next trial step in this call, wherever its search is.
+        f_new, g_new = objective(state.x[rows] + state.t[rows, None] * state.d[rows], rows)
+        ended = state.advance(rows, f_new, g_new)
+        if len(ended):
+            done = state.finish(ended)
+            if callback is not None:
+                for k in state.iterations[ended].unique().tolist():
+                    which = ended[state.iterations[ended] == k]
+                    callback(k, which, state.x[which])
+            state.begin(ended[~done])
+    return MinimizeResult(state.x, state.f, state.iterations, objective.calls)
 
 
 def _direction(
@@ -167,86 +142,151 @@ def _cubic_min(t1, f1, g1, t2, f2, g2, lo, hi):
 
 _BRACKET, _ZOOM, _DONE = 0, 1, 2
 
+# Per-row line-search state (`_Rows`), (B, ...) tensors: the search direction, its slope at the
+# iterate, the trial step and phase, the round, and the strong-Wolfe bracket (previous trial, lo, hi).
+_SEARCH = (
+    "d", "gtd0", "d_max", "t", "phase", "round", "insufficient",
+    "t_prev", "f_prev", "g_prev", "gtd_prev", "t_lo", "f_lo", "g_lo", "gtd_lo", "t_hi", "f_hi", "gtd_hi",
+)  # fmt: skip
 
-def _strong_wolfe(
-    objective: _Counted,
-    rows: torch.Tensor,
-    x: torch.Tensor,
-    f0: torch.Tensor,
-    g0: torch.Tensor,
-    d: torch.Tensor,
-    gtd0: torch.Tensor,
-    t: torch.Tensor,
-    o: LbfgsOptions,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-row step length satisfying the strong Wolfe conditions (Nocedal & Wright, alg. 3.5-3.6).
 
-    Every round evaluates the rows still searching at their trial step. Returns
-    (step, loss, gradient) at the accepted point; step 0 where nothing better was found.
-    """
-    n = x.shape[0]
-    phase = torch.full((n,), _BRACKET, dtype=torch.long, device=x.device)
-    t_prev, f_prev, g_prev, gtd_prev = torch.zeros_like(t), f0.clone(), g0.clone(), gtd0.clone()
-    # Zoom bracket: lo (best so far, with gradient) and hi.
-    t_lo, f_lo, g_lo, gtd_lo = t_prev.clone(), f0.clone(), g0.clone(), gtd0.clone()
-    t_hi, f_hi, gtd_hi = t_prev.clone(), f0.clone(), gtd0.clone()
-    insufficient = torch.zeros(n, dtype=torch.bool, device=x.device)
-    d_max = d.abs().amax(-1)
-    for step in range(o.max_line_search):
-        # Zoom rows whose bracket has collapsed stop at lo.
-        collapsed = (phase == _ZOOM) & ((t_hi - t_lo).abs() * d_max < 1e-9)
-        phase = torch.where(collapsed, torch.full_like(phase, _DONE), phase)
-        # Zoom rows: next trial by cubic interpolation inside the bracket, kept off its ends.
-        lo, hi = torch.minimum(t_lo, t_hi), torch.maximum(t_lo, t_hi)
-        tz = _cubic_min(t_lo, f_lo, gtd_lo, t_hi, f_hi, gtd_hi, lo, hi)
-        eps = 0.1 * (hi - lo)
-        near = torch.minimum(hi - tz, tz - lo) < eps
-        force = near & (insufficient | (tz >= hi) | (tz <= lo))
-        tz = torch.where(force, torch.where((tz - hi).abs() < (tz - lo).abs(), hi - eps, lo + eps), tz)
-        zoom = phase == _ZOOM
-        insufficient = torch.where(zoom, near & ~force, insufficient)
-        t = torch.where(zoom, tz, t)
-        searching = phase != _DONE
-        if not searching.any():
-            break
-        idx = searching.nonzero().flatten()
-        fi, gi = objective(x[idx] + t[idx, None] * d[idx], rows[idx])
-        f_new, g_new = f0.clone(), g0.clone()
-        f_new[idx], g_new[idx] = fi, gi
-        gtd_new = (g_new * d).sum(-1)
+class _Rows:
+    """Every row's L-BFGS iterate, curvature history and line-search state. Rows move on their own:
+    a row that accepts a step starts its next iteration while others are still searching, so each
+    objective call evaluates every row that is still running once, wherever it is (a row's
+    trajectory is the same as in lock-step iterations, in fewer calls)."""
+
+    def __init__(self, x: torch.Tensor, f: torch.Tensor, g: torch.Tensor, options: LbfgsOptions) -> None:
+        batch, dim = x.shape
+        m, self.options = options.history_size, options
+        self.x, self.f, self.g = x, f, g
+        self.hist_s, self.hist_y = x.new_zeros(batch, m, dim), x.new_zeros(batch, m, dim)
+        self.hist_rho, self.gamma = x.new_zeros(batch, m), x.new_ones(batch)
+        self.has_history = torch.zeros(batch, dtype=torch.bool, device=x.device)
+        self.iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
+        self.searching = torch.zeros(batch, dtype=torch.bool, device=x.device)
+        for name in _SEARCH:
+            like = g if name in ("d", "g_prev", "g_lo") else f
+            setattr(self, name, torch.zeros_like(like))
+        self.phase, self.round = self.phase.long(), self.round.long()
+        self.insufficient = self.insufficient.bool()
+
+    def begin(self, rows: torch.Tensor) -> None:
+        """Start an iteration of `rows`: the L-BFGS direction and the first trial step."""
+        if not len(rows):
+            return
+        o, f, g = self.options, self.f[rows], self.g[rows]
+        d = _direction(-g, self.hist_s[rows], self.hist_y[rows], self.hist_rho[rows], self.gamma[rows])
+        gtd = (g * d).sum(-1)
+        first = o.lr * torch.clamp(1.0 / g.abs().sum(-1), max=1.0)
+        t = torch.where(self.has_history[rows], torch.full_like(first, o.lr), first)
+        zero = torch.zeros_like(t)
+        start = dict(d=d, gtd0=gtd, d_max=d.abs().amax(-1), t=t, phase=torch.full_like(self.round[rows], _BRACKET))
+        start.update(round=torch.zeros_like(self.round[rows]), insufficient=torch.zeros_like(self.searching[rows]))
+        for side in ("prev", "lo", "hi"):
+            start.update({f"t_{side}": zero, f"f_{side}": f, f"gtd_{side}": gtd})
+        start.update(g_prev=g, g_lo=g)
+        for name in _SEARCH:
+            getattr(self, name)[rows] = start[name]
+        self.searching[rows] = True
+
+    def advance(self, rows: torch.Tensor, f_new: torch.Tensor, g_new: torch.Tensor) -> torch.Tensor:
+        """One strong-Wolfe round (Nocedal & Wright, alg. 3.5-3.6) of `rows`, evaluated at their
+        trial steps, and the next round's trial; returns the rows whose search ended (accepted,
+        collapsed, or out of rounds: each takes its best point, lo, which never raises the loss)."""
+        o, s = self.options, {name: getattr(self, name)[rows] for name in _SEARCH}
+        f0, t, gtd0, phase = self.f[rows], s["t"], s["gtd0"], s["phase"]
+        prev = (s["t_prev"], s["f_prev"], s["g_prev"], s["gtd_prev"])
+        lo = (s["t_lo"], s["f_lo"], s["g_lo"], s["gtd_lo"])
+        hi = (s["t_hi"], s["f_hi"], s["gtd_hi"])
+        gtd_new = (g_new * s["d"]).sum(-1)
         armijo_fail = (f_new > f0 + o.c1 * t * gtd0) | ~torch.isfinite(f_new)
         curvature_ok = gtd_new.abs() <= -o.c2 * gtd0
 
         # Bracketing phase.
         b = phase == _BRACKET
-        up = b & (armijo_fail | ((f_new >= f_prev) & (step > 0)))  # minimum lies in [prev, t]
+        up = b & (armijo_fail | ((f_new >= s["f_prev"]) & (s["round"] > 0)))  # minimum lies in [prev, t]
         accept_b = b & ~up & curvature_ok
         down = b & ~up & ~accept_b & (gtd_new >= 0)  # minimum lies in [t, prev]
         extend = b & ~up & ~accept_b & ~down
-        _assign(up, (t_lo, f_lo, g_lo, gtd_lo), (t_prev, f_prev, g_prev, gtd_prev))
-        _assign(up, (t_hi, f_hi, gtd_hi), (t, f_new, gtd_new))
-        _assign(down, (t_hi, f_hi, gtd_hi), (t_prev, f_prev, gtd_prev))
-        _assign(down, (t_lo, f_lo, g_lo, gtd_lo), (t, f_new, g_new, gtd_new))
-        _assign(accept_b, (t_lo, f_lo, g_lo, gtd_lo), (t, f_new, g_new, gtd_new))
-        t_next = _cubic_min(t_prev, f_prev, gtd_prev, t, f_new, gtd_new, t + 0.01 * (t - t_prev), t * 10)
-        _assign(extend, (t_prev, f_prev, g_prev, gtd_prev), (t, f_new, g_new, gtd_new))
+        _assign(up, lo, prev)
+        _assign(up, hi, (t, f_new, gtd_new))
+        _assign(down, hi, (prev[0], prev[1], prev[3]))
+        _assign(down | accept_b, lo, (t, f_new, g_new, gtd_new))
+        t_next = _cubic_min(*prev[:2], prev[3], t, f_new, gtd_new, t + 0.01 * (t - prev[0]), t * 10)
+        _assign(extend, prev, (t, f_new, g_new, gtd_new))
         # An extending row keeps its last point as "lo" in case the search ends here.
-        _assign(extend, (t_lo, f_lo, g_lo, gtd_lo), (t, f_new, g_new, gtd_new))
+        _assign(extend, lo, (t, f_new, g_new, gtd_new))
         t = torch.where(extend, t_next, t)
 
         # Zoom phase.
-        shrink = zoom & (armijo_fail | (f_new >= f_lo))
+        zoom = phase == _ZOOM
+        shrink = zoom & (armijo_fail | (f_new >= lo[1]))
         accept_z = zoom & ~shrink & curvature_ok
         move_lo = zoom & ~shrink & ~accept_z
-        flip = move_lo & (gtd_new * (t_hi - t_lo) >= 0)
-        _assign(shrink, (t_hi, f_hi, gtd_hi), (t, f_new, gtd_new))
-        _assign(flip, (t_hi, f_hi, gtd_hi), (t_lo, f_lo, gtd_lo))
-        _assign(move_lo | accept_z, (t_lo, f_lo, g_lo, gtd_lo), (t, f_new, g_new, gtd_new))
+        flip = move_lo & (gtd_new * (hi[0] - lo[0]) >= 0)
+        _assign(shrink, hi, (t, f_new, gtd_new))
+        _assign(flip, hi, (lo[0], lo[1], lo[3]))
+        _assign(move_lo | accept_z, lo, (t, f_new, g_new, gtd_new))
 
         phase = torch.where(up | down, torch.full_like(phase, _ZOOM), phase)
         phase = torch.where(accept_b | accept_z, torch.full_like(phase, _DONE), phase)
-    # Rows that ran out of evaluations take their best point (lo); lo never raises the loss.
-    return t_lo, f_lo, g_lo
+        s["round"] = s["round"] + 1
+        s["t"], s["phase"] = t, phase
+        more = s["round"] < o.max_line_search
+        self._next_trial(s, more)
+        for name in _SEARCH:
+            getattr(self, name)[rows] = s[name]
+        return rows[(s["phase"] == _DONE) | ~more]
+
+    @staticmethod
+    def _next_trial(s: dict[str, torch.Tensor], more: torch.Tensor) -> None:
+        """The start of a search's next round, for rows with rounds left (`more`): zoom rows whose
+        bracket has collapsed stop at lo; the others' next trial by cubic interpolation inside the
+        bracket, kept off its ends."""
+        phase = s["phase"]
+        collapsed = more & (phase == _ZOOM) & ((s["t_hi"] - s["t_lo"]).abs() * s["d_max"] < 1e-9)
+        phase = s["phase"] = torch.where(collapsed, torch.full_like(phase, _DONE), phase)
+        lo, hi = torch.minimum(s["t_lo"], s["t_hi"]), torch.maximum(s["t_lo"], s["t_hi"])
+        tz = _cubic_min(s["t_lo"], s["f_lo"], s["gtd_lo"], s["t_hi"], s["f_hi"], s["gtd_hi"], lo, hi)
+        eps = 0.1 * (hi - lo)
+        near = torch.minimum(hi - tz, tz - lo) < eps
+        force = near & (s["insufficient"] | (tz >= hi) | (tz <= lo))
+        tz = torch.where(force, torch.where((tz - hi).abs() < (tz - lo).abs(), hi - eps, lo + eps), tz)
+        zoom = more & (phase == _ZOOM)
+        s["insufficient"] = torch.where(zoom, near & ~force, s["insufficient"])
+        s["t"] = torch.where(zoom, tz, s["t"])
+
+    def finish(self, rows: torch.Tensor) -> torch.Tensor:
+        """End the iteration of `rows` at their searches' best points: the curvature pair, the step,
+        the stopping tests; returns which of them are done."""
+        o = self.options
+        t, f_new, g_new, gtd = self.t_lo[rows], self.f_lo[rows], self.g_lo[rows], self.gtd0[rows]
+        s = t[:, None] * self.d[rows]
+        y = g_new - self.g[rows]
+        ys = (y * s).sum(-1)
+        keep = ys > 1e-10
+        if keep.any():
+            kr = rows[keep]
+            self.hist_s[kr] = torch.cat([self.hist_s[kr, 1:], s[keep, None]], 1)
+            self.hist_y[kr] = torch.cat([self.hist_y[kr, 1:], y[keep, None]], 1)
+            self.hist_rho[kr] = torch.cat([self.hist_rho[kr, 1:], (1.0 / ys[keep])[:, None]], 1)
+            self.gamma[kr] = ys[keep] / (y[keep] * y[keep]).sum(-1)
+            self.has_history[kr] = True
+        f_old = self.f[rows]
+        self.x[rows] = self.x[rows] + s
+        self.f[rows], self.g[rows] = f_new, g_new
+        self.iterations[rows] += 1
+        scale = torch.maximum(torch.maximum(f_old.abs(), f_new.abs()), torch.ones_like(f_new))
+        done = (
+            (self.iterations[rows] >= o.max_iter)
+            | ((f_old - f_new).abs() <= o.rel_tolerance * scale)
+            | (g_new.abs().amax(-1) <= o.tolerance_grad)
+            | (gtd > -1e-12)
+            | (t == 0)
+        )
+        self.searching[rows] = False
+        return done
 
 
 def _assign(mask: torch.Tensor, dst: tuple[torch.Tensor, ...], src: tuple[torch.Tensor, ...]) -> None:
