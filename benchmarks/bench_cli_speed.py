@@ -11,8 +11,9 @@ N times with 1.5 px of Gaussian jitter on every confident point, each with a cop
 functions of that checkout with timers: model load (`fitting.pipeline.build_fitter`), fitting (`Fitter.fit_frames`),
 overlays (`body.render.render_overlay`, or `OverlayRenderer.render` where the checkout has it; the CLI
 calls one of the two) and writes (`write_npz`, `write_obj`, `write_image` as
-`fitting.outputs` or, where it is a package, its modules call them). Total: the child's wall time; other: the
-rest (interpreter start and imports, reading JSON and images, posing the meshes, report page).
+`fitting.outputs` or, where it is a package, its modules call them, and `obj_faces` where the writer has it).
+Total: the child's wall time; other: the rest (interpreter start and imports, reading JSON and images, posing
+the meshes, report page).
 Prints one markdown row per run.
 """
 
@@ -45,6 +46,7 @@ PARTS = {
         ("fitting.outputs.npz", "write_npz"),
         ("fitting.outputs.writer", "write_obj"),
         ("fitting.outputs.writer", "write_image"),
+        ("fitting.outputs.writer", "obj_faces"),  # the OBJs' face lines, formatted once a run where it has it
     ],
 }
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from body.render import PALETTE, OverlayRenderer, look_at_camera, render_overlay
+from configs.files import write_obj
 from fitting.config import load_config
 from fitting.fitter import FitResult
 from fitting.outputs import Scene, Writer, frame_paths, posed_vertices
@@ -54,6 +55,36 @@ def test_a_reused_renderer_draws_what_a_fresh_one_draws(meshes):
             assert (fresh != plain).any(2).mean() > 0.05  # the bodies were drawn
         assert len(renderer._renderers) == 2  # one per size, kept
     assert not renderer._renderers  # closed on leaving the block
+
+
+def test_meshes_are_drawn_as_from_trimesh_makes_them(meshes, monkeypatch):
+    import pyrender
+    import trimesh
+
+    from body import render
+
+    verts, faces = meshes
+    bent = verts[0].copy()
+    bent[faces[5]] = bent[faces[5, 0]]  # a degenerate face (zero area): no normal, left out of its vertices'
+    material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(*PALETTE[1], 1.0))
+    for v in (verts[0], bent):
+        ours = render._smooth_mesh(pyrender, v, faces, material).primitives[0]
+        theirs = pyrender.Mesh.from_trimesh(trimesh.Trimesh(v, faces, process=False), material, smooth=True)
+        theirs = theirs.primitives[0]
+        for name in ("positions", "normals", "indices"):
+            assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
+        assert ours.mode == theirs.mode and ours.color_0 is None and theirs.color_0 is None
+    size = (320, 240)
+    (cam, focal), image = _frame(verts, size), np.random.default_rng(4).integers(0, 255, (240, 320, 3), np.uint8)
+    with OverlayRenderer() as renderer:
+        drawn = renderer.render(cam, faces, focal, (160.0, 120.0), size, image, PALETTE[:2])
+        monkeypatch.setattr(  # before: a Trimesh per body, its mesh by pyrender
+            render,
+            "_smooth_mesh",
+            lambda pyrender, v, f, m: pyrender.Mesh.from_trimesh(trimesh.Trimesh(v, f, process=False), m, smooth=True),
+        )
+        before = renderer.render(cam, faces, focal, (160.0, 120.0), size, image, PALETTE[:2])
+    assert np.array_equal(drawn, before) and (drawn != image).any(2).mean() > 0.05
 
 
 def test_overlay_scale_draws_smaller_and_keeps_the_image_size(meshes):
@@ -113,6 +144,13 @@ def test_a_writer_draws_every_frame_with_one_renderer(anny_body, tmp_path, one_t
         )
         written = iio.imread(frame_paths(tmp_path, scene.key)["png"])
         assert np.abs(written.astype(int) - fresh).max() <= 1
+        for person, verts in zip(scene.people, meshes):  # the OBJs as write_obj writes the faces array
+            written = frame_paths(tmp_path, scene.key_of(person.person_id))["obj"].read_text().splitlines()
+            write_obj(tmp_path / "expected.obj", verts, anny_body.faces.cpu().numpy())
+            expected = (tmp_path / "expected.obj").read_text().splitlines()
+            assert written[len(verts) :] == expected[len(verts) :] and len(written) == len(expected)
+            v = np.array([line.split()[1:] for line in written[: len(verts)]], float)  # posed in another batch
+            assert np.abs(v - verts).max() < 2e-6
     summary = writer.finish(0.0).to_dict()
     assert writer._renderer is None and not renderer._renderers  # freed at the end of the run
     assert sorted(summary["fitted"]) == ["frame_0", "frame_1", "pair.person_0", "pair.person_3"]

@@ -11,7 +11,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from body.base import BodyModel
-from configs.files import write_image, write_obj
+from configs.files import obj_faces, write_image, write_obj
 from fitting.fitter import FitResult
 from fitting.outputs.fits import frame_reprojection, full_params, posed_vertices
 from fitting.outputs.npz import load_frame_params, people_record, write_person
@@ -51,6 +51,7 @@ class Writer:
         self.out = out
         self.model = model
         self.faces = model.faces.cpu().numpy()
+        self._obj_faces: str | None = None  # the OBJs' face lines, the same for every mesh: formatted once
         self.options = cfg.output
         self.overwrite = overwrite
         self.stamp = {"config_digest": config_digest(cfg), "body_model": cfg.body.model, "pose_prior": cfg.prior.kind}
@@ -157,8 +158,10 @@ class Writer:
             f.unlink(missing_ok=True)
         frame = ok[0][0].targets
         if self.options.mesh:
+            if self._obj_faces is None:
+                self._obj_faces = obj_faces(self.faces)
             for (person, *_), verts in zip(ok, meshes):
-                write_obj(frame_paths(self.out, scene.key_of(person.person_id))["obj"], verts, self.faces)
+                write_obj(frame_paths(self.out, scene.key_of(person.person_id))["obj"], verts, self._obj_faces)
         if self.options.overlay:
             from body.render import PALETTE, OverlayRenderer
 
