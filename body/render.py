@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -54,7 +55,10 @@ class OverlayRenderer:
         self.close()
 
     def __del__(self) -> None:
-        self.close()  # before pyrender's own finaliser, whose eglTerminate would end other renderers' contexts
+        # Before pyrender's own finaliser, whose eglTerminate would end other renderers' contexts; not
+        # while the interpreter shuts down (the process's contexts end with it, and imports fail then).
+        if not sys.is_finalizing():
+            self.close()
 
     def close(self) -> None:
         """Free every renderer (OpenGL contexts); a later `render` makes new ones."""
