@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{fps / (base['frames'] / base['seconds']):.1f}x | {r['iterations']:.0f} | {r['calls']:.0f} | {memory} |"
         )
     if fitter.driver.probe_seconds:
-        probed = ", ".join(str(v) for v in fitter.calls.verdicts.values())
+        probed = ", ".join(f"{agreed} (of {most} probed)" for agreed, most in fitter.calls.verdicts.values())
         print(
-            f"\ncall-size probes (once per stage kind, inside the first batch of more than 16 frames): "
+            f"\ncall-size probes (per stage kind, inside the first batch of more than 16 frames and a larger one): "
             f"{fitter.driver.probe_seconds:.2f} s; rows per call allowed: {probed}"
         )
 

@@ -135,12 +135,14 @@ class Driver:
     ) -> int:
         """The most rows per objective call this stage may use: `RowCalls.max_rows_per_call` where a
         probe of the stage's objective at `x0` saw every such call size give every row the same bits
-        as calls of `rows_per_call` (`fitting.rowwise.call_sizes_agree`), else less. Probed once per
-        fitter (its model, dtype and device) per stage kind (free variables, weighted terms), torch
-        threads, frames per row and keypoint sets; a lone call of the unit needs no probe."""
+        as calls of `rows_per_call` (`fitting.rowwise.call_sizes_agree`), else less. The probe checks
+        the sizes this batch can use (up to its rows), once per fitter (its model, dtype and device)
+        per stage kind (free variables, weighted terms), torch threads, frames per row and keypoint
+        sets, and again only for a larger batch; a lone call of the unit needs no probe."""
         unit, most = self.calls.rows_per_call(problem), self.calls.max_rows_per_call(problem)
         if most <= unit or problem.rows <= unit:
             return unit
+        need = min(most, -(-problem.rows // unit) * unit)
         # The cache is the fitter's (one model, dtype and device): the key names what varies within it.
         key = (
             tuple(free),
@@ -149,13 +151,14 @@ class Driver:
             problem.frames,
             tuple(problem.layout.sets),  # the keypoints' count shapes the terms' kernels too
         )
-        if key not in self.calls.verdicts:
+        agreed, probed = self.calls.verdicts.get(key, (unit, unit))
+        if agreed == probed < need:  # no size has differed so far, and this batch can use larger calls
             began = time.perf_counter()
             probe = lambda i: value_and_grad(objective, x0[i], i)  # noqa: E731
-            agreed = call_sizes_agree(probe, problem.rows, unit, most, x0.device)
+            agreed = call_sizes_agree(probe, problem.rows, unit, need, x0.device)
             self.probe_seconds += time.perf_counter() - began
-            self.calls.verdicts[key] = agreed
-            if agreed < most:
+            self.calls.verdicts[key] = (agreed, need)
+            if agreed < need:
                 log.debug(
                     "stage %s: calls of %d rows round a row unlike calls of %d; calls of at most %d rows",
                     stage.name,
@@ -163,7 +166,7 @@ class Driver:
                     unit,
                     agreed,
                 )
-        return self.calls.verdicts[key]
+        return agreed
 
 
 class _Packer:

@@ -26,7 +26,8 @@ class RowCalls:
     frames_per_call: int
     device: torch.device
     max_frames_per_call: int = 0  # <= frames_per_call: the unit only
-    verdicts: dict = field(default_factory=dict, compare=False, repr=False)  # probe key -> rows per call allowed
+    # probe key -> (rows per call allowed, the largest size probed)
+    verdicts: dict = field(default_factory=dict, compare=False, repr=False)
 
     def rows_per_call(self, problem: Problem) -> int:
         """Rows of `problem` per call."""
