@@ -5,11 +5,12 @@ so one row's result rounds differently with the size of its batch; its position 
 batch does not matter. Measured on the fitting objective (VPoser decoder, Anny, loss and
 gradient, 2 threads): 1, 2, 9-15, 16-127 and 128-255 rows gave five different roundings
 of the same row with Anny's own skeleton code (calls of 16-512 rows agree with
-`body.anny_skeleton`'s on the CPU where it was measured, 1 and 2 threads). The late fitting stages amplify such 1e-7 differences into different
-fits, so the fitter evaluates rows in chunks of a fixed size (`optimizer.rows_per_call`),
-padding the last chunk with copies of its first row: a frame's arithmetic is then the
-same in any batch at any position. Calls of several units (`in_chunks`'s `max_rows`) are used
-only where `call_sizes_agree` has seen them give every row the unit's bits (`fitting.driver`).
+`body.anny_skeleton`'s on the CPU where it was measured, 1 and 2 threads). The late
+fitting stages amplify such 1e-7 differences into different fits, so the fitter
+evaluates rows in chunks of a fixed size (`optimizer.rows_per_call`), padding the last
+chunk with copies of its first row: a frame's arithmetic is then the same in any batch
+at any position. Calls of several units (`in_chunks`'s `max_rows`) are used only where
+`call_sizes_agree` has seen them give every row the unit's bits (`fitting.driver`).
 """
 
 from __future__ import annotations
