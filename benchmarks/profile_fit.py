@@ -83,7 +83,6 @@ def _parts(compact: bool):
     import anny.models.rigged_model as rigged
     import anny.skinning.skinning as skinning
 
-    from body.anny_body import AnnyBody
     from body.anny_skeleton import PROFILE_PARTS, AnnySkeleton
     from body.base import BodyModel
     from body.output import BodyOutput
@@ -107,7 +106,7 @@ def _parts(compact: bool):
         for name, part in PROFILE_PARTS.items():
             label(AnnySkeleton, name, part)
     else:
-        label(AnnyBody, "_coefficients", "coefficients")
+        label(AnnySkeleton, "coefficients", "coefficients")
         # rest points and bone heads are Anny's apply_linear_blendshape on two templates
         label(skinning, "apply_linear_blendshape", lambda t, *_: "rest points" if len(t) > 100 else "bone heads")
         label(rigged.RiggedModelWithLinearBlendShapes, "get_rest_model", "rest model's other ops")

@@ -127,7 +127,6 @@ class AnnyBody(BodyModel):
         self.num_bones = len(labels)
         assert not model.local_change_labels and not model.facial_action_labels, "anny's SOMA rig changed"
         mask = model.stacked_phenotype_blend_shapes_mask.bool().cpu()
-        self.register_buffer("variation_mask", torch.eye(mask.shape[1], dtype=dtype, device=device), persistent=False)
         # Per phenotype blend shape, the variations it multiplies, padded with a column of ones.
         factors = torch.full((mask.shape[0], int(mask.sum(1).max())), mask.shape[1], device=mask.device)
         for i, row in enumerate(mask):
@@ -200,7 +199,7 @@ class AnnyBody(BodyModel):
         else:
             model, points = self.bone_model, self.bone_points
         # Anny's forward (`RiggedModelWithLinearBlendShapes.forward`) step by step, with
-        # its blend-shape coefficients from `_coefficients`.
+        # its blend-shape coefficients from `AnnySkeleton.coefficients`.
         rest = self._rest_model(model, shape)
         transforms, bone_poses = model.get_bone_transforms(deltas, rest["rest_bone_poses"])
         vertices = model.get_skinned_vertices(rest["rest_vertices"], transforms)
@@ -215,7 +214,7 @@ class AnnyBody(BodyModel):
         if model is self.skeleton:
             compute = lambda s: model.rest(self.phenotypes(s))  # noqa: E731
         else:
-            compute = lambda s: model.get_rest_model(self._coefficients(self.phenotypes(s)))  # noqa: E731
+            compute = lambda s: model.get_rest_model(self.skeleton.coefficients(self.phenotypes(s)))  # noqa: E731
         if shape.requires_grad:
             return compute(shape)
         key = (id(model), shape.device, shape.dtype, tuple(shape.shape), shape.detach().cpu().numpy().tobytes())
@@ -225,24 +224,6 @@ class AnnyBody(BodyModel):
             if len(self._rest_cache) > REST_CACHE_SIZE:
                 del self._rest_cache[next(iter(self._rest_cache))]
         return self._rest_cache[key]
-
-    def _coefficients(self, phenotypes: torch.Tensor) -> torch.Tensor:
-        """Anny's blend-shape coefficients (B, C) of phenotypes (B, 6), the numbers its
-        `_get_phenotype_blendshape_coefficients` gives. Each phenotype blend shape weighs
-        the product of a few variations' weights (age 'young', gender 'male', ...); Anny
-        takes it as a masked product over all 26 variations, whose backward dominated the
-        keypoints' cost, so the variations' weights come from Anny (one per "blend shape"
-        of an identity mask) and the product runs over each blend shape's own few."""
-        from anny.models.phenotype import phenotype_blendshape_weights
-
-        model = self.model
-        variations = phenotype_blendshape_weights(
-            phenotypes, model.phenotype_labels, model.anchors, self.variation_mask, model.extrapolate_phenotypes
-        )
-        factors = torch.cat([variations, variations.new_ones(len(variations), 1)], 1)[:, self.blendshape_factors]
-        weights = factors.prod(-1)
-        projection = model.phenotype_blendshape_projection
-        return weights if projection is None else weights @ projection
 
     def _point_table(self, model) -> PointTable:
         """Detector keypoints on Anny: its COCO regressor, bone heads and a few picked vertices."""

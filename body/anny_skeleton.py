@@ -10,7 +10,8 @@ same numbers (to rounding) in a few hundred:
 - Blend-shape coefficients: the phenotypes' interpolation weights for all six phenotypes at once
   (Anny's `linear_interpolation_coefficients` per phenotype), then the product over each blend
   shape's variations (the variations gathered by a product with a one-hot matrix, whose backward is
-  another product) and Anny's projection, as `AnnyBody._coefficients` (the same bits).
+  another product) and Anny's projection: Anny's `_get_phenotype_blendshape_coefficients`, the same
+  bits in float32 (~1e-16 apart in float64). Both of `AnnyBody`'s paths (the mesh too) use it.
 - Rest model: one matrix product gives the rest points, bone heads and the orientation matrices
   (Anny's "cached" Procrustes inputs) of the bones whose orientation some offset uses (61 of 78:
   not the end bones, which copy their parent's, nor the root); their nearest rotations in one call
