@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +15,7 @@ import numpy as np
 
 TEMP_PREFIX = ".bodyfit-tmp-"  # + PID-XXXXXXXX-NAME: no user's file is named like this
 _TEMP_NAME = re.compile(rf"^{re.escape(TEMP_PREFIX)}(\d+)-[a-z0-9_]{{8}}-.")
+_UMASK = threading.Lock()  # reading the umask sets it for a moment: one thread at a time (a run's writer thread)
 
 
 @contextmanager
@@ -28,8 +30,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=f"-{path.name}", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
+    with _UMASK:
+        umask = os.umask(0)
+        os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield Path(tmp)

@@ -129,6 +129,7 @@ class OutputConfig:
     overlay: bool
     overlay_scale: float = setting(gt=0, le=1)
     video_overlay: bool
+    write_thread: Optional[bool]
     export: List[str] = setting(choices=FORMATS)
     units: str = setting(choices=tuple(UNITS))
     report: bool

@@ -10,6 +10,7 @@ them) are also what `fitting.scale_out` runs, on Ray workers.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +78,17 @@ def build_fitter(cfg: DictConfig) -> Fitter:
     return Fitter(model, load_pose_space(cfg.prior.kind, cfg.prior.path, device), FitOptions.of(cfg))
 
 
+def write_thread(cfg: DictConfig, cpus: int | None = None) -> bool:
+    """Whether the writer writes on its own thread (`output.write_thread`; null: when the fit leaves a CPU
+    free: a fit on a GPU, or fewer torch threads than `cpus`, by default the CPUs this process may use).
+    Beside a fit that uses every core the thread slows it by more than it saves (docs/throughput.md)."""
+    if cfg.output.write_thread is not None:
+        return bool(cfg.output.write_thread)
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return torch.device(cfg.device).type != "cpu" or torch.get_num_threads() < cpus
+
+
 def run(
     path: Path,
     out: Path,
@@ -93,7 +105,7 @@ def run(
     start = time.perf_counter()
     with open_run(path, out, cfg, images, overwrite, sequence_fps) as (items, passed):
         fitter = build_fitter(cfg)
-        writer = Writer(out, fitter.model, cfg, overwrite)
+        writer = Writer(out, fitter.model, cfg, overwrite, background=write_thread(cfg))
         for name, reason in passed.items():
             writer.skip(name, reason)
         detector = Detector(cfg.keypoints.holistic)

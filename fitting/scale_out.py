@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from fitting.inputs import Item
 from fitting.outputs import Summary, Writer, error_text
-from fitting.pipeline import Detector, build_fitter, fit_items, logging_to, open_run, write_results
+from fitting.pipeline import Detector, build_fitter, fit_items, logging_to, open_run, write_results, write_thread
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ class FitWorker:
         """Fit one unit; its summary and the log records it made (for the driver's run.log)."""
         if self.error:  # a restarted worker that could not load its models
             raise RuntimeError(self.error)
-        writer = Writer(self.out, self.fitter.model, self.cfg, self.overwrite)
+        background = write_thread(self.cfg, self.cfg.ray.threads_per_worker)  # beside the CPUs it reserves
+        writer = Writer(self.out, self.fitter.model, self.cfg, self.overwrite, background)
         records = _Records()
         try:
             with logging_to(records):

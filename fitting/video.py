@@ -120,6 +120,7 @@ def fit_footage(footage: Footage, fitter: Fitter, writer: Writer, cfg: DictConfi
     new = bool(scenes)
     if new:
         _fit_and_write(footage, scenes, fits, writer, progress)
+        writer.wait()  # the frames' files on disk before the motion files and the video read them
     counts = [modes[t.id] for t in tracks]
     writer.summary.tracks[item.name] = {
         "tracks": len(tracks),

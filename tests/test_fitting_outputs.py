@@ -1,12 +1,15 @@
 """fitting.outputs: the Writer leaves the caller's fits as they are; resuming asks what an earlier
-run left of a frame without recording it, and records it apart."""
+run left of a frame without recording it, and records it apart; writing on the writer's thread gives
+the same files and records."""
 
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fitting.config import load_config
 from fitting.fitter import FitResult
@@ -88,3 +91,42 @@ def test_a_frames_unfitted_people_are_reported_again_on_resume(anny_body, tmp_pa
     assert saved.done == ("two_1.png.person_2",) and saved.skipped == {"two_1.png.person_3": reason}
     writer.record_saved(saved)
     assert writer.summary.skipped == {"two_1.png.person_3": reason}
+
+
+def test_background_writes_are_the_callers_files_drawn_on_the_writers_thread(anny_body, tmp_path, monkeypatch):
+    from body.render import OverlayRenderer
+
+    threads: list[str] = []
+    render = OverlayRenderer.render
+
+    def spy(self, *args, **kwargs):  # the real renderer, noting the thread that draws
+        threads.append(threading.current_thread().name)
+        return render(self, *args, **kwargs)
+
+    monkeypatch.setattr(OverlayRenderer, "render", spy)
+    cfg = load_config(None, ["output.max_reprojection=100"])  # meshes and overlays on
+    scenes = _scenes(anny_body, 3)
+    now = Writer(tmp_path / "now", anny_body, cfg)
+    now.write(scenes[:2])  # the same calls: a call's meshes are posed together
+    now.write(scenes[2:])
+    now.finish(0.0)
+    later = Writer(tmp_path / "later", anny_body, cfg, background=True)
+    (tmp_path / "later" / "two_2.png.person_4.obj").mkdir(parents=True)  # this person's files cannot be written
+    later.write(scenes[:2])
+    later.write(scenes[2:])
+    assert later.summary.fitted == ["one.png", "two_1.png.person_2", "two_1.png.person_3"]  # the first call's
+    summary = later.finish(0.0).to_dict()
+
+    assert threads[:3] == ["MainThread"] * 3 and set(threads[3:]) == {"bodyfit-writer_0"}
+    assert summary["counts"]["fitted"] == 3 and set(summary["failed"]) == {"two_2.png.person_4", "two_2.png.person_5"}
+    assert "writing outputs failed" in summary["failed"]["two_2.png.person_5"]
+    for s in scenes[:2]:
+        for name in [p.name for p in (tmp_path / "now").glob(f"{s.key}*")]:
+            a, b = tmp_path / "now" / name, tmp_path / "later" / name
+            if name.endswith(".npz"):
+                x, y = np.load(a), np.load(b)
+                assert sorted(x.files) == sorted(y.files) and all(np.array_equal(x[k], y[k]) for k in x.files)
+            elif name.endswith(".png"):
+                np.testing.assert_array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+            else:
+                assert a.read_bytes() == b.read_bytes(), name

@@ -12,11 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import keypoints
 from fitting.config import load_config
 from fitting.outputs import OutputError
-from fitting.pipeline import run
+from fitting.pipeline import run, write_thread
 from tests.conftest import FAST_FIT, PHOTOS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,8 @@ def test_resume_refits_only_the_missing_frame(tmp_path, detections):
     src = _openpose_folder(tmp_path / "in", detections)
     keypoints.write_openpose(detections["basketball1"], src / "again_keypoints.json")
     out = tmp_path / "out"
-    cfg = load_config(None, FAST + ["camera.image_size=[640,480]", "batch_size=2"])
+    # files written on the writer's thread while the second batch fits
+    cfg = load_config(None, FAST + ["camera.image_size=[640,480]", "batch_size=2", "output.write_thread=true"])
     first = run(src, out, cfg, progress=False)
     assert sorted(first.fitted) == ["again", "basketball1", "basketball2"]
     files = sorted(p for p in out.iterdir() if p.suffix in (".npz", ".obj", ".png"))
@@ -103,6 +105,17 @@ def test_resume_refits_only_the_missing_frame(tmp_path, detections):
         )
         == 3
     )
+
+
+def test_the_writer_thread_runs_where_the_fit_leaves_a_cpu_free(one_thread):
+    def asks(*overrides: str, cpus: int | None = None) -> bool:
+        return write_thread(load_config(None, list(overrides)), cpus)
+
+    assert asks(cpus=2) and not asks(cpus=1)  # one torch thread (the fixture)
+    assert asks("device=cuda", cpus=1)  # a GPU fit leaves the CPU free
+    assert asks("output.write_thread=true", cpus=1) and not asks("output.write_thread=false", cpus=2)
+    torch.set_num_threads(2)
+    assert not asks(cpus=2) and asks(cpus=3)
 
 
 def test_one_run_per_output_folder(tmp_path, detections):

@@ -1,11 +1,18 @@
 """`Writer`, the one place that writes a run's outputs (meshes, overlays, npz) and records what
-happened to each frame and person in its `Summary` (and run.log)."""
+happened to each frame and person in its `Summary` (and run.log).
+
+With `background=True` (the CLI's runs) a frame's files are written and its overlay drawn on the
+writer's own thread while the caller fits the next batch: `write` first waits for the frames it handed
+over before, so at most one call's frames are in flight, and `wait`, `close` and `finish` wait for all.
+A frame's people are recorded as fitted once its files are on disk."""
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from omegaconf import DictConfig
@@ -47,7 +54,9 @@ class Scene:
 class Writer:
     """Writes a run's frames into `out` and records each frame's and person's fate in `summary` (and run.log)."""
 
-    def __init__(self, out: Path, model: BodyModel, cfg: DictConfig, overwrite: bool = False) -> None:
+    def __init__(
+        self, out: Path, model: BodyModel, cfg: DictConfig, overwrite: bool = False, background: bool = False
+    ) -> None:
         self.out = out
         self.model = model
         self.faces = model.faces.cpu().numpy()
@@ -57,6 +66,9 @@ class Writer:
         self.stamp = {"config_digest": config_digest(cfg), "body_model": cfg.body.model, "pose_prior": cfg.prior.kind}
         self.summary = Summary()
         self._renderer = None  # the run's OverlayRenderer, made on the first overlay and kept until `finish`
+        self.background = background
+        self._thread: ThreadPoolExecutor | None = None  # the files' thread (`background`), made on first use
+        self._pending: list[tuple[Scene, list[Kept], Future]] = []  # handed over, not yet recorded
 
     def saved_frame(self, key: str, source: Path) -> SavedFrame | None:
         """What an earlier run left of this frame if it needs no fit now (`fitting.outputs.resume.saved_frame`;
@@ -98,7 +110,9 @@ class Writer:
         """Meshes, overlays and npz of fitted frames; people without targets are reported as skipped.
         A diverged fit, or one whose reprojection error is non-finite or above
         `output.max_reprojection` of the person's height, is reported as failed, not written.
+        With `background` the files are written on the writer's thread (see the module docstring).
         The scenes and their results are left as they are."""
+        self.wait()
         kept = [(scene, ok) for scene in scenes if (ok := self._accepted(scene))]
         if not kept:
             return
@@ -106,8 +120,18 @@ class Writer:
         vertices = iter(posed_vertices(self.model, params))
         each = iter(params)
         for scene, ok in kept:
+            args = (scene, ok, [next(each) for _ in ok], [next(vertices) for _ in ok], self._people_record(scene, ok))
+            self._pending.append((scene, ok, self._submit(self._write_scene, *args)))
+        if not self.background:
+            self.wait()
+
+    def wait(self) -> None:
+        """Wait for the frames handed to the writer's thread and record their people as fitted, or as
+        failed where a file could not be written."""
+        pending, self._pending = self._pending, []
+        for scene, ok, written in pending:
             try:
-                self._write_scene(scene, ok, [next(each) for _ in ok], [next(vertices) for _ in ok])
+                written.result()
             except Exception as e:
                 for person, *_ in ok:
                     self.fail(scene.key_of(person.person_id), f"writing outputs failed: {error_text(e)}", e, scene.key)
@@ -121,6 +145,19 @@ class Writer:
                 self.summary.reprojection_rel[key] = rel
             if ok[0][0].targets.dropped:
                 self.summary.dropped_keypoints[scene.key] = ok[0][0].targets.dropped
+
+    def _submit(self, job: Callable[..., None], *args: object) -> Future:
+        """`job(*args)` on the writer's thread with `background`, else now; its outcome as a future."""
+        if self.background:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="bodyfit-writer")
+            return self._thread.submit(job, *args)
+        done: Future = Future()
+        try:
+            done.set_result(job(*args))
+        except Exception as e:
+            done.set_exception(e)
+        return done
 
     def _accepted(self, scene: Scene) -> list[Kept]:
         """The scene's people whose fits are written; the others recorded as skipped or failed."""
@@ -148,11 +185,25 @@ class Writer:
                 ok.append((person, result, px, rel))
         return ok
 
+    def _people_record(self, scene: Scene, ok: list[Kept]) -> str:
+        """The npz's `frame_people`: the scene's people, which are written, skipped and failed, and why."""
+        return people_record(
+            [p.person_id for p in scene.people],
+            [p.person_id for p, *_ in ok],
+            {p.person_id: p.reason for p in scene.people if p.targets is None},
+            {
+                p.person_id: self.summary.failed[scene.key_of(p.person_id)]
+                for p in scene.people
+                if scene.key_of(p.person_id) in self.summary.failed and p.targets is not None
+            },
+        )
+
     def _write_scene(
-        self, scene: Scene, ok: list[Kept], params: list[dict[str, np.ndarray]], meshes: list[np.ndarray]
+        self, scene: Scene, ok: list[Kept], params: list[dict[str, np.ndarray]], meshes: list[np.ndarray], record: str
     ) -> None:
         """One frame's files: earlier outputs under its key removed, then each person's obj, the
-        overlay of all meshes, and each person's npz (last), of `params` (their full parameters)."""
+        overlay of all meshes, and each person's npz (last), of `params` (their full parameters).
+        Touches no state but the renderer's: it may run on the writer's thread."""
         stale = [frame_paths(self.out, scene.key)[k] for k in ("npz", "obj")] + person_outputs(self.out, scene.key)
         for f in stale:
             f.unlink(missing_ok=True)
@@ -171,16 +222,6 @@ class Writer:
             colors = [PALETTE[person.person_id % len(PALETTE)] for person, *_ in ok]  # a track keeps its colour
             png = self._renderer.render(meshes, self.faces, frame.focal, frame.center, frame.image_size, rgb, colors)
             write_image(frame_paths(self.out, scene.key)["png"], png)
-        record = people_record(
-            [p.person_id for p in scene.people],
-            [p.person_id for p, *_ in ok],
-            {p.person_id: p.reason for p in scene.people if p.targets is None},
-            {
-                p.person_id: self.summary.failed[scene.key_of(p.person_id)]
-                for p in scene.people
-                if scene.key_of(p.person_id) in self.summary.failed and p.targets is not None
-            },
-        )
         for (person, result, px, rel), person_params in zip(ok, params):
             stamp = {**self.stamp, "input": str(scene.source), "person_id": person.person_id, "frame_people": record}
             write_person(
@@ -188,13 +229,21 @@ class Writer:
             )
 
     def close(self) -> None:
-        """Free the overlay renderer (a later overlay makes a new one)."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        """Wait for the frames in flight, then free the overlay renderer on the thread that drew with it
+        and end that thread (a later `write` makes new ones)."""
+        try:
+            self.wait()
+        finally:
+            if self._renderer is not None:
+                self._submit(self._renderer.close).result()
+                self._renderer = None
+            if self._thread is not None:
+                self._thread.shutdown()
+                self._thread = None
 
     def finish(self, seconds: float) -> Summary:
-        """Free the overlay renderer, write summary.json (also after an interruption) and return the summary."""
+        """Wait for the frames in flight, free the overlay renderer, write summary.json (also after an
+        interruption) and return the summary."""
         self.close()
         self.summary.seconds = seconds
         self.summary.write(self.out / "summary.json")
