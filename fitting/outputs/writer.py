@@ -128,13 +128,14 @@ class Writer:
     def wait(self) -> None:
         """Wait for the frames handed to the writer's thread and record their people as fitted, or as
         failed where a file could not be written."""
-        pending, self._pending = self._pending, []
-        for scene, ok, written in pending:
-            try:
-                written.result()
-            except Exception as e:
+        while self._pending:  # each taken off once recorded: an interrupted wait leaves the rest to `finish`
+            scene, ok, written = self._pending[0]
+            error = written.exception()  # waits for the frame's files
+            self._pending.pop(0)
+            if error is not None:
+                why = f"writing outputs failed: {error_text(error)}"
                 for person, *_ in ok:
-                    self.fail(scene.key_of(person.person_id), f"writing outputs failed: {error_text(e)}", e, scene.key)
+                    self.fail(scene.key_of(person.person_id), why, error, scene.key)
                 continue
             for person, _, px, rel in ok:
                 key = scene.key_of(person.person_id)
