@@ -190,7 +190,8 @@ def test_video_gives_per_frame_outputs_and_an_overlay_video(tmp_path):
     # one person: MediaPipe's tracking of the player (keypoints.person=all finds the cut-off man
     # too, and writes per-track outputs: tests/test_fitting_sequence.py)
     settings = ["video.window=3", "video.overlap=1", "video.shape_frames=2", "output.mesh=false"]
-    cfg = load_config(None, FAST + settings + ["keypoints.person=largest"])
+    # the frames written on the writer's thread: motion.npz and overlay.mp4 read them after the last window
+    cfg = load_config(None, FAST + settings + ["keypoints.person=largest", "output.write_thread=true"])
     summary = run(video, out, cfg, progress=False)
     names = [f"clip.mp4/{i:06d}" for i in range(5)]
     assert sorted(summary.fitted) == names and not summary.failed
