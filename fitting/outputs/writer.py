@@ -1,10 +1,11 @@
 """`Writer`, the one place that writes a run's outputs (meshes, overlays, npz) and records what
 happened to each frame and person in its `Summary` (and run.log).
 
-With `background=True` (the CLI's runs) a frame's files are written and its overlay drawn on the
-writer's own thread while the caller fits the next batch: `write` first waits for the frames it handed
-over before, so at most one call's frames are in flight, and `wait`, `close` and `finish` wait for all.
-A frame's people are recorded as fitted once its files are on disk."""
+With `background=True` (a run's `output.write_thread`, `fitting.pipeline.write_thread`) a frame's
+files are written and its overlay drawn on the writer's own thread while the caller fits the next
+batch: `write` first waits for the frames it handed over before, so at most one call's frames are
+in flight, and `wait`, `close` and `finish` wait for all. A frame's people are recorded as fitted
+once its files are on disk."""
 
 from __future__ import annotations
 
